@@ -1,0 +1,20 @@
+//! Latchkey's domain: what a key looks like, how it is hashed, what a permission means and
+//! whether a credential may do something. Pure functions and plain data; no IO, no async.
+
+pub mod base62;
+pub mod hash;
+pub mod ids;
+pub mod key;
+pub mod permission;
+pub mod roles;
+pub mod secret;
+pub mod validate;
+pub mod verify;
+
+pub use hash::{KeyHash, KeyHasher};
+pub use ipnet;
+pub use key::{ApiKey, Environment, KeyType, ParseKeyError};
+pub use permission::{Permission, PermissionSet};
+pub use secret::Secret;
+pub use validate::{FieldError, Validator};
+pub use verify::{Demand, Denial, KeyFacts, OwnerFacts, WorkspacePolicy};

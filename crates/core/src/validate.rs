@@ -1,0 +1,248 @@
+//! Field validation shared by every write: collects all problems at once so a 422 lists them all.
+
+use crate::permission::{Permission, PermissionSet};
+use ipnet::IpNet;
+use serde::Serialize;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_METADATA_BYTES: usize = 4096;
+const MAX_LIST: usize = 100;
+
+#[derive(Debug, Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    pub fn check(&mut self, ok: bool, field: &str, message: &str) {
+        if !ok {
+            self.error(field, message);
+        }
+    }
+
+    /// Names are 1–100 characters, no control characters; surrounding spaces are trimmed.
+    pub fn name(&mut self, field: &str, value: &str) -> String {
+        let v = value.trim();
+        let n = v.chars().count();
+        if n == 0 || n > MAX_NAME_CHARS {
+            self.error(field, "must be 1 to 100 characters");
+        } else if v.chars().any(char::is_control) {
+            self.error(field, "must not contain control characters");
+        }
+        v.to_owned()
+    }
+
+    /// Emails are compared case-insensitively, so they are stored lowercased.
+    pub fn email(&mut self, field: &str, value: &str) -> String {
+        let v = value.trim().to_lowercase();
+        let ok = v.len() <= 254
+            && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+            && v.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+            });
+        self.check(ok, field, "must be an email address");
+        v
+    }
+
+    pub fn password(&mut self, field: &str, value: &str) {
+        let n = value.chars().count();
+        self.check(
+            (12..=1024).contains(&n),
+            field,
+            "must be 12 to 1024 characters",
+        );
+    }
+
+    pub fn permissions(&mut self, field: &str, values: &[String]) -> PermissionSet {
+        if values.len() > MAX_LIST {
+            self.error(field, "at most 100 permissions");
+        }
+        let mut ok = Vec::with_capacity(values.len());
+        for (i, v) in values.iter().enumerate() {
+            match Permission::parse(v) {
+                Ok(p) => ok.push(p),
+                Err(e) => self.error(&format!("{field}[{i}]"), e.0),
+            }
+        }
+        PermissionSet::new(ok)
+    }
+
+    /// Browser origins: `scheme://host[:port]`, optionally `https://*.example.com`.
+    pub fn origins(&mut self, field: &str, values: &[String]) -> Vec<String> {
+        if values.len() > MAX_LIST {
+            self.error(field, "at most 100 origins");
+        }
+        let mut out = Vec::with_capacity(values.len());
+        for (i, v) in values.iter().enumerate() {
+            let norm = v.trim().trim_end_matches('/').to_ascii_lowercase();
+            if is_origin(&norm) {
+                out.push(norm);
+            } else {
+                self.error(
+                    &format!("{field}[{i}]"),
+                    "must be an origin like https://app.example.com",
+                );
+            }
+        }
+        out
+    }
+
+    pub fn ips(&mut self, field: &str, values: &[String]) -> Vec<IpNet> {
+        if values.len() > MAX_LIST {
+            self.error(field, "at most 100 addresses");
+        }
+        let mut out = Vec::with_capacity(values.len());
+        for (i, v) in values.iter().enumerate() {
+            let parsed = v
+                .parse::<IpNet>()
+                .or_else(|_| v.parse::<IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => out.push(net.trunc()),
+                Err(_) => self.error(
+                    &format!("{field}[{i}]"),
+                    "must be an IP address or CIDR block",
+                ),
+            }
+        }
+        out
+    }
+
+    pub fn metadata(&mut self, field: &str, value: &serde_json::Value) {
+        if !value.is_object() {
+            self.error(field, "must be a JSON object");
+        } else if value.to_string().len() > MAX_METADATA_BYTES {
+            self.error(field, "must be at most 4096 bytes of JSON");
+        }
+    }
+
+    pub fn finish(self) -> Result<(), Vec<FieldError>> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+fn is_origin(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
+        return false;
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return false;
+    }
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+}
+
+/// Whether a request's `Origin` header matches an allow-list entry (exact, or `*.` subdomain).
+pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+    allowed.iter().any(|a| match a.split_once("://*.") {
+        Some((scheme, suffix)) => origin
+            .strip_prefix(scheme)
+            .and_then(|r| r.strip_prefix("://"))
+            .is_some_and(|host| host.ends_with(&format!(".{suffix}"))),
+        None => *a == origin,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_every_error() {
+        let mut v = Validator::new();
+        v.name("name", "");
+        v.email("email", "nope");
+        v.permissions("permissions", &["ok:read".into(), "bad perm".into()]);
+        v.origins("allowed_origins", &["ftp://x".into()]);
+        v.ips("allowed_ips", &["10.0.0.0/8".into(), "999.1.1.1".into()]);
+        v.metadata("metadata", &serde_json::json!([1]));
+        let errs = v.finish().unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "email",
+                "permissions[1]",
+                "allowed_origins[0]",
+                "allowed_ips[1]",
+                "metadata"
+            ]
+        );
+    }
+
+    #[test]
+    fn names_and_emails() {
+        let mut v = Validator::new();
+        assert_eq!(v.name("n", "  Prod key "), "Prod key");
+        assert_eq!(v.email("e", "Ada@Example.COM"), "ada@example.com");
+        v.name("n", &"x".repeat(100));
+        assert!(v.finish().is_ok());
+        let mut v = Validator::new();
+        v.name("n", &"x".repeat(101));
+        v.name("n2", "tab\there");
+        assert_eq!(v.finish().unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn origin_matching() {
+        let mut v = Validator::new();
+        let allowed = v.origins(
+            "o",
+            &[
+                "https://App.example.com/".into(),
+                "https://*.shop.io".into(),
+                "http://localhost:3000".into(),
+            ],
+        );
+        assert!(v.finish().is_ok());
+        assert!(origin_allowed(&allowed, "https://app.example.com"));
+        assert!(origin_allowed(&allowed, "https://eu.shop.io"));
+        assert!(origin_allowed(&allowed, "http://localhost:3000"));
+        assert!(!origin_allowed(&allowed, "https://shop.io"));
+        assert!(!origin_allowed(&allowed, "https://evilshop.io"));
+        assert!(!origin_allowed(&allowed, "http://app.example.com"));
+        assert!(!origin_allowed(
+            &allowed,
+            "https://app.example.com.evil.com"
+        ));
+    }
+}

@@ -1,0 +1,385 @@
+//! The verification decision: given what the store knows about a key, its owner and its
+//! workspace, and what the caller demands, is the key good, and if not, exactly why.
+
+use crate::key::{Environment, KeyType};
+use crate::permission::{Permission, PermissionSet};
+use crate::validate::origin_allowed;
+use ipnet::IpNet;
+
+use std::net::IpAddr;
+
+/// Why a credential was refused. The order of checks in [`decide`] is the order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    NotFound,
+    Revoked,
+    Disabled,
+    Expired,
+    /// The owner is deactivated or no longer a member of the key's workspace.
+    Forbidden,
+    EnvironmentMismatch,
+    OriginNotAllowed,
+    IpNotAllowed,
+    InsufficientPermissions,
+    PairRequired,
+    PairMismatch,
+}
+
+impl Denial {
+    /// The `code` of `POST /v1/verify`.
+    pub fn verify_code(self) -> &'static str {
+        match self {
+            Denial::NotFound => "NOT_FOUND",
+            Denial::Revoked => "REVOKED",
+            Denial::Disabled => "DISABLED",
+            Denial::Expired => "EXPIRED",
+            Denial::Forbidden => "FORBIDDEN",
+            Denial::EnvironmentMismatch => "ENVIRONMENT_MISMATCH",
+            Denial::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
+            Denial::IpNotAllowed => "IP_NOT_ALLOWED",
+            Denial::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            Denial::PairRequired => "PAIR_REQUIRED",
+            Denial::PairMismatch => "PAIR_MISMATCH",
+        }
+    }
+
+    /// True when the credential itself is unusable (HTTP 401); false when it is valid but not
+    /// enough for this request (HTTP 403).
+    pub fn is_authentication_failure(self) -> bool {
+        matches!(
+            self,
+            Denial::NotFound
+                | Denial::Revoked
+                | Denial::Disabled
+                | Denial::Expired
+                | Denial::Forbidden
+                | Denial::PairRequired
+                | Denial::PairMismatch
+        )
+    }
+}
+
+/// What is stored about a key that matters to a decision.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyFacts<'a> {
+    pub key_type: KeyType,
+    pub environment: Environment,
+    pub revoked: bool,
+    pub enabled: bool,
+    pub expires_at: Option<i64>,
+    pub restriction: Option<&'a PermissionSet>,
+    pub allowed_origins: &'a [String],
+    pub allowed_ips: &'a [IpNet],
+}
+
+/// The owner's standing in the key's workspace, read live.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnerFacts<'a> {
+    pub active: bool,
+    /// Member of the workspace, or an instance admin (who may act in every workspace).
+    pub member: bool,
+    /// Role permissions plus direct grants (everything for an instance admin).
+    pub permissions: &'a PermissionSet,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WorkspacePolicy<'a> {
+    pub publishable_permissions: &'a PermissionSet,
+}
+
+/// What the caller needs from the credential for this request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Demand<'a> {
+    pub permissions: &'a [Permission],
+    pub environment: Option<Environment>,
+    pub origin: Option<&'a str>,
+    pub ip: Option<IpAddr>,
+}
+
+/// The permissions a key can exercise right now, as a checkable set.
+#[derive(Debug, Clone, Copy)]
+pub struct Effective<'a> {
+    owner: &'a PermissionSet,
+    restriction: Option<&'a PermissionSet>,
+    publishable: Option<&'a PermissionSet>,
+}
+
+impl Effective<'_> {
+    pub fn allows(&self, wanted: &Permission) -> bool {
+        self.owner.allows(wanted)
+            && self.restriction.is_none_or(|r| r.allows(wanted))
+            && self
+                .publishable
+                .is_none_or(|p| !wanted.is_latchkey() && p.allows(wanted))
+    }
+
+    pub fn allows_str(&self, wanted: &str) -> bool {
+        Permission::parse(wanted).is_ok_and(|p| self.allows(&p))
+    }
+
+    /// A listing for `/v1/me` and verify responses (see [`PermissionSet::intersection`]).
+    pub fn listing(&self) -> PermissionSet {
+        let mut set = self.owner.minimal();
+        if let Some(r) = self.restriction {
+            set = set.intersection(r);
+        }
+        if let Some(p) = self.publishable {
+            let app_only =
+                PermissionSet::new(set.iter().filter(|q| !q.is_latchkey()).cloned().collect());
+            set = app_only.intersection(p);
+        }
+        set
+    }
+
+    /// An upper bound for keys created by this credential: it may only hand out what it has.
+    pub fn bound(&self) -> PermissionSet {
+        self.listing()
+    }
+}
+
+pub fn effective<'a>(
+    key: &KeyFacts<'a>,
+    owner: &OwnerFacts<'a>,
+    workspace: &WorkspacePolicy<'a>,
+) -> Effective<'a> {
+    Effective {
+        owner: owner.permissions,
+        restriction: key.restriction,
+        publishable: (key.key_type == KeyType::Publishable)
+            .then_some(workspace.publishable_permissions),
+    }
+}
+
+/// Decides whether a stored key satisfies a demand at `now` (unix seconds).
+pub fn decide(
+    key: &KeyFacts<'_>,
+    owner: &OwnerFacts<'_>,
+    workspace: &WorkspacePolicy<'_>,
+    demand: &Demand<'_>,
+    now: i64,
+) -> Result<(), Denial> {
+    if key.revoked {
+        return Err(Denial::Revoked);
+    }
+    if !key.enabled {
+        return Err(Denial::Disabled);
+    }
+    if key.expires_at.is_some_and(|t| t <= now) {
+        return Err(Denial::Expired);
+    }
+    if !owner.active || !owner.member {
+        return Err(Denial::Forbidden);
+    }
+    if demand.environment.is_some_and(|e| e != key.environment) {
+        return Err(Denial::EnvironmentMismatch);
+    }
+    if !key.allowed_origins.is_empty()
+        && !demand
+            .origin
+            .is_some_and(|o| origin_allowed(key.allowed_origins, o))
+    {
+        return Err(Denial::OriginNotAllowed);
+    }
+    if !key.allowed_ips.is_empty()
+        && !demand
+            .ip
+            .is_some_and(|ip| key.allowed_ips.iter().any(|net| net.contains(&ip)))
+    {
+        return Err(Denial::IpNotAllowed);
+    }
+    let eff = effective(key, owner, workspace);
+    if !demand.permissions.iter().all(|p| eff.allows(p)) {
+        return Err(Denial::InsufficientPermissions);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> PermissionSet {
+        PermissionSet::parse_all(items.iter().copied()).unwrap()
+    }
+
+    struct Fixture {
+        owner: PermissionSet,
+        restriction: Option<PermissionSet>,
+        publishable: PermissionSet,
+        origins: Vec<String>,
+        ips: Vec<IpNet>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Self {
+                owner: set(&["*", "latchkey:keys:manage_own"]),
+                restriction: None,
+                publishable: set(&["products:read"]),
+                origins: vec![],
+                ips: vec![],
+            }
+        }
+        fn key(&self, key_type: KeyType) -> KeyFacts<'_> {
+            KeyFacts {
+                key_type,
+                environment: Environment::Live,
+                revoked: false,
+                enabled: true,
+                expires_at: None,
+                restriction: self.restriction.as_ref(),
+                allowed_origins: &self.origins,
+                allowed_ips: &self.ips,
+            }
+        }
+        fn owner(&self) -> OwnerFacts<'_> {
+            OwnerFacts {
+                active: true,
+                member: true,
+                permissions: &self.owner,
+            }
+        }
+        fn ws(&self) -> WorkspacePolicy<'_> {
+            WorkspacePolicy {
+                publishable_permissions: &self.publishable,
+            }
+        }
+    }
+
+    fn perms(items: &[&str]) -> Vec<Permission> {
+        items
+            .iter()
+            .map(|s| Permission::parse(s).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn precedence_of_key_state() {
+        let f = Fixture::new();
+        let d = Demand::default();
+        let mut k = f.key(KeyType::Secret);
+        assert_eq!(decide(&k, &f.owner(), &f.ws(), &d, 100), Ok(()));
+        k.expires_at = Some(100);
+        assert_eq!(
+            decide(&k, &f.owner(), &f.ws(), &d, 100),
+            Err(Denial::Expired)
+        );
+        k.enabled = false;
+        assert_eq!(
+            decide(&k, &f.owner(), &f.ws(), &d, 100),
+            Err(Denial::Disabled)
+        );
+        k.revoked = true;
+        assert_eq!(
+            decide(&k, &f.owner(), &f.ws(), &d, 100),
+            Err(Denial::Revoked)
+        );
+    }
+
+    #[test]
+    fn owner_standing_is_checked_live() {
+        let f = Fixture::new();
+        let k = f.key(KeyType::Secret);
+        let d = Demand::default();
+        let mut o = f.owner();
+        o.member = false;
+        assert_eq!(decide(&k, &o, &f.ws(), &d, 0), Err(Denial::Forbidden));
+        o.member = true;
+        o.active = false;
+        assert_eq!(decide(&k, &o, &f.ws(), &d, 0), Err(Denial::Forbidden));
+    }
+
+    #[test]
+    fn a_key_never_exceeds_its_owner_or_its_restriction() {
+        let mut f = Fixture::new();
+        f.owner = set(&["documents:read"]);
+        f.restriction = Some(set(&["documents:*", "billing:read"]));
+        let k = f.key(KeyType::Secret);
+        let ok = perms(&["documents:read"]);
+        let too_much = perms(&["billing:read"]);
+        assert_eq!(
+            decide(
+                &k,
+                &f.owner(),
+                &f.ws(),
+                &Demand {
+                    permissions: &ok,
+                    ..Default::default()
+                },
+                0
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            decide(
+                &k,
+                &f.owner(),
+                &f.ws(),
+                &Demand {
+                    permissions: &too_much,
+                    ..Default::default()
+                },
+                0
+            ),
+            Err(Denial::InsufficientPermissions)
+        );
+        let eff = effective(&k, &f.owner(), &f.ws());
+        assert_eq!(eff.listing().to_strings(), vec!["documents:read"]);
+    }
+
+    #[test]
+    fn publishable_keys_are_limited_to_publishable_permissions_and_never_manage() {
+        let f = Fixture::new();
+        let k = f.key(KeyType::Publishable);
+        let eff = effective(&k, &f.owner(), &f.ws());
+        assert!(eff.allows_str("products:read"));
+        assert!(!eff.allows_str("products:write"));
+        assert!(!eff.allows_str("latchkey:keys:manage_own"));
+        assert_eq!(eff.listing().to_strings(), vec!["products:read"]);
+    }
+
+    #[test]
+    fn environment_origin_and_ip() {
+        let mut f = Fixture::new();
+        f.origins = vec!["https://shop.example".into()];
+        f.ips = vec!["10.0.0.0/8".parse().unwrap()];
+        let k = f.key(KeyType::Publishable);
+        let o = f.owner();
+        let w = f.ws();
+        let good = Demand {
+            origin: Some("https://shop.example"),
+            ip: Some("10.1.2.3".parse().unwrap()),
+            environment: Some(Environment::Live),
+            ..Default::default()
+        };
+        assert_eq!(decide(&k, &o, &w, &good, 0), Ok(()));
+        let d = Demand {
+            environment: Some(Environment::Test),
+            ..good
+        };
+        assert_eq!(decide(&k, &o, &w, &d, 0), Err(Denial::EnvironmentMismatch));
+        let d = Demand {
+            origin: Some("https://evil.example"),
+            ..good
+        };
+        assert_eq!(decide(&k, &o, &w, &d, 0), Err(Denial::OriginNotAllowed));
+        let d = Demand {
+            origin: None,
+            ..good
+        };
+        assert_eq!(decide(&k, &o, &w, &d, 0), Err(Denial::OriginNotAllowed));
+        let d = Demand {
+            ip: Some("192.168.1.1".parse().unwrap()),
+            ..good
+        };
+        assert_eq!(decide(&k, &o, &w, &d, 0), Err(Denial::IpNotAllowed));
+    }
+
+    #[test]
+    fn http_classes() {
+        assert!(Denial::Revoked.is_authentication_failure());
+        assert!(Denial::Forbidden.is_authentication_failure());
+        assert!(!Denial::InsufficientPermissions.is_authentication_failure());
+        assert_eq!(Denial::IpNotAllowed.verify_code(), "IP_NOT_ALLOWED");
+    }
+}

@@ -1,0 +1,152 @@
+//! The process: open the store, load the server secret, bootstrap, serve (plain or TLS) until
+//! a shutdown signal, then drain requests and flush batched writes.
+
+use crate::bootstrap::{bootstrap, BootstrapOutput};
+use crate::cache::VerifyCache;
+use crate::config::Config;
+use crate::state::{AppState, Shared};
+use crate::usage::UsageRecorder;
+use crate::{metrics_layer, routes};
+use anyhow::{bail, Context};
+use axum::Router;
+use latchkey_core::{base62, KeyHasher, Secret};
+use latchkey_store::{Backend, SqlStore};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tower_http::trace::TraceLayer;
+
+pub struct App {
+    pub state: AppState,
+    config: Config,
+}
+
+impl App {
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let store = SqlStore::open(&config.database_url())
+            .await
+            .context("opening the database")?;
+        let secret = match &config.secret {
+            Some(s) => s.clone(),
+            None => {
+                if store.backend() == Backend::Postgres {
+                    tracing::warn!(
+                        "no LATCHKEY_SECRET set: using a secret from the data directory; \
+                         every node of a cluster must share one LATCHKEY_SECRET"
+                    );
+                }
+                load_or_create_secret(&config.data_dir.join("secret"))?
+            }
+        };
+        let state = AppState::new(Shared {
+            hasher: KeyHasher::new(secret.expose().as_bytes()),
+            store,
+            cache: VerifyCache::new(config.cache_capacity, config.cache_ttl),
+            usage: UsageRecorder::default(),
+            metrics: metrics_layer::install(),
+        });
+        Ok(Self {
+            state,
+            config: config.clone(),
+        })
+    }
+
+    /// Creates the instance admin on an empty database; `None` if it was already initialised.
+    pub async fn bootstrap(&self) -> anyhow::Result<Option<BootstrapOutput>> {
+        bootstrap(
+            &self.state.store,
+            &self.state.hasher,
+            &self.config.admin_email,
+        )
+        .await
+    }
+
+    pub fn router(&self) -> Router {
+        routes::router(self.state.clone()).layer(
+            TraceLayer::new_for_http()
+                // Path only: a query string could carry what someone mistook for a parameter.
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; then lets in-flight requests finish
+    /// (up to 30 s), flushes `last_used_at` and closes the database.
+    pub async fn serve(
+        self,
+        listener: std::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        listener.set_nonblocking(true)?;
+        let handle = axum_server::Handle::new();
+        let h = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            h.graceful_shutdown(Some(Duration::from_secs(30)));
+        });
+        let flusher = {
+            let state = self.state.clone();
+            let every = self.config.usage_flush;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    state.usage.flush(&state.store).await;
+                }
+            })
+        };
+        let service = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = match &self.config.tls {
+            Some((cert, key)) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .context("loading the TLS certificate and key")?;
+                axum_server::from_tcp_rustls(listener, tls)
+                    .handle(handle)
+                    .serve(service)
+                    .await
+            }
+            None => {
+                axum_server::from_tcp(listener)
+                    .handle(handle)
+                    .serve(service)
+                    .await
+            }
+        };
+        flusher.abort();
+        self.state.usage.flush(&self.state.store).await;
+        self.state.store.close().await;
+        served.context("serving HTTP")
+    }
+}
+
+/// The single-node secret: generated once, readable by the owner only.
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(Secret::new(s.trim())),
+        Ok(_) => bail!("{} is shorter than 32 characters", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let mut s = String::new();
+    base62::push_random(48, &mut s);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    use std::io::Write;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(s.as_bytes())?;
+    f.sync_all()?;
+    Ok(Secret::new(s))
+}

@@ -1,0 +1,146 @@
+//! The `latchkey` command line: `serve` and `init` run the service; `keys`, `users` and
+//! `workspaces` are clients of a running one.
+
+pub mod client;
+pub mod table;
+
+use crate::config::{Config, ServerArgs};
+use crate::App;
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+
+#[derive(Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "API keys and access tokens, self-hosted"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    client: client::ClientOpts,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (on first start, creates the instance admin and prints its key once).
+    Serve(ServerArgs),
+    /// Initialise an empty database and print the admin credentials once (`--json` for scripts).
+    Init(ServerArgs),
+    /// Manage API keys on a running server.
+    #[command(subcommand)]
+    Keys(client::KeysCommand),
+    /// Manage users on a running server.
+    #[command(subcommand)]
+    Users(client::UsersCommand),
+    /// Manage workspaces, members, roles and grants on a running server.
+    #[command(subcommand)]
+    Workspaces(client::WorkspacesCommand),
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args).await,
+        Command::Init(args) => init(&args, cli.client.json).await,
+        Command::Keys(c) => client::run(&cli.client, client::ClientCommand::Keys(c)).await,
+        Command::Users(c) => client::run(&cli.client, client::ClientCommand::Users(c)).await,
+        Command::Workspaces(c) => {
+            client::run(&cli.client, client::ClientCommand::Workspaces(c)).await
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LATCHKEY_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        fmt.json().init();
+    } else {
+        fmt.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+async fn serve(args: &ServerArgs) -> anyhow::Result<()> {
+    init_logging();
+    let config = Config::load(args)?;
+    config.check_transport()?;
+    let app = App::open(&config).await?;
+    if let Some(b) = app.bootstrap().await? {
+        // Deliberately on stdout and not through the logger: shown once, to whoever started us.
+        println!(
+            "\nLatchkey initialised. Save these now; they will not be shown again.\n\n  \
+             admin email:    {}\n  admin password: {}\n  admin API key:  {}\n",
+            b.admin_email, b.admin_password, b.admin_key
+        );
+    }
+    let listener = std::net::TcpListener::bind(config.listen)?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(address = %listener.local_addr()?, "listening on {scheme}://{}", listener.local_addr()?);
+    app.serve(listener, shutdown_signal()).await
+}
+
+async fn init(args: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    let config = Config::load(args)?;
+    let app = App::open(&config).await?;
+    let Some(b) = app.bootstrap().await? else {
+        anyhow::bail!("this database is already initialised");
+    };
+    app.state.store.close().await;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "admin_user_id": b.admin_user_id,
+                "admin_email": b.admin_email,
+                "admin_password": b.admin_password,
+                "admin_key": b.admin_key,
+                "workspace_id": b.workspace_id,
+            })
+        );
+    } else {
+        println!(
+            "admin email:    {}\nadmin password: {}\nadmin API key:  {}\nworkspace:      {} (Default)\n\
+             These are shown once; store them now.",
+            b.admin_email, b.admin_password, b.admin_key, b.workspace_id
+        );
+    }
+    Ok(())
+}
+
+/// SIGTERM (orchestrators) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

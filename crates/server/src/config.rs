@@ -1,0 +1,229 @@
+//! Configuration: command-line flags, then `LATCHKEY_*` environment variables (clap reads both),
+//! then `latchkey.toml`, then defaults.
+
+use anyhow::{bail, Context};
+use latchkey_core::Secret;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// A TOML file with the same settings (default: ./latchkey.toml if it exists).
+    #[arg(long, env = "LATCHKEY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "LATCHKEY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Where the SQLite database and the generated server secret live [default: ./latchkey-data].
+    #[arg(long, env = "LATCHKEY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` to use PostgreSQL instead of the embedded SQLite.
+    #[arg(long, env = "LATCHKEY_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+    /// PEM certificate chain; with --tls-key, serve HTTPS.
+    #[arg(long, env = "LATCHKEY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, env = "LATCHKEY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long, env = "LATCHKEY_INSECURE_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub insecure_http: Option<bool>,
+    /// Email of the instance admin created on first start [default: admin@latchkey.local].
+    #[arg(long, env = "LATCHKEY_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    /// Most keys (and owners) kept in the verification cache [default: 1000000].
+    #[arg(long, env = "LATCHKEY_CACHE_CAPACITY")]
+    pub cache_capacity: Option<u64>,
+    /// Longest a cache entry lives without being re-read [default: 300].
+    #[arg(long, env = "LATCHKEY_CACHE_TTL_SECONDS")]
+    pub cache_ttl_seconds: Option<u64>,
+    /// How often batched `last_used_at` values are written [default: 1000].
+    #[arg(long, env = "LATCHKEY_USAGE_FLUSH_MS")]
+    pub usage_flush_ms: Option<u64>,
+}
+
+/// `latchkey.toml`: every setting above, plus `secret`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    insecure_http: Option<bool>,
+    admin_email: Option<String>,
+    cache_capacity: Option<u64>,
+    cache_ttl_seconds: Option<u64>,
+    usage_flush_ms: Option<u64>,
+    secret: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: SQLite in `data_dir`.
+    pub database: Option<String>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub insecure_http: bool,
+    /// From `LATCHKEY_SECRET` or the file; `None`: read or generate `data_dir/secret`.
+    pub secret: Option<Secret>,
+    pub admin_email: String,
+    pub cache_capacity: u64,
+    pub cache_ttl: Duration,
+    pub usage_flush: Duration,
+}
+
+impl Config {
+    /// Defaults for tests and embedding: loopback, a given data directory, SQLite.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: "127.0.0.1:0".parse().expect("valid"),
+            data_dir: data_dir.into(),
+            database: None,
+            tls: None,
+            insecure_http: false,
+            secret: None,
+            admin_email: "admin@latchkey.local".into(),
+            cache_capacity: 1_000_000,
+            cache_ttl: Duration::from_secs(300),
+            usage_flush: Duration::from_millis(1000),
+        }
+    }
+
+    pub fn load(args: &ServerArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(p) => read_file(p)?,
+            None if Path::new("latchkey.toml").exists() => read_file(Path::new("latchkey.toml"))?,
+            None => FileConfig::default(),
+        };
+        let env_secret = std::env::var("LATCHKEY_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty());
+        let secret = env_secret.or(file.secret).map(Secret::new);
+        if let Some(s) = &secret {
+            if s.expose().len() < 32 {
+                bail!("LATCHKEY_SECRET must be at least 32 characters");
+            }
+        }
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
+        Ok(Self {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid")),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| "latchkey-data".into()),
+            database: args.database.clone().or(file.database),
+            tls,
+            insecure_http: args.insecure_http.or(file.insecure_http).unwrap_or(false),
+            secret,
+            admin_email: args
+                .admin_email
+                .clone()
+                .or(file.admin_email)
+                .unwrap_or_else(|| "admin@latchkey.local".into()),
+            cache_capacity: args
+                .cache_capacity
+                .or(file.cache_capacity)
+                .unwrap_or(1_000_000),
+            cache_ttl: Duration::from_secs(
+                args.cache_ttl_seconds
+                    .or(file.cache_ttl_seconds)
+                    .unwrap_or(300),
+            ),
+            usage_flush: Duration::from_millis(
+                args.usage_flush_ms
+                    .or(file.usage_flush_ms)
+                    .unwrap_or(1000)
+                    .max(10),
+            ),
+        })
+    }
+
+    /// SPEC §4: outside loopback, plain HTTP only when the operator says so.
+    pub fn check_transport(&self) -> anyhow::Result<()> {
+        if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.insecure_http {
+            bail!(
+                "refusing to serve plain HTTP on {}: configure --tls-cert and --tls-key, \
+                 or pass --insecure-http when a TLS-terminating proxy is in front",
+                self.listen
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL: the configured one, or the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("latchkey.db").display()))
+    }
+}
+
+fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: ServerArgs,
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("lk-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("latchkey.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9999\"\ndata_dir = \"/tmp/x\"\ncache_capacity = 7\n",
+        )
+        .unwrap();
+        let t = T::parse_from([
+            "t",
+            "--config",
+            f.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:1234",
+        ]);
+        let c = Config::load(&t.a).unwrap();
+        assert_eq!(c.listen.port(), 1234);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.cache_capacity, 7);
+        assert_eq!(c.usage_flush, Duration::from_millis(1000));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plain_http_outside_loopback_needs_consent() {
+        let mut c = Config::for_data_dir("/tmp/x");
+        c.listen = "0.0.0.0:8080".parse().unwrap();
+        assert!(c.check_transport().is_err());
+        c.insecure_http = true;
+        assert!(c.check_transport().is_ok());
+        c.listen = "127.0.0.1:8080".parse().unwrap();
+        c.insecure_http = false;
+        assert!(c.check_transport().is_ok());
+    }
+}

@@ -1,0 +1,313 @@
+//! The HTTP layer's one error type, rendered once as RFC 9457 problem+json. Every failure a
+//! client can see (including axum's own rejections and panics) goes through [`ApiError`].
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::{Denial, FieldError};
+use latchkey_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const INVALID_CREDENTIALS: &str = "Invalid or missing API key";
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 401. `presented`: a credential was sent (adds `error="invalid_token"`, RFC 6750 §3).
+    Unauthenticated {
+        presented: bool,
+    },
+    /// 403 with one of the §3 codes.
+    Forbidden(&'static str),
+    NotFound,
+    Conflict(String),
+    Validation(Vec<FieldError>),
+    BadRequest {
+        code: &'static str,
+        detail: String,
+    },
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    MethodNotAllowed,
+    Internal,
+}
+
+/// RFC 9457 problem details, as every error response carries them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[schema(example = "urn:latchkey:problem:invalid_credentials")]
+    pub r#type: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[schema(example = "invalid_credentials")]
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldErrorBody>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    pub field: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code: "bad_request",
+            detail: detail.into(),
+        }
+    }
+
+    pub fn insufficient_permissions() -> Self {
+        ApiError::Forbidden("insufficient_permissions")
+    }
+
+    /// How a refused credential surfaces on an authenticated endpoint.
+    pub fn from_denial(d: Denial) -> Self {
+        match d {
+            Denial::EnvironmentMismatch => ApiError::Forbidden("environment_mismatch"),
+            Denial::OriginNotAllowed => ApiError::Forbidden("origin_not_allowed"),
+            Denial::IpNotAllowed => ApiError::Forbidden("ip_not_allowed"),
+            Denial::InsufficientPermissions => ApiError::insufficient_permissions(),
+            _ => ApiError::Unauthenticated { presented: true },
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (code, detail): (&'static str, String) = match self {
+            ApiError::Unauthenticated { .. } => ("invalid_credentials", INVALID_CREDENTIALS.into()),
+            ApiError::Forbidden(code) => (
+                code,
+                match *code {
+                    "environment_mismatch" => {
+                        "This credential's environment cannot be used for this request"
+                    }
+                    "origin_not_allowed" => "This key may not be used from this origin",
+                    "ip_not_allowed" => "This key may not be used from this IP address",
+                    _ => "This credential lacks the permission for this request",
+                }
+                .into(),
+            ),
+            ApiError::NotFound => ("not_found", "Not found".into()),
+            ApiError::Conflict(d) => ("conflict", d.clone()),
+            ApiError::Validation(_) => ("validation_failed", "Validation failed".into()),
+            ApiError::BadRequest { code, detail } => (code, detail.clone()),
+            ApiError::UnsupportedMediaType => (
+                "unsupported_media_type",
+                "Expected a body with Content-Type: application/json".into(),
+            ),
+            ApiError::PayloadTooLarge => ("payload_too_large", "Request body too large".into()),
+            ApiError::MethodNotAllowed => ("method_not_allowed", "Method not allowed".into()),
+            ApiError::Internal => ("internal_error", "Internal server error".into()),
+        };
+        let status = self.status();
+        Problem {
+            r#type: format!("urn:latchkey:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            code,
+            errors: match self {
+                ApiError::Validation(errs) => Some(
+                    errs.iter()
+                        .map(|e| FieldErrorBody {
+                            field: e.field.clone(),
+                            message: e.message.clone(),
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = serde_json::to_vec(&self.problem()).expect("problem serialises");
+        let mut resp = (status, body).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            ApiError::Unauthenticated { presented: false } => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"latchkey\""),
+                );
+            }
+            ApiError::Unauthenticated { presented: true } => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"latchkey\", error=\"invalid_token\""),
+                );
+            }
+            ApiError::Forbidden("insufficient_permissions") => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"latchkey\", error=\"insufficient_scope\"",
+                    ),
+                );
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(what) => ApiError::Conflict(capitalise(what)),
+            other => {
+                // The database error may quote SQL and values; it goes to the log, never the client.
+                tracing::error!(error = %other, "store error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+impl From<Vec<FieldError>> for ApiError {
+    fn from(errs: Vec<FieldError>) -> Self {
+        ApiError::Validation(errs)
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::bad_request(format!("Invalid query string: {}", e.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(_: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::NotFound
+    }
+}
+
+/// Lets utoipa document every error response once.
+impl utoipa::IntoResponses for ApiError {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        use utoipa::openapi::{content::ContentBuilder, response::ResponseBuilder, Ref};
+        let problem = |desc: &str| {
+            ResponseBuilder::new()
+                .description(desc)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+                .into()
+        };
+        [
+            (
+                "400",
+                "Malformed request, credentials in the query string, or two different credentials",
+            ),
+            ("401", "Invalid or missing API key"),
+            (
+                "403",
+                "Valid credential lacking the permission, environment, origin or IP",
+            ),
+            ("404", "Not found, or not visible to this credential"),
+            ("409", "Conflict"),
+            ("422", "A field is invalid"),
+        ]
+        .into_iter()
+        .map(|(s, d)| (s.to_string(), problem(d)))
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    async fn render(e: ApiError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let r = e.into_response();
+        let (parts, body) = r.into_parts();
+        let bytes = to_bytes(body, 1 << 16).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn unauthenticated_is_rfc6750_and_exact() {
+        let (s, h, b) = render(ApiError::Unauthenticated { presented: true }).await;
+        assert_eq!(s, 401);
+        assert_eq!(h["content-type"], "application/problem+json");
+        assert_eq!(
+            h["www-authenticate"],
+            "Bearer realm=\"latchkey\", error=\"invalid_token\""
+        );
+        assert_eq!(b["detail"], "Invalid or missing API key");
+        assert_eq!(b["code"], "invalid_credentials");
+        assert_eq!(b["status"], 401);
+        let (_, h, _) = render(ApiError::Unauthenticated { presented: false }).await;
+        assert_eq!(h["www-authenticate"], "Bearer realm=\"latchkey\"");
+    }
+
+    #[tokio::test]
+    async fn validation_lists_fields_and_internal_hides_details() {
+        let (s, _, b) = render(ApiError::validation("name", "must be 1 to 100 characters")).await;
+        assert_eq!(s, 422);
+        assert_eq!(b["errors"][0]["field"], "name");
+        assert_eq!(b["code"], "validation_failed");
+        let (s, _, b) = render(ApiError::from(StoreError::Migration("secret sql".into()))).await;
+        assert_eq!(s, 500);
+        assert!(!b.to_string().contains("secret sql"));
+    }
+
+    #[test]
+    fn denials_map_to_401_or_403() {
+        assert_eq!(ApiError::from_denial(Denial::Revoked).status(), 401);
+        assert_eq!(ApiError::from_denial(Denial::Forbidden).status(), 401);
+        assert_eq!(ApiError::from_denial(Denial::IpNotAllowed).status(), 403);
+        assert_eq!(
+            ApiError::from_denial(Denial::InsufficientPermissions).status(),
+            403
+        );
+    }
+}

@@ -1,0 +1,464 @@
+//! `/v1/keys`: create (shown once), list, get, edit, roll, revoke.
+//!
+//! Access: a credential sees its own keys and, with `latchkey:keys:manage_all`, every key of its
+//! workspace; anything else is a 404. Creating, editing and rolling one's own keys needs
+//! `manage_own`; revoking one's own key is always allowed (a leaked key must be killable).
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
+use crate::now;
+use crate::routes::views::{CreatedKey, KeyView, List};
+use crate::routes::{nullable, page_request, parse_time};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN};
+use latchkey_core::{ids, ApiKey, Environment, KeyType, PermissionSet, Validator};
+use latchkey_store::{ApiKeyRecord, KeyFilter, KeyPatch, KeyStatus, NewApiKey};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+const MAX_GRACE_SECONDS: u32 = 604_800;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub name: String,
+    /// `secret` (default) or `publishable`.
+    #[schema(value_type = Option<String>, example = "secret")]
+    pub r#type: Option<KeyType>,
+    /// `test` or `live`; defaults to the calling credential's environment.
+    #[schema(value_type = Option<String>, example = "live")]
+    pub environment: Option<Environment>,
+    pub workspace_id: Option<String>,
+    /// Another user of the workspace; needs `latchkey:keys:manage_all`.
+    pub owner_id: Option<String>,
+    /// Restrict the key to these permissions (never more than its owner and its creator have).
+    pub permissions: Option<Vec<String>>,
+    pub expires_at: Option<String>,
+    /// Publishable keys only: browser origins allowed to use the key.
+    pub allowed_origins: Option<Vec<String>>,
+    /// IP addresses or CIDR blocks allowed to use the key.
+    pub allowed_ips: Option<Vec<String>>,
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyRequest {
+    pub name: Option<String>,
+    /// A new restriction list, or `null` to follow the owner's permissions.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub permissions: Option<Option<Vec<String>>>,
+    /// A new expiry, or `null` for none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub allowed_ips: Option<Vec<String>>,
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollKeyRequest {
+    /// How long the old key keeps working, 0 to 604800 seconds (default 0), never past its own expiry.
+    pub grace_seconds: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyListParams {
+    pub workspace_id: Option<String>,
+    pub owner_id: Option<String>,
+    /// `test` or `live`.
+    #[param(value_type = Option<String>)]
+    pub environment: Option<Environment>,
+    /// `active`, `expired`, `revoked` or `disabled`.
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn view(state: &AppState, k: &ApiKeyRecord) -> KeyView {
+    KeyView::new(k, now(), state.usage.pending(&k.id))
+}
+
+/// Loads a key the caller may see; every other key is a 404.
+async fn visible_key(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<ApiKeyRecord, ApiError> {
+    if !ids::is_id(ids::KEY, id) {
+        return Err(ApiError::NotFound);
+    }
+    let k = state.store.get_key(id).await?;
+    let visible = caller.sees_workspace(&k.workspace_id)
+        && (k.owner_id == caller.user_id() || caller.allows(KEYS_MANAGE_ALL));
+    if visible {
+        Ok(k)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+fn require_manage(
+    caller: &Caller,
+    owner_id: &str,
+    environment: Environment,
+) -> Result<(), ApiError> {
+    let ok = caller.allows(KEYS_MANAGE_ALL)
+        || (owner_id == caller.user_id() && caller.allows(KEYS_MANAGE_OWN));
+    if !ok {
+        return Err(ApiError::insufficient_permissions());
+    }
+    require_environment(caller, environment)
+}
+
+/// A test credential never touches live keys.
+fn require_environment(caller: &Caller, environment: Environment) -> Result<(), ApiError> {
+    if caller.environment() == Environment::Test && environment == Environment::Live {
+        return Err(ApiError::Forbidden("environment_mismatch"));
+    }
+    Ok(())
+}
+
+/// The restriction a new or edited key gets: what was asked for (each pattern within the
+/// caller's own permissions), or, when nothing was asked, the caller's permissions if the key
+/// would otherwise be able to do more than its creator.
+fn restriction(
+    v: &mut Validator,
+    caller: &Caller,
+    owner_id: &str,
+    requested: Option<&[String]>,
+) -> Option<PermissionSet> {
+    match requested {
+        Some(list) => {
+            let set = v.permissions("permissions", list);
+            let eff = caller.resolved.effective();
+            for (i, p) in list.iter().enumerate() {
+                if latchkey_core::Permission::parse(p).is_ok_and(|p| !eff.allows(&p)) {
+                    v.error(
+                        &format!("permissions[{i}]"),
+                        "exceeds the permissions of the credential making this request",
+                    );
+                }
+            }
+            Some(set)
+        }
+        None if caller.is_restricted()
+            || (owner_id != caller.user_id() && !caller.is_instance_admin()) =>
+        {
+            Some(caller.permissions())
+        }
+        None => None,
+    }
+}
+
+/// Expiry rules: in the future, and within the workspace's `max_key_ttl_seconds` if set
+/// (which also becomes the default).
+fn expiry(
+    v: &mut Validator,
+    field: &str,
+    requested: Option<i64>,
+    max_ttl: Option<i64>,
+) -> Option<i64> {
+    let t = now();
+    match (requested, max_ttl) {
+        (Some(e), _) if e <= t => {
+            v.error(field, "must be in the future");
+            None
+        }
+        (Some(e), Some(max)) if e > t + max => {
+            v.error(
+                field,
+                &format!("must be within this workspace's maximum key lifetime ({max} s)"),
+            );
+            None
+        }
+        (Some(e), _) => Some(e),
+        (None, Some(max)) => Some(t + max),
+        (None, None) => None,
+    }
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
+    responses((status = 201, body = CreatedKey), ApiError))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateKeyRequest>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let workspace_id = caller.target_workspace(body.workspace_id.as_deref())?;
+    let owner_id = body
+        .owner_id
+        .clone()
+        .unwrap_or_else(|| caller.user_id().to_owned());
+    let key_type = body.r#type.unwrap_or(KeyType::Secret);
+    let environment = body.environment.unwrap_or(caller.environment());
+    require_manage(&caller, &owner_id, environment)?;
+
+    let mut v = Validator::new();
+    if owner_id != caller.user_id() {
+        match state.store.principal(&workspace_id, &owner_id).await? {
+            None => v.error("owner_id", "no such user"),
+            Some(p) if !p.is_member() => v.error("owner_id", "is not a member of the workspace"),
+            Some(p) if !p.active => v.error("owner_id", "is deactivated"),
+            // An instance admin's key acts across every workspace; only another instance admin may mint one.
+            Some(p) if p.is_instance_admin && !caller.is_instance_admin() => {
+                return Err(ApiError::insufficient_permissions())
+            }
+            Some(_) => {}
+        }
+    }
+    let name = v.name("name", &body.name);
+    let permissions = restriction(&mut v, &caller, &owner_id, body.permissions.as_deref());
+    let allowed_origins = match (&body.allowed_origins, key_type) {
+        (Some(o), KeyType::Publishable) => v.origins("allowed_origins", o),
+        (Some(o), KeyType::Secret) if !o.is_empty() => {
+            v.error(
+                "allowed_origins",
+                "only publishable keys take allowed_origins",
+            );
+            vec![]
+        }
+        _ => vec![],
+    };
+    let allowed_ips = v.ips(
+        "allowed_ips",
+        body.allowed_ips.as_deref().unwrap_or_default(),
+    );
+    let metadata = body
+        .metadata
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    v.metadata("metadata", &metadata);
+    let requested_expiry = body
+        .expires_at
+        .as_deref()
+        .and_then(|s| parse_time(&mut v, "expires_at", s));
+    let ws = state.store.get_workspace(&workspace_id).await?;
+    let expires_at = expiry(
+        &mut v,
+        "expires_at",
+        requested_expiry,
+        ws.max_key_ttl_seconds,
+    );
+    v.finish()?;
+
+    let key = ApiKey::generate(key_type, environment);
+    let new = NewApiKey {
+        id: ids::new_id(ids::KEY),
+        hash: state.hasher.hash(key.secret().expose()).to_hex(),
+        redacted: key.redacted(),
+        name,
+        key_type,
+        environment,
+        workspace_id,
+        owner_id,
+        permissions,
+        allowed_origins,
+        allowed_ips,
+        metadata,
+        expires_at,
+        created_by: Some(caller.resolved.key.id.clone()),
+    };
+    let (rec, changes) = state.store.create_key(&new, &caller.actor()).await?;
+    state.changed(&changes);
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            key: key.secret().expose().to_owned(),
+            view: view(&state, &rec),
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(KeyListParams),
+    responses((status = 200, body = List<KeyView>), ApiError))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<KeyListParams>,
+) -> Result<Json<List<KeyView>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref(), ids::KEY)?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(KeyStatus::parse(s).ok_or_else(|| {
+            ApiError::validation("status", "must be active, expired, revoked or disabled")
+        })?),
+    };
+    let workspace_id = caller.target_workspace(q.workspace_id.as_deref())?;
+    let owner_id = if caller.allows(KEYS_MANAGE_ALL) {
+        q.owner_id
+    } else if q.owner_id.as_deref().is_some_and(|o| o != caller.user_id()) {
+        // Other people's keys are invisible: an empty list, not an error.
+        return Ok(Json(List {
+            data: vec![],
+            next_cursor: None,
+        }));
+    } else {
+        Some(caller.user_id().to_owned())
+    };
+    let filter = KeyFilter {
+        workspace_id: Some(workspace_id),
+        owner_id,
+        environment: q.environment,
+        status,
+    };
+    let page = state.store.list_keys(&filter, page).await?;
+    Ok(Json(List::map(page, |k| view(&state, k))))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView), ApiError))]
+pub async fn get_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    let k = visible_key(&state, &caller, &id).await?;
+    Ok(Json(view(&state, &k)))
+}
+
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    request_body = UpdateKeyRequest, responses((status = 200, body = KeyView), ApiError))]
+pub async fn update_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateKeyRequest>,
+) -> Result<Json<KeyView>, ApiError> {
+    let k = visible_key(&state, &caller, &id).await?;
+    require_manage(&caller, &k.owner_id, k.environment)?;
+    let mut v = Validator::new();
+    let mut patch = KeyPatch {
+        name: body.name.as_deref().map(|n| v.name("name", n)),
+        enabled: body.enabled,
+        ..KeyPatch::default()
+    };
+    if let Some(p) = &body.permissions {
+        patch.permissions = Some(restriction(&mut v, &caller, &k.owner_id, p.as_deref()));
+    }
+    if let Some(e) = &body.expires_at {
+        let requested = e
+            .as_deref()
+            .and_then(|s| parse_time(&mut v, "expires_at", s));
+        let ws = state.store.get_workspace(&k.workspace_id).await?;
+        if e.is_none() && ws.max_key_ttl_seconds.is_some() {
+            v.error("expires_at", "this workspace requires keys to expire");
+        } else if e.is_some() && requested.is_some() {
+            patch.expires_at = Some(expiry(
+                &mut v,
+                "expires_at",
+                requested,
+                ws.max_key_ttl_seconds,
+            ));
+        } else if e.is_none() {
+            patch.expires_at = Some(None);
+        }
+    }
+    if let Some(o) = &body.allowed_origins {
+        if k.key_type == KeyType::Secret && !o.is_empty() {
+            v.error(
+                "allowed_origins",
+                "only publishable keys take allowed_origins",
+            );
+        }
+        patch.allowed_origins = Some(v.origins("allowed_origins", o));
+    }
+    if let Some(ips) = &body.allowed_ips {
+        patch.allowed_ips = Some(v.ips("allowed_ips", ips));
+    }
+    if let Some(m) = &body.metadata {
+        v.metadata("metadata", m);
+        patch.metadata = Some(m.clone());
+    }
+    v.finish()?;
+    let (rec, changes) = state.store.update_key(&id, &patch, &caller.actor()).await?;
+    state.changed(&changes);
+    Ok(Json(view(&state, &rec)))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/roll", tag = "keys", params(("id" = String, Path)),
+    request_body = RollKeyRequest, responses((status = 201, body = CreatedKey), ApiError))]
+pub async fn roll_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJsonOrEmpty(body): ApiJsonOrEmpty<RollKeyRequest>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let old = visible_key(&state, &caller, &id).await?;
+    require_manage(&caller, &old.owner_id, old.environment)?;
+    let grace = body.grace_seconds.unwrap_or(0);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::validation("grace_seconds", "must be 0 to 604800"));
+    }
+    let t = now();
+    match old.status(t) {
+        KeyStatus::Revoked => {
+            return Err(ApiError::Conflict("A revoked key cannot be rolled".into()))
+        }
+        KeyStatus::Expired => {
+            return Err(ApiError::Conflict("An expired key cannot be rolled".into()))
+        }
+        _ if old.rolled_to.is_some() => {
+            return Err(ApiError::Conflict("This key was already rolled".into()))
+        }
+        _ => {}
+    }
+    // The grace never extends the old key past the expiry it already had.
+    let old_expires_at = old
+        .expires_at
+        .map_or(t + i64::from(grace), |e| e.min(t + i64::from(grace)));
+    let key = ApiKey::generate(old.key_type, old.environment);
+    let new = NewApiKey {
+        id: ids::new_id(ids::KEY),
+        hash: state.hasher.hash(key.secret().expose()).to_hex(),
+        redacted: key.redacted(),
+        name: old.name.clone(),
+        key_type: old.key_type,
+        environment: old.environment,
+        workspace_id: old.workspace_id.clone(),
+        owner_id: old.owner_id.clone(),
+        permissions: old.permissions.clone(),
+        allowed_origins: old.allowed_origins.clone(),
+        allowed_ips: old.allowed_ips.clone(),
+        metadata: old.metadata.clone(),
+        expires_at: old.expires_at,
+        created_by: Some(caller.resolved.key.id.clone()),
+    };
+    let (rec, changes) = state
+        .store
+        .roll_key(&id, &new, old_expires_at, &caller.actor())
+        .await?;
+    state.changed(&changes);
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            key: key.secret().expose().to_owned(),
+            view: view(&state, &rec),
+        }),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked (or already revoked)"), ApiError))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let k = visible_key(&state, &caller, &id).await?;
+    require_environment(&caller, k.environment)?;
+    if let Some(changes) = state.store.revoke_key(&id, &caller.actor()).await? {
+        state.changed(&changes);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

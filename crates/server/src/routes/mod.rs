@@ -1,0 +1,155 @@
+//! The HTTP API: one module per resource, assembled into a router whose OpenAPI document is
+//! generated from the same handler annotations (so it cannot miss an endpoint).
+
+pub mod audit;
+pub mod keys;
+pub mod me;
+pub mod ops;
+pub mod users;
+pub mod verify;
+pub mod views;
+pub mod workspaces;
+
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+use crate::{auth, metrics_layer};
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use latchkey_store::PageRequest;
+use serde::{Deserialize, Deserializer};
+use std::sync::Arc;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Latchkey", description = "API keys and access tokens: issue, verify, roll, revoke."),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("api_key" = [])),
+    components(schemas(Problem)),
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        c.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// The OpenAPI document and the router, built together.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(me::me))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::get_key, keys::update_key, keys::revoke_key))
+        .routes(routes!(keys::roll_key))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::get_user, users::deactivate_user))
+        .routes(routes!(
+            workspaces::create_workspace,
+            workspaces::list_workspaces
+        ))
+        .routes(routes!(
+            workspaces::get_workspace,
+            workspaces::update_workspace
+        ))
+        .routes(routes!(workspaces::list_members))
+        .routes(routes!(workspaces::put_member, workspaces::remove_member))
+        .routes(routes!(workspaces::list_roles))
+        .routes(routes!(workspaces::get_role, workspaces::put_role))
+        .routes(routes!(workspaces::create_grant, workspaces::list_grants))
+        .routes(routes!(workspaces::delete_grant))
+        .routes(routes!(verify::verify))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi))
+        .split_for_parts()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api_router, doc) = api();
+    let doc = Arc::new(doc);
+    api_router
+        .layer(axum::Extension(doc))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(refuse_query_credentials))
+        .layer(middleware::from_fn(metrics_layer::record))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            // The panic payload may hold anything; the client gets a bare 500.
+            ApiError::Internal.into_response()
+        }))
+        .with_state(state)
+}
+
+/// SPEC §4: a credential in a URL ends up in proxy and server logs, so it is refused outright,
+/// and responses are never cached (some carry a secret shown once).
+async fn refuse_query_credentials(req: Request, next: Next) -> Response {
+    if req.uri().query().is_some_and(auth::query_has_credential) {
+        return ApiError::BadRequest {
+            code: "credentials_in_query",
+            detail: "Credentials must be sent in a header, never in the URL".into(),
+        }
+        .into_response();
+    }
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Validates `limit`/`cursor`: limit 1–500 (default 50), a cursor shaped like an id of `prefix`.
+pub fn page_request<'a>(
+    limit: Option<u32>,
+    cursor: Option<&'a str>,
+    prefix: &str,
+) -> Result<PageRequest<'a>, ApiError> {
+    let limit = limit.unwrap_or(50);
+    let mut v = latchkey_core::Validator::new();
+    v.check((1..=500).contains(&limit), "limit", "must be 1 to 500");
+    v.check(
+        cursor.is_none_or(|c| latchkey_core::ids::is_id(prefix, c)),
+        "cursor",
+        "is not a cursor returned by this list",
+    );
+    v.finish()?;
+    Ok(PageRequest { cursor, limit })
+}
+
+/// For PATCH bodies: distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// RFC 3339 → unix seconds, as a field error when it does not parse.
+pub fn parse_time(v: &mut latchkey_core::Validator, field: &str, s: &str) -> Option<i64> {
+    match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Some(t.timestamp()),
+        Err(_) => {
+            v.error(
+                field,
+                "must be an RFC 3339 timestamp like 2030-01-31T00:00:00Z",
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `/v1/users`: the Admin API's user provisioning.
+//!
+//! Instance admins see and manage every user. A credential holding `latchkey:members:manage`
+//! may create users (to add them to its workspace) and sees the members of its workspace.
+//! Everyone sees themselves. Deactivation is for instance admins only: a user spans workspaces.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::password;
+use crate::routes::page_request;
+use crate::routes::views::{List, UserView};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use latchkey_core::permission::MEMBERS_MANAGE;
+use latchkey_core::{ids, Secret, Validator};
+use latchkey_store::{NewUser, User};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub email: String,
+    pub name: String,
+    /// For the dashboard; 12 to 1024 characters. Service accounts need none.
+    pub password: Option<String>,
+    /// Only an instance admin may create another.
+    pub is_instance_admin: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListParams {
+    /// Only the members of this workspace.
+    pub workspace_id: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+async fn visible_user(state: &AppState, caller: &Caller, id: &str) -> Result<User, ApiError> {
+    if !ids::is_id(ids::USER, id) {
+        return Err(ApiError::NotFound);
+    }
+    let visible = id == caller.user_id()
+        || caller.is_instance_admin()
+        || (caller.allows(MEMBERS_MANAGE)
+            && state.store.is_member(caller.workspace_id(), id).await?);
+    if !visible {
+        return Err(ApiError::NotFound);
+    }
+    Ok(state.store.get_user(id).await?)
+}
+
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest,
+    responses((status = 201, body = UserView), ApiError))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    if !caller.is_instance_admin() {
+        caller.require(MEMBERS_MANAGE)?;
+    }
+    let make_admin = body.is_instance_admin.unwrap_or(false);
+    if make_admin && !caller.is_instance_admin() {
+        return Err(ApiError::insufficient_permissions());
+    }
+    let mut v = Validator::new();
+    let email = v.email("email", &body.email);
+    let name = v.name("name", &body.name);
+    if let Some(p) = &body.password {
+        v.password("password", p);
+    }
+    v.finish()?;
+    let password_hash = match body.password {
+        Some(p) => Some(password::hash(Secret::new(p)).await?),
+        None => None,
+    };
+    let user = state
+        .store
+        .create_user(
+            &NewUser {
+                id: ids::new_id(ids::USER),
+                email,
+                name,
+                password_hash,
+                is_instance_admin: make_admin,
+            },
+            &caller.actor(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+}
+
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(UserListParams),
+    responses((status = 200, body = List<UserView>), ApiError))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<UserListParams>,
+) -> Result<Json<List<UserView>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref(), ids::USER)?;
+    let workspace = if caller.is_instance_admin() {
+        q.workspace_id
+    } else {
+        caller.require(MEMBERS_MANAGE)?;
+        Some(caller.target_workspace(q.workspace_id.as_deref())?)
+    };
+    let page = state.store.list_users(workspace.as_deref(), page).await?;
+    Ok(Json(List::from_page(page)))
+}
+
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = UserView), ApiError))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<UserView>, ApiError> {
+    let user = visible_user(&state, &caller, &id).await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 204, description = "Deactivated; every key of the user is revoked"), ApiError))]
+pub async fn deactivate_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    visible_user(&state, &caller, &id).await?;
+    if !caller.is_instance_admin() {
+        return Err(ApiError::insufficient_permissions());
+    }
+    if id == caller.user_id() {
+        return Err(ApiError::Conflict("You cannot deactivate yourself".into()));
+    }
+    if let Some((_, changes)) = state.store.deactivate_user(&id, &caller.actor()).await? {
+        state.changed(&changes);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

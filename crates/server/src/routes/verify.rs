@@ -1,0 +1,138 @@
+//! `POST /v1/verify`: the provider's services ask whether a credential may do something.
+//! Always 200 once the caller is authorised; the answer is in `valid` and `code`.
+//!
+//! Scope: an instance admin's credential can verify any key; any other `latchkey:verify`
+//! holder only keys of its own workspace (others answer `NOT_FOUND`, as if they did not exist).
+
+use crate::auth::{count_verification, resolve_key, Caller};
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::now;
+use crate::routes::views::ts_opt;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use latchkey_core::permission::VERIFY;
+use latchkey_core::{Demand, Denial, Environment, Validator};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::net::IpAddr;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The credential to check (alias: `key`, `access_token`); give exactly one.
+    pub credential: Option<String>,
+    pub key: Option<String>,
+    pub access_token: Option<String>,
+    /// Every one of these is required.
+    pub permissions: Option<Vec<String>>,
+    /// `test` or `live`: the credential must belong to this environment.
+    #[schema(value_type = Option<String>)]
+    pub environment: Option<Environment>,
+    /// The `Origin` the credential was presented from (for publishable keys).
+    pub origin: Option<String>,
+    /// The client IP the credential was presented from.
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `DISABLED`, `INSUFFICIENT_PERMISSIONS`,
+    /// `ENVIRONMENT_MISMATCH`, `ORIGIN_NOT_ALLOWED`, `IP_NOT_ALLOWED`, `PAIR_REQUIRED`,
+    /// `PAIR_MISMATCH`, `FORBIDDEN`, `RATE_LIMITED`, `USAGE_EXCEEDED`.
+    pub code: &'static str,
+    pub key_id: Option<String>,
+    pub token_id: Option<String>,
+    pub name: Option<String>,
+    pub key_type: Option<&'static str>,
+    pub environment: Option<&'static str>,
+    pub workspace_id: Option<String>,
+    pub owner_id: Option<String>,
+    pub permissions: Vec<String>,
+    pub expires_at: Option<String>,
+    pub metadata: Option<Value>,
+}
+
+#[utoipa::path(post, path = "/v1/verify", tag = "verify", request_body = VerifyRequest,
+    responses((status = 200, body = VerifyResponse), ApiError))]
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    caller.require(VERIFY)?;
+    let mut v = Validator::new();
+    let given: Vec<&String> = [&body.credential, &body.key, &body.access_token]
+        .into_iter()
+        .flatten()
+        .collect();
+    v.check(
+        given.len() == 1,
+        "credential",
+        "give exactly one of credential, key or access_token",
+    );
+    let required = v.permissions(
+        "permissions",
+        body.permissions.as_deref().unwrap_or_default(),
+    );
+    let ip = body.ip.as_deref().and_then(|s| match s.parse::<IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            v.error("ip", "must be an IP address");
+            None
+        }
+    });
+    v.finish()?;
+    let required: Vec<_> = required.iter().cloned().collect();
+    let demand = Demand {
+        permissions: &required,
+        environment: body.environment,
+        origin: body.origin.as_deref(),
+        ip,
+    };
+
+    let resolved = resolve_key(&state, given[0])
+        .await?
+        .filter(|r| caller.sees_workspace(&r.key.workspace_id));
+    let Some(r) = resolved else {
+        count_verification(Denial::NotFound.verify_code(), "verify");
+        return Ok(Json(VerifyResponse {
+            code: Denial::NotFound.verify_code(),
+            ..Default::default()
+        }));
+    };
+    let mut outcome = r.decide(&demand);
+    if outcome.is_ok() && r.workspace.require_pair {
+        outcome = Err(Denial::PairRequired);
+    }
+    let code = match outcome {
+        Ok(()) => "VALID",
+        Err(d) => d.verify_code(),
+    };
+    count_verification(code, "verify");
+    if outcome.is_ok() {
+        state.usage.touch(&r.key.id, now());
+    }
+    let k = &r.key;
+    Ok(Json(VerifyResponse {
+        valid: outcome.is_ok(),
+        code,
+        key_id: Some(k.id.clone()),
+        token_id: None,
+        name: Some(k.name.clone()),
+        key_type: Some(k.key_type.as_str()),
+        environment: Some(k.environment.as_str()),
+        workspace_id: Some(k.workspace_id.clone()),
+        owner_id: Some(k.owner_id.clone()),
+        permissions: if outcome.is_ok() {
+            r.effective().listing().to_strings()
+        } else {
+            vec![]
+        },
+        expires_at: ts_opt(k.expires_at),
+        metadata: Some(k.metadata.clone()),
+    }))
+}

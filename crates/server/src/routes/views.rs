@@ -1,0 +1,284 @@
+//! Response bodies: what the API shows of each stored object (never a secret, except the one
+//! `key` field of a creation or roll response).
+
+use chrono::{DateTime, SecondsFormat};
+use latchkey_store::{ApiKeyRecord, AuditEvent, Grant, Member, Page, Role, User, Workspace};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+/// Unix seconds → RFC 3339 UTC (`2026-11-22T05:42:47Z`).
+pub fn ts(t: i64) -> String {
+    DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn ts_opt(t: Option<i64>) -> Option<String> {
+    t.map(ts)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    #[schema(example = "key_0Ovo3hKd8xZ7bQ2mN4pR")]
+    pub id: String,
+    pub name: String,
+    /// Display form: type, environment and the last four characters.
+    #[schema(example = "sk_live_…AbCd")]
+    pub redacted: String,
+    #[schema(example = "secret")]
+    pub r#type: String,
+    #[schema(example = "live")]
+    pub environment: String,
+    pub workspace_id: String,
+    pub owner_id: String,
+    /// The key's own restriction list; `null` means all of its owner's permissions.
+    pub permissions: Option<Vec<String>>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub metadata: Value,
+    pub enabled: bool,
+    /// `active`, `expired`, `revoked` or `disabled`.
+    pub status: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// The key that replaced this one, after a roll.
+    pub rolled_to: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl KeyView {
+    pub fn new(k: &ApiKeyRecord, now: i64, pending_use: Option<i64>) -> Self {
+        Self {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            redacted: k.redacted.clone(),
+            r#type: k.key_type.as_str().into(),
+            environment: k.environment.as_str().into(),
+            workspace_id: k.workspace_id.clone(),
+            owner_id: k.owner_id.clone(),
+            permissions: k.permissions.as_ref().map(|p| p.to_strings()),
+            allowed_origins: k.allowed_origins.clone(),
+            allowed_ips: k.allowed_ips.iter().map(ToString::to_string).collect(),
+            metadata: k.metadata.clone(),
+            enabled: k.enabled,
+            status: k.status(now).as_str().into(),
+            expires_at: ts_opt(k.expires_at),
+            last_used_at: ts_opt(k.last_used_at.max(pending_use)),
+            revoked_at: ts_opt(k.revoked_at),
+            rolled_to: k.rolled_to.clone(),
+            created_at: ts(k.created_at),
+            updated_at: ts(k.updated_at),
+        }
+    }
+}
+
+/// A key as created or rolled: the only response that ever carries the secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// The full API key. Shown this once; store it now.
+    #[schema(example = "sk_live_…")]
+    pub key: String,
+    #[serde(flatten)]
+    pub view: KeyView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub active: bool,
+    pub is_instance_admin: bool,
+    pub created_at: String,
+    pub deactivated_at: Option<String>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            active: u.is_active(),
+            is_instance_admin: u.is_instance_admin(),
+            created_at: ts(u.created_at),
+            deactivated_at: ts_opt(u.deactivated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub name: String,
+    /// A lone credential is refused; requests must carry API key + access token.
+    pub require_pair: bool,
+    /// The most a publishable key of this workspace can ever do.
+    pub publishable_permissions: Vec<String>,
+    pub max_key_ttl_seconds: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Workspace> for WorkspaceView {
+    fn from(w: &Workspace) -> Self {
+        Self {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            require_pair: w.require_pair,
+            publishable_permissions: w.publishable_permissions.to_strings(),
+            max_key_ttl_seconds: w.max_key_ttl_seconds,
+            created_at: ts(w.created_at),
+            updated_at: ts(w.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub active: bool,
+    pub created_at: String,
+}
+
+impl From<&Member> for MemberView {
+    fn from(m: &Member) -> Self {
+        Self {
+            user_id: m.user_id.clone(),
+            email: m.email.clone(),
+            name: m.name.clone(),
+            role: m.role.clone(),
+            active: m.active,
+            created_at: ts(m.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleView {
+    pub name: String,
+    pub permissions: Vec<String>,
+    pub built_in: bool,
+    pub updated_at: String,
+}
+
+impl From<&Role> for RoleView {
+    fn from(r: &Role) -> Self {
+        Self {
+            name: r.name.clone(),
+            permissions: r.permissions.to_strings(),
+            built_in: latchkey_core::roles::BUILT_IN.contains(&r.name.as_str()),
+            updated_at: ts(r.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantView {
+    pub id: String,
+    pub workspace_id: String,
+    pub user_id: String,
+    pub permission: String,
+    pub created_at: String,
+}
+
+impl From<&Grant> for GrantView {
+    fn from(g: &Grant) -> Self {
+        Self {
+            id: g.id.clone(),
+            workspace_id: g.workspace_id.clone(),
+            user_id: g.user_id.clone(),
+            permission: g.permission.clone(),
+            created_at: ts(g.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditActorView {
+    pub user_id: Option<String>,
+    pub credential_id: Option<String>,
+    /// The name of the key (or token) that acted, as it was at the time.
+    pub credential_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditTargetView {
+    pub r#type: String,
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub id: String,
+    pub at: String,
+    pub workspace_id: Option<String>,
+    pub action: String,
+    pub actor: AuditActorView,
+    pub target: AuditTargetView,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Value,
+}
+
+impl From<&AuditEvent> for AuditEventView {
+    fn from(e: &AuditEvent) -> Self {
+        Self {
+            id: e.id.clone(),
+            at: ts(e.at),
+            workspace_id: e.workspace_id.clone(),
+            action: e.action.clone(),
+            actor: AuditActorView {
+                user_id: e.actor.user_id.clone(),
+                credential_id: e.actor.credential_id.clone(),
+                credential_name: e.actor.credential_name.clone(),
+            },
+            target: AuditTargetView {
+                r#type: e.target_type.clone(),
+                id: e.target_id.clone(),
+            },
+            ip: e.actor.ip.clone(),
+            user_agent: e.actor.user_agent.clone(),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+/// `{"data": [...], "next_cursor": "…" | null}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T: ToSchema> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> List<T> {
+    pub fn from_page<S>(page: Page<S>) -> Self
+    where
+        T: for<'a> From<&'a S>,
+    {
+        Self::map(page, |s| T::from(s))
+    }
+
+    pub fn map<S>(page: Page<S>, f: impl Fn(&S) -> T) -> Self {
+        Self {
+            data: page.data.iter().map(f).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+/// Pagination parameters shared by every list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// 1 to 500; default 50.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}

@@ -1,0 +1,371 @@
+//! `/v1/workspaces`: tenants, their members, roles and grants.
+//!
+//! A credential sees only its own workspace (instance admins see all); another workspace is a
+//! 404. Reading the workspace and its roles needs only to see it; everything else needs
+//! `latchkey:members:manage`. Creating workspaces is for instance admins.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::views::{GrantView, List, MemberView, RoleView, WorkspaceView};
+use crate::routes::{nullable, page_request, views::PageParams};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use latchkey_core::permission::MEMBERS_MANAGE;
+use latchkey_core::{ids, roles, Permission, Validator};
+use latchkey_store::{Page, StoreError, WorkspacePatch};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+const MAX_TTL_SECONDS: i64 = 10 * 366 * 24 * 3600;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspaceRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWorkspaceRequest {
+    pub name: Option<String>,
+    pub require_pair: Option<bool>,
+    pub publishable_permissions: Option<Vec<String>>,
+    /// Longest lifetime of a new key, or `null` for no limit.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub max_key_ttl_seconds: Option<Option<i64>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutMemberRequest {
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutRoleRequest {
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrantRequest {
+    pub user_id: String,
+    pub permission: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GrantListParams {
+    pub user_id: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// The workspace in the path, if the caller may see it.
+fn visible(caller: &Caller, id: &str) -> Result<(), ApiError> {
+    if ids::is_id(ids::WORKSPACE, id) && caller.sees_workspace(id) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+fn managed(caller: &Caller, id: &str) -> Result<(), ApiError> {
+    visible(caller, id)?;
+    caller.require(MEMBERS_MANAGE)
+}
+
+#[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", request_body = CreateWorkspaceRequest,
+    responses((status = 201, body = WorkspaceView), ApiError))]
+pub async fn create_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateWorkspaceRequest>,
+) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+    if !caller.is_instance_admin() {
+        return Err(ApiError::insufficient_permissions());
+    }
+    let mut v = Validator::new();
+    let name = v.name("name", &body.name);
+    v.finish()?;
+    let ws = state
+        .store
+        .create_workspace(
+            &ids::new_id(ids::WORKSPACE),
+            &name,
+            caller.user_id(),
+            &caller.actor(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(WorkspaceView::from(&ws))))
+}
+
+#[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces", params(PageParams),
+    responses((status = 200, body = List<WorkspaceView>), ApiError))]
+pub async fn list_workspaces(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> Result<Json<List<WorkspaceView>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref(), ids::WORKSPACE)?;
+    let page = if caller.is_instance_admin() {
+        state.store.list_workspaces(None, page).await?
+    } else {
+        let own = state.store.get_workspace(caller.workspace_id()).await?;
+        let data = if page.cursor.is_some_and(|c| c <= own.id.as_str()) {
+            vec![]
+        } else {
+            vec![own]
+        };
+        Page {
+            data,
+            next_cursor: None,
+        }
+    };
+    Ok(Json(List::from_page(page)))
+}
+
+#[utoipa::path(get, path = "/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = WorkspaceView), ApiError))]
+pub async fn get_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    visible(&caller, &id)?;
+    Ok(Json(WorkspaceView::from(
+        &state.store.get_workspace(&id).await?,
+    )))
+}
+
+#[utoipa::path(patch, path = "/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
+    request_body = UpdateWorkspaceRequest, responses((status = 200, body = WorkspaceView), ApiError))]
+pub async fn update_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateWorkspaceRequest>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    managed(&caller, &id)?;
+    let mut v = Validator::new();
+    let name = body.name.as_deref().map(|n| v.name("name", n));
+    let publishable_permissions = body.publishable_permissions.as_deref().map(|list| {
+        let set = v.permissions("publishable_permissions", list);
+        if set.iter().any(Permission::is_latchkey) {
+            v.error(
+                "publishable_permissions",
+                "publishable keys can never hold latchkey: permissions",
+            );
+        }
+        set
+    });
+    if let Some(Some(ttl)) = body.max_key_ttl_seconds {
+        v.check(
+            (60..=MAX_TTL_SECONDS).contains(&ttl),
+            "max_key_ttl_seconds",
+            "must be 60 seconds to 10 years",
+        );
+    }
+    v.finish()?;
+    let patch = WorkspacePatch {
+        name,
+        require_pair: body.require_pair,
+        publishable_permissions,
+        max_key_ttl_seconds: body.max_key_ttl_seconds,
+    };
+    let (ws, changes) = state
+        .store
+        .update_workspace(&id, &patch, &caller.actor())
+        .await?;
+    state.changed(&changes);
+    Ok(Json(WorkspaceView::from(&ws)))
+}
+
+#[utoipa::path(get, path = "/v1/workspaces/{id}/members", tag = "workspaces", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = List<MemberView>), ApiError))]
+pub async fn list_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> Result<Json<List<MemberView>>, ApiError> {
+    managed(&caller, &id)?;
+    let page = page_request(q.limit, q.cursor.as_deref(), ids::USER)?;
+    let page = state.store.list_members(&id, page).await?;
+    Ok(Json(List::from_page(page)))
+}
+
+#[utoipa::path(put, path = "/v1/workspaces/{id}/members/{user_id}", tag = "workspaces",
+    params(("id" = String, Path), ("user_id" = String, Path)), request_body = PutMemberRequest,
+    responses((status = 200, body = MemberView), (status = 201, body = MemberView), ApiError))]
+pub async fn put_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, user_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<PutMemberRequest>,
+) -> Result<(StatusCode, Json<MemberView>), ApiError> {
+    managed(&caller, &id)?;
+    if !ids::is_id(ids::USER, &user_id) {
+        return Err(ApiError::NotFound);
+    }
+    state.store.get_user(&user_id).await?;
+    match state.store.get_role(&id, &body.role).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::validation(
+                "role",
+                "no such role in this workspace",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let (member, added, changes) = state
+        .store
+        .put_member(&id, &user_id, &body.role, &caller.actor())
+        .await?;
+    state.changed(&changes);
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(MemberView::from(&member))))
+}
+
+#[utoipa::path(delete, path = "/v1/workspaces/{id}/members/{user_id}", tag = "workspaces",
+    params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204, description = "Removed; their keys stop working at once"), ApiError))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, user_id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    managed(&caller, &id)?;
+    let changes = state
+        .store
+        .remove_member(&id, &user_id, &caller.actor())
+        .await?;
+    state.changed(&changes);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/workspaces/{id}/roles", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = List<RoleView>), ApiError))]
+pub async fn list_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<List<RoleView>>, ApiError> {
+    visible(&caller, &id)?;
+    let roles = state.store.list_roles(&id).await?;
+    Ok(Json(List {
+        data: roles.iter().map(RoleView::from).collect(),
+        next_cursor: None,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/workspaces/{id}/roles/{role}", tag = "workspaces",
+    params(("id" = String, Path), ("role" = String, Path)),
+    responses((status = 200, body = RoleView), ApiError))]
+pub async fn get_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, role)): ApiPath<(String, String)>,
+) -> Result<Json<RoleView>, ApiError> {
+    visible(&caller, &id)?;
+    Ok(Json(RoleView::from(
+        &state.store.get_role(&id, &role).await?,
+    )))
+}
+
+#[utoipa::path(put, path = "/v1/workspaces/{id}/roles/{role}", tag = "workspaces",
+    params(("id" = String, Path), ("role" = String, Path)), request_body = PutRoleRequest,
+    responses((status = 200, body = RoleView), ApiError))]
+pub async fn put_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, role)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<PutRoleRequest>,
+) -> Result<Json<RoleView>, ApiError> {
+    managed(&caller, &id)?;
+    let mut v = Validator::new();
+    v.check(
+        roles::is_valid_name(&role),
+        "role",
+        "must be lowercase letters, digits, `_` or `-`",
+    );
+    let perms = v.permissions("permissions", &body.permissions);
+    v.finish()?;
+    let (r, changes) = state
+        .store
+        .put_role(&id, &role, &perms, &caller.actor())
+        .await?;
+    state.changed(&changes);
+    Ok(Json(RoleView::from(&r)))
+}
+
+#[utoipa::path(post, path = "/v1/workspaces/{id}/grants", tag = "workspaces", params(("id" = String, Path)),
+    request_body = CreateGrantRequest, responses((status = 201, body = GrantView), ApiError))]
+pub async fn create_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateGrantRequest>,
+) -> Result<(StatusCode, Json<GrantView>), ApiError> {
+    managed(&caller, &id)?;
+    let mut v = Validator::new();
+    let perm = Permission::parse(&body.permission);
+    if let Err(e) = &perm {
+        v.error("permission", e.0);
+    }
+    let is_member =
+        ids::is_id(ids::USER, &body.user_id) && state.store.is_member(&id, &body.user_id).await?;
+    v.check(is_member, "user_id", "is not a member of this workspace");
+    v.finish()?;
+    let (grant, changes) = state
+        .store
+        .create_grant(&id, &body.user_id, &body.permission, &caller.actor())
+        .await?;
+    state.changed(&changes);
+    Ok((StatusCode::CREATED, Json(GrantView::from(&grant))))
+}
+
+#[utoipa::path(get, path = "/v1/workspaces/{id}/grants", tag = "workspaces",
+    params(("id" = String, Path), GrantListParams),
+    responses((status = 200, body = List<GrantView>), ApiError))]
+pub async fn list_grants(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<GrantListParams>,
+) -> Result<Json<List<GrantView>>, ApiError> {
+    managed(&caller, &id)?;
+    let page = page_request(q.limit, q.cursor.as_deref(), ids::GRANT)?;
+    let page = state
+        .store
+        .list_grants(&id, q.user_id.as_deref(), page)
+        .await?;
+    Ok(Json(List::from_page(page)))
+}
+
+#[utoipa::path(delete, path = "/v1/workspaces/{id}/grants/{grant_id}", tag = "workspaces",
+    params(("id" = String, Path), ("grant_id" = String, Path)),
+    responses((status = 204, description = "Deleted; takes effect on the next request"), ApiError))]
+pub async fn delete_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, grant_id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    managed(&caller, &id)?;
+    let changes = state
+        .store
+        .delete_grant(&id, &grant_id, &caller.actor())
+        .await?;
+    state.changed(&changes);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,50 @@
+//! `last_used_at` without a database write per verification: uses are collected in memory and
+//! flushed in one transaction every interval and at shutdown.
+
+use latchkey_store::SqlStore;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct UsageRecorder {
+    pending: Mutex<HashMap<String, i64>>,
+}
+
+impl UsageRecorder {
+    pub fn touch(&self, key_id: &str, at: i64) {
+        let mut p = self.pending.lock().expect("usage lock");
+        match p.get_mut(key_id) {
+            Some(t) => *t = (*t).max(at),
+            None => {
+                p.insert(key_id.to_owned(), at);
+            }
+        }
+    }
+
+    /// A use not yet flushed, so reads can show it before the next flush.
+    pub fn pending(&self, key_id: &str) -> Option<i64> {
+        self.pending
+            .lock()
+            .expect("usage lock")
+            .get(key_id)
+            .copied()
+    }
+
+    pub async fn flush(&self, store: &SqlStore) {
+        let batch: Vec<(String, i64)> = {
+            let mut p = self.pending.lock().expect("usage lock");
+            p.drain().collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = store.record_last_used(&batch).await {
+            tracing::warn!(error = %e, keys = batch.len(), "could not record last_used_at; will retry");
+            let mut p = self.pending.lock().expect("usage lock");
+            for (id, at) in batch {
+                let t = p.entry(id).or_insert(at);
+                *t = (*t).max(at);
+            }
+        }
+    }
+}

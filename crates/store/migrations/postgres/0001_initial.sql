@@ -1,0 +1,103 @@
+-- Latchkey schema, PostgreSQL dialect. Keep in step with migrations/sqlite.
+-- Times are unix seconds; booleans are 0/1; lists and objects are JSON text.
+
+CREATE TABLE meta (
+    name  TEXT COLLATE "C" PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE users (
+    id                TEXT COLLATE "C" PRIMARY KEY,
+    email             TEXT NOT NULL UNIQUE,
+    name              TEXT NOT NULL,
+    password_hash     TEXT,
+    is_instance_admin BIGINT NOT NULL DEFAULT 0,
+    active            BIGINT NOT NULL DEFAULT 1,
+    created_at        BIGINT NOT NULL,
+    deactivated_at    BIGINT
+);
+
+CREATE TABLE workspaces (
+    id                      TEXT COLLATE "C" PRIMARY KEY,
+    name                    TEXT NOT NULL,
+    require_pair            BIGINT NOT NULL DEFAULT 0,
+    publishable_permissions TEXT NOT NULL DEFAULT '[]',
+    max_key_ttl_seconds     BIGINT,
+    created_at              BIGINT NOT NULL,
+    updated_at              BIGINT NOT NULL
+);
+
+CREATE TABLE roles (
+    workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    name         TEXT NOT NULL,
+    permissions  TEXT NOT NULL,
+    updated_at   BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, name)
+);
+
+CREATE TABLE members (
+    workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    user_id      TEXT COLLATE "C" NOT NULL REFERENCES users(id),
+    role         TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, user_id)
+);
+CREATE INDEX members_by_user ON members(user_id);
+
+CREATE TABLE grants (
+    id           TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    user_id      TEXT COLLATE "C" NOT NULL REFERENCES users(id),
+    permission   TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    UNIQUE (workspace_id, user_id, permission)
+);
+
+CREATE TABLE api_keys (
+    id              TEXT COLLATE "C" PRIMARY KEY,
+    hash            TEXT NOT NULL UNIQUE,
+    redacted        TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    key_type        TEXT NOT NULL,
+    environment     TEXT NOT NULL,
+    workspace_id    TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    owner_id        TEXT COLLATE "C" NOT NULL REFERENCES users(id),
+    permissions     TEXT,
+    allowed_origins TEXT NOT NULL DEFAULT '[]',
+    allowed_ips     TEXT NOT NULL DEFAULT '[]',
+    metadata        TEXT NOT NULL DEFAULT '{}',
+    enabled         BIGINT NOT NULL DEFAULT 1,
+    expires_at      BIGINT,
+    revoked_at      BIGINT,
+    rolled_to       TEXT,
+    created_by      TEXT,
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL,
+    last_used_at    BIGINT
+);
+CREATE INDEX api_keys_by_workspace ON api_keys(workspace_id, id);
+CREATE INDEX api_keys_by_owner ON api_keys(owner_id, id);
+
+CREATE TABLE audit_events (
+    id                    TEXT COLLATE "C" PRIMARY KEY,
+    at                    BIGINT NOT NULL,
+    workspace_id          TEXT,
+    action                TEXT NOT NULL,
+    actor_user_id         TEXT,
+    actor_credential_id   TEXT,
+    actor_credential_name TEXT,
+    target_type           TEXT NOT NULL,
+    target_id             TEXT NOT NULL,
+    ip                    TEXT,
+    user_agent            TEXT,
+    detail                TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_by_workspace ON audit_events(workspace_id, id);
+
+-- Every change that can alter a verification, in commit order; nodes follow it to invalidate caches.
+CREATE TABLE changes (
+    seq     BIGSERIAL PRIMARY KEY,
+    at      BIGINT NOT NULL,
+    kind    TEXT NOT NULL,
+    subject TEXT NOT NULL
+);

@@ -1,0 +1,162 @@
+//! The audit log and the change log, both appended inside the transaction of the write they describe.
+
+use crate::query::{Arg, ListQuery};
+use crate::{now, Actor, AuditEvent, AuditFilter, Change, Page, PageRequest, Result, SqlStore};
+use latchkey_core::ids;
+use serde_json::Value;
+use sqlx::{AnyConnection, Row};
+
+/// What a write appends besides itself.
+pub(crate) struct Log<'a> {
+    actor: &'a Actor,
+    events: Vec<AuditEvent>,
+    pub(crate) changes: Vec<Change>,
+}
+
+impl<'a> Log<'a> {
+    pub fn new(actor: &'a Actor) -> Self {
+        Self {
+            actor,
+            events: Vec::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    pub fn event(
+        &mut self,
+        workspace_id: Option<&str>,
+        action: &str,
+        target_type: &str,
+        target_id: &str,
+        detail: Value,
+    ) -> &mut Self {
+        self.events.push(AuditEvent {
+            id: ids::new_id(ids::EVENT),
+            at: now(),
+            workspace_id: workspace_id.map(str::to_owned),
+            action: action.to_owned(),
+            actor: self.actor.clone(),
+            target_type: target_type.to_owned(),
+            target_id: target_id.to_owned(),
+            detail,
+        });
+        self
+    }
+
+    pub fn change(&mut self, c: Change) -> &mut Self {
+        self.changes.push(c);
+        self
+    }
+
+    /// Writes the events and changes on `conn` (inside the caller's transaction).
+    pub async fn write(self, conn: &mut AnyConnection) -> Result<Vec<Change>> {
+        for e in &self.events {
+            sqlx::query(
+                "INSERT INTO audit_events (id, at, workspace_id, action, actor_user_id, \
+                 actor_credential_id, actor_credential_name, target_type, target_id, ip, \
+                 user_agent, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&e.id)
+            .bind(e.at)
+            .bind(&e.workspace_id)
+            .bind(&e.action)
+            .bind(&e.actor.user_id)
+            .bind(&e.actor.credential_id)
+            .bind(&e.actor.credential_name)
+            .bind(&e.target_type)
+            .bind(&e.target_id)
+            .bind(&e.actor.ip)
+            .bind(&e.actor.user_agent)
+            .bind(e.detail.to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+        let at = now();
+        for c in &self.changes {
+            let (kind, subject) = c.kind_subject();
+            sqlx::query("INSERT INTO changes (at, kind, subject) VALUES ($1, $2, $3)")
+                .bind(at)
+                .bind(kind)
+                .bind(subject)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(self.changes)
+    }
+}
+
+impl SqlStore {
+    pub async fn list_audit(
+        &self,
+        f: &AuditFilter,
+        page: PageRequest<'_>,
+    ) -> Result<Page<AuditEvent>> {
+        let mut q = ListQuery::new(
+            "SELECT id, at, workspace_id, action, actor_user_id, actor_credential_id, \
+             actor_credential_name, target_type, target_id, ip, user_agent, detail FROM audit_events",
+        );
+        q.and_if("workspace_id = ?", f.workspace_id.as_deref())
+            .and_if("action = ?", f.action.as_deref())
+            .and_if("at >= ?", f.since);
+        if let Some(a) = &f.actor {
+            q.and(
+                "(actor_user_id = ? OR actor_credential_id = ?)",
+                [Arg::from(a.as_str()), Arg::from(a.as_str())],
+            );
+        }
+        let (sql, args) = q.page("id", page.cursor, page.limit);
+        let rows = sqlx::query_with(&sql, args).fetch_all(&self.read).await?;
+        let events = rows
+            .into_iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    workspace_id: r.try_get("workspace_id")?,
+                    action: r.try_get("action")?,
+                    actor: Actor {
+                        user_id: r.try_get("actor_user_id")?,
+                        credential_id: r.try_get("actor_credential_id")?,
+                        credential_name: r.try_get("actor_credential_name")?,
+                        ip: r.try_get("ip")?,
+                        user_agent: r.try_get("user_agent")?,
+                    },
+                    target_type: r.try_get("target_type")?,
+                    target_id: r.try_get("target_id")?,
+                    detail: serde_json::from_str(&r.try_get::<String, _>("detail")?)
+                        .unwrap_or(Value::Null),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Page::from_rows(events, page.limit, |e| e.id.clone()))
+    }
+
+    /// Changes after `seq`, oldest first, for a node following the log.
+    pub async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<(i64, Change)>> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, subject FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let seq: i64 = r.try_get("seq")?;
+            let kind: String = r.try_get("kind")?;
+            let subject: String = r.try_get("subject")?;
+            if let Some(c) = Change::from_kind_subject(&kind, &subject) {
+                out.push((seq, c));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest position in the change log (0 when empty).
+    pub async fn latest_change(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get("seq")?)
+    }
+}

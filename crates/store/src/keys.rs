@@ -1,0 +1,360 @@
+//! API keys: create, look up by hash, list, edit, roll, revoke, and the batched `last_used_at`.
+
+use crate::audit::Log;
+use crate::query::{Arg, ListQuery};
+use crate::{
+    now, Actor, ApiKeyRecord, Change, KeyFilter, KeyPatch, KeyStatus, NewApiKey, Page, PageRequest,
+    Result, SqlStore, StoreError,
+};
+use latchkey_core::ipnet::IpNet;
+use latchkey_core::PermissionSet;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use sqlx::AnyConnection;
+
+const KEY_COLUMNS: &str = "id, hash, redacted, name, key_type, environment, workspace_id, \
+    owner_id, permissions, allowed_origins, allowed_ips, metadata, enabled, expires_at, \
+    revoked_at, rolled_to, created_by, created_at, updated_at, last_used_at";
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    hash: String,
+    redacted: String,
+    name: String,
+    key_type: String,
+    environment: String,
+    workspace_id: String,
+    owner_id: String,
+    permissions: Option<String>,
+    allowed_origins: String,
+    allowed_ips: String,
+    metadata: String,
+    enabled: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    rolled_to: Option<String>,
+    created_by: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    last_used_at: Option<i64>,
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(format!("bad stored {what}").into()))
+}
+
+pub(crate) fn from_json<T: DeserializeOwned>(s: &str, what: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|_| corrupt(what))
+}
+
+impl TryFrom<KeyRow> for ApiKeyRecord {
+    type Error = StoreError;
+    fn try_from(r: KeyRow) -> Result<Self> {
+        Ok(ApiKeyRecord {
+            key_type: r.key_type.parse().map_err(|_| corrupt("key_type"))?,
+            environment: r.environment.parse().map_err(|_| corrupt("environment"))?,
+            permissions: r
+                .permissions
+                .as_deref()
+                .map(|p| from_json::<PermissionSet>(p, "permissions"))
+                .transpose()?,
+            allowed_origins: from_json(&r.allowed_origins, "allowed_origins")?,
+            allowed_ips: from_json::<Vec<IpNet>>(&r.allowed_ips, "allowed_ips")?,
+            metadata: from_json(&r.metadata, "metadata")?,
+            enabled: r.enabled != 0,
+            id: r.id,
+            hash: r.hash,
+            redacted: r.redacted,
+            name: r.name,
+            workspace_id: r.workspace_id,
+            owner_id: r.owner_id,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            rolled_to: r.rolled_to,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            last_used_at: r.last_used_at,
+        })
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data serialises")
+}
+
+pub(crate) async fn insert_key(conn: &mut AnyConnection, k: &NewApiKey) -> Result<()> {
+    let t = now();
+    sqlx::query(
+        "INSERT INTO api_keys (id, hash, redacted, name, key_type, environment, workspace_id, \
+         owner_id, permissions, allowed_origins, allowed_ips, metadata, enabled, expires_at, \
+         created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $15)",
+    )
+    .bind(&k.id)
+    .bind(&k.hash)
+    .bind(&k.redacted)
+    .bind(&k.name)
+    .bind(k.key_type.as_str())
+    .bind(k.environment.as_str())
+    .bind(&k.workspace_id)
+    .bind(&k.owner_id)
+    .bind(k.permissions.as_ref().map(to_json))
+    .bind(to_json(&k.allowed_origins))
+    .bind(to_json(&k.allowed_ips))
+    .bind(k.metadata.to_string())
+    .bind(k.expires_at)
+    .bind(&k.created_by)
+    .bind(t)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::unique("key"))?;
+    Ok(())
+}
+
+async fn fetch_key(conn: &mut AnyConnection, id: &str) -> Result<ApiKeyRecord> {
+    let row: KeyRow = sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    row.try_into()
+}
+
+fn key_detail(k: &ApiKeyRecord) -> serde_json::Value {
+    json!({"name": k.name, "key_type": k.key_type.as_str(), "environment": k.environment.as_str(),
+           "redacted": k.redacted, "owner_id": k.owner_id})
+}
+
+impl SqlStore {
+    pub async fn create_key(
+        &self,
+        k: &NewApiKey,
+        actor: &Actor,
+    ) -> Result<(ApiKeyRecord, Vec<Change>)> {
+        let mut tx = self.write.begin().await?;
+        insert_key(&mut tx, k).await?;
+        let rec = fetch_key(&mut tx, &k.id).await?;
+        let mut log = Log::new(actor);
+        log.event(
+            Some(&k.workspace_id),
+            "key.created",
+            "key",
+            &k.id,
+            key_detail(&rec),
+        )
+        .change(Change::Key(k.hash.clone()));
+        let changes = log.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok((rec, changes))
+    }
+
+    pub async fn get_key(&self, id: &str) -> Result<ApiKeyRecord> {
+        let mut conn = self.read.acquire().await?;
+        fetch_key(&mut conn, id).await
+    }
+
+    /// The verification path's lookup, on a cache miss.
+    pub async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let row: Option<KeyRow> = sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    pub async fn list_keys(
+        &self,
+        f: &KeyFilter,
+        page: PageRequest<'_>,
+    ) -> Result<Page<ApiKeyRecord>> {
+        let mut q = ListQuery::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys"));
+        q.and_if("workspace_id = ?", f.workspace_id.as_deref())
+            .and_if("owner_id = ?", f.owner_id.as_deref())
+            .and_if("environment = ?", f.environment.map(|e| e.as_str()));
+        let t = now();
+        match f.status {
+            None => {}
+            Some(KeyStatus::Revoked) => {
+                q.and("revoked_at IS NOT NULL", []);
+            }
+            Some(KeyStatus::Disabled) => {
+                q.and("revoked_at IS NULL AND enabled = 0", []);
+            }
+            Some(KeyStatus::Expired) => {
+                q.and(
+                    "revoked_at IS NULL AND enabled = 1 AND expires_at IS NOT NULL AND expires_at <= ?",
+                    [Arg::Int(t)],
+                );
+            }
+            Some(KeyStatus::Active) => {
+                q.and(
+                    "revoked_at IS NULL AND enabled = 1 AND (expires_at IS NULL OR expires_at > ?)",
+                    [Arg::Int(t)],
+                );
+            }
+        }
+        let (sql, args) = q.page("id", page.cursor, page.limit);
+        let rows: Vec<KeyRow> = sqlx::query_as_with(&sql, args)
+            .fetch_all(&self.read)
+            .await?;
+        let recs = rows
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<Vec<ApiKeyRecord>>>()?;
+        Ok(Page::from_rows(recs, page.limit, |k| k.id.clone()))
+    }
+
+    pub async fn update_key(
+        &self,
+        id: &str,
+        p: &KeyPatch,
+        actor: &Actor,
+    ) -> Result<(ApiKeyRecord, Vec<Change>)> {
+        let mut tx = self.write.begin().await?;
+        let mut k = fetch_key(&mut tx, id).await?;
+        let mut fields = Vec::new();
+        if let Some(v) = &p.name {
+            k.name.clone_from(v);
+            fields.push("name");
+        }
+        if let Some(v) = &p.permissions {
+            k.permissions.clone_from(v);
+            fields.push("permissions");
+        }
+        if let Some(v) = p.expires_at {
+            k.expires_at = v;
+            fields.push("expires_at");
+        }
+        if let Some(v) = p.enabled {
+            k.enabled = v;
+            fields.push("enabled");
+        }
+        if let Some(v) = &p.allowed_origins {
+            k.allowed_origins.clone_from(v);
+            fields.push("allowed_origins");
+        }
+        if let Some(v) = &p.allowed_ips {
+            k.allowed_ips.clone_from(v);
+            fields.push("allowed_ips");
+        }
+        if let Some(v) = &p.metadata {
+            k.metadata = v.clone();
+            fields.push("metadata");
+        }
+        k.updated_at = now();
+        sqlx::query(
+            "UPDATE api_keys SET name = $1, permissions = $2, expires_at = $3, enabled = $4, \
+             allowed_origins = $5, allowed_ips = $6, metadata = $7, updated_at = $8 WHERE id = $9",
+        )
+        .bind(&k.name)
+        .bind(k.permissions.as_ref().map(to_json))
+        .bind(k.expires_at)
+        .bind(i64::from(k.enabled))
+        .bind(to_json(&k.allowed_origins))
+        .bind(to_json(&k.allowed_ips))
+        .bind(k.metadata.to_string())
+        .bind(k.updated_at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let mut log = Log::new(actor);
+        log.event(
+            Some(&k.workspace_id),
+            "key.updated",
+            "key",
+            id,
+            json!({"fields": fields}),
+        )
+        .change(Change::Key(k.hash.clone()));
+        let changes = log.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok((k, changes))
+    }
+
+    /// Replaces key `old_id` by `new`; the old key stops working at `old_expires_at`.
+    pub async fn roll_key(
+        &self,
+        old_id: &str,
+        new: &NewApiKey,
+        old_expires_at: i64,
+        actor: &Actor,
+    ) -> Result<(ApiKeyRecord, Vec<Change>)> {
+        let mut tx = self.write.begin().await?;
+        let old = fetch_key(&mut tx, old_id).await?;
+        insert_key(&mut tx, new).await?;
+        sqlx::query(
+            "UPDATE api_keys SET expires_at = $1, rolled_to = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(old_expires_at)
+        .bind(&new.id)
+        .bind(now())
+        .bind(old_id)
+        .execute(&mut *tx)
+        .await?;
+        let rec = fetch_key(&mut tx, &new.id).await?;
+        let mut log = Log::new(actor);
+        log.event(
+            Some(&old.workspace_id),
+            "key.rolled",
+            "key",
+            old_id,
+            json!({"new_key_id": new.id, "old_key_expires_at": old_expires_at}),
+        )
+        .change(Change::Key(old.hash.clone()))
+        .change(Change::Key(new.hash.clone()));
+        let changes = log.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok((rec, changes))
+    }
+
+    /// Revokes a key. `None` when it was already revoked (nothing written).
+    pub async fn revoke_key(&self, id: &str, actor: &Actor) -> Result<Option<Vec<Change>>> {
+        let mut tx = self.write.begin().await?;
+        let k = fetch_key(&mut tx, id).await?;
+        if k.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let t = now();
+        sqlx::query("UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2")
+            .bind(t)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let mut log = Log::new(actor);
+        log.event(
+            Some(&k.workspace_id),
+            "key.revoked",
+            "key",
+            id,
+            key_detail(&k),
+        )
+        .change(Change::Key(k.hash.clone()));
+        let changes = log.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Some(changes))
+    }
+
+    /// Flushes batched `last_used_at` values; only ever moves them forward.
+    pub async fn record_last_used(&self, uses: &[(String, i64)]) -> Result<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        for (id, at) in uses {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \
+                 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(*at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! Latchkey's persistence. One [`SqlStore`] serves SQLite and PostgreSQL through sqlx's `Any`
+//! driver: the SQL is written once in the dialect both accept (`$n` placeholders, TEXT ids,
+//! BIGINT unix times, 0/1 booleans, JSON as TEXT); only DDL is kept per backend.
+//!
+//! Every write is one transaction that also appends its audit event and, when it can change a
+//! verification outcome, a row to the `changes` log. It returns those [`Change`]s so the caller
+//! can invalidate its cache at once; other nodes can follow the log.
+
+mod audit;
+mod error;
+mod keys;
+mod model;
+mod query;
+mod users;
+mod workspaces;
+
+pub use error::StoreError;
+pub use model::*;
+
+use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct SqlStore {
+    /// Used for writes. On SQLite it holds one connection, so writers queue in the pool instead
+    /// of failing with SQLITE_BUSY.
+    write: AnyPool,
+    /// Used for reads; on SQLite WAL readers never block the writer.
+    read: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) and migrates the database at `url`: a `postgres://` URL or a
+    /// SQLite file path (`sqlite://` prefix optional).
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            sqlx::migrate!("./migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            return Ok(Self {
+                write: pool.clone(),
+                read: pool,
+                backend: Backend::Postgres,
+            });
+        }
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        // Validate the path through sqlx's own parser before building the Any URL.
+        sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?;
+        let any_url = format!("sqlite://{path}?mode=rwc");
+        let write = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(sqlite_pragmas)
+            .connect(&any_url)
+            .await?;
+        write.execute("PRAGMA journal_mode = WAL").await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let read = AnyPoolOptions::new()
+            .max_connections(4)
+            .after_connect(sqlite_pragmas)
+            .connect(&any_url)
+            .await?;
+        Ok(Self {
+            write,
+            read,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// For `/readyz`: can we reach the database right now?
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+fn sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        // FULL: a commit is on disk before we answer 2xx (WAL's default NORMAL is not).
+        for p in [
+            "PRAGMA synchronous = FULL",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA busy_timeout = 10000",
+        ] {
+            conn.execute(p).await?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn affected(r: &AnyQueryResult) -> u64 {
+    r.rows_affected()
+}

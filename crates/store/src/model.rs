@@ -1,0 +1,323 @@
+//! Rows as stored and the inputs of writes. JSON columns are decoded here, once.
+
+use latchkey_core::ipnet::IpNet;
+use latchkey_core::{Environment, KeyType, PermissionSet};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub(crate) fn from_rows(mut rows: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Self {
+        let next_cursor = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(id)
+        } else {
+            None
+        };
+        Self {
+            data: rows,
+            next_cursor,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest<'a> {
+    pub cursor: Option<&'a str>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub is_instance_admin: i64,
+    pub active: i64,
+    pub created_at: i64,
+    pub deactivated_at: Option<i64>,
+}
+
+impl User {
+    pub fn is_instance_admin(&self) -> bool {
+        self.is_instance_admin != 0
+    }
+    pub fn is_active(&self) -> bool {
+        self.active != 0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub is_instance_admin: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub require_pair: bool,
+    pub publishable_permissions: PermissionSet,
+    pub max_key_ttl_seconds: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WorkspacePatch {
+    pub name: Option<String>,
+    pub require_pair: Option<bool>,
+    pub publishable_permissions: Option<PermissionSet>,
+    /// `Some(None)` clears the limit.
+    pub max_key_ttl_seconds: Option<Option<i64>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub workspace_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub active: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub workspace_id: String,
+    pub name: String,
+    pub permissions: PermissionSet,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Grant {
+    pub id: String,
+    pub workspace_id: String,
+    pub user_id: String,
+    pub permission: String,
+    pub created_at: i64,
+}
+
+/// A user's standing in one workspace: what verification needs besides the key itself.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub workspace_id: String,
+    pub active: bool,
+    pub is_instance_admin: bool,
+    pub role: Option<String>,
+    /// Role permissions plus grants; everything for an instance admin.
+    pub permissions: PermissionSet,
+}
+
+impl Principal {
+    pub fn is_member(&self) -> bool {
+        self.role.is_some() || self.is_instance_admin
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub hash: String,
+    pub redacted: String,
+    pub name: String,
+    pub key_type: KeyType,
+    pub environment: Environment,
+    pub workspace_id: String,
+    pub owner_id: String,
+    pub permissions: Option<PermissionSet>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_ips: Vec<IpNet>,
+    pub metadata: Value,
+    pub enabled: bool,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub rolled_to: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+    Disabled,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Revoked => "revoked",
+            KeyStatus::Disabled => "disabled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => KeyStatus::Active,
+            "expired" => KeyStatus::Expired,
+            "revoked" => KeyStatus::Revoked,
+            "disabled" => KeyStatus::Disabled,
+            _ => return None,
+        })
+    }
+}
+
+impl ApiKeyRecord {
+    /// Same precedence as the verification decision: revoked, disabled, expired.
+    pub fn status(&self, now: i64) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if !self.enabled {
+            KeyStatus::Disabled
+        } else if self.expires_at.is_some_and(|t| t <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: String,
+    pub hash: String,
+    pub redacted: String,
+    pub name: String,
+    pub key_type: KeyType,
+    pub environment: Environment,
+    pub workspace_id: String,
+    pub owner_id: String,
+    pub permissions: Option<PermissionSet>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_ips: Vec<IpNet>,
+    pub metadata: Value,
+    pub expires_at: Option<i64>,
+    pub created_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeyPatch {
+    pub name: Option<String>,
+    /// `Some(None)` removes the restriction (the key then has all its owner's permissions).
+    pub permissions: Option<Option<PermissionSet>>,
+    pub expires_at: Option<Option<i64>>,
+    pub enabled: Option<bool>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub allowed_ips: Option<Vec<IpNet>>,
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub workspace_id: Option<String>,
+    pub owner_id: Option<String>,
+    pub environment: Option<Environment>,
+    pub status: Option<KeyStatus>,
+}
+
+/// Who did something, as the audit log shows it.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub user_id: Option<String>,
+    pub credential_id: Option<String>,
+    pub credential_name: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: String,
+    pub at: i64,
+    pub workspace_id: Option<String>,
+    pub action: String,
+    pub actor: Actor,
+    pub target_type: String,
+    pub target_id: String,
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// `None` means every workspace (instance admins only); events without a workspace
+    /// (user.created, …) are only listed then.
+    pub workspace_id: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<i64>,
+}
+
+/// What a write changed that may alter a verification outcome. Written to the `changes` log in
+/// the write's transaction and returned to the caller to invalidate its cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A key (by its stored hash) was created, revoked, rolled or edited.
+    Key(String),
+    /// A user's standing in one workspace changed (membership, grant).
+    Principal {
+        workspace_id: String,
+        user_id: String,
+    },
+    /// A workspace's roles or settings changed: every principal in it.
+    Workspace(String),
+    /// A user was deactivated: every principal of that user.
+    User(String),
+}
+
+impl Change {
+    pub(crate) fn kind_subject(&self) -> (&'static str, String) {
+        match self {
+            Change::Key(h) => ("key", h.clone()),
+            Change::Principal {
+                workspace_id,
+                user_id,
+            } => ("principal", format!("{workspace_id}/{user_id}")),
+            Change::Workspace(w) => ("workspace", w.clone()),
+            Change::User(u) => ("user", u.clone()),
+        }
+    }
+
+    pub fn from_kind_subject(kind: &str, subject: &str) -> Option<Self> {
+        Some(match kind {
+            "key" => Change::Key(subject.to_owned()),
+            "principal" => {
+                let (w, u) = subject.split_once('/')?;
+                Change::Principal {
+                    workspace_id: w.to_owned(),
+                    user_id: u.to_owned(),
+                }
+            }
+            "workspace" => Change::Workspace(subject.to_owned()),
+            "user" => Change::User(subject.to_owned()),
+            _ => return None,
+        })
+    }
+}
+
+/// The first-start bootstrap, done in one transaction.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub admin: NewUser,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub key: NewApiKey,
+}

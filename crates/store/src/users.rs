@@ -1,0 +1,221 @@
+//! Users and their standing in a workspace (the principal that verification checks live).
+
+use crate::audit::Log;
+use crate::keys::from_json;
+use crate::query::ListQuery;
+use crate::{
+    now, Actor, Change, NewUser, Page, PageRequest, Principal, Result, SqlStore, StoreError, User,
+};
+use latchkey_core::PermissionSet;
+use serde_json::json;
+use sqlx::{AnyConnection, Row};
+
+const USER_COLUMNS: &str =
+    "id, email, name, password_hash, is_instance_admin, active, created_at, deactivated_at";
+
+pub(crate) async fn insert_user(conn: &mut AnyConnection, u: &NewUser) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, email, name, password_hash, is_instance_admin, active, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 1, $6)",
+    )
+    .bind(&u.id)
+    .bind(&u.email)
+    .bind(&u.name)
+    .bind(&u.password_hash)
+    .bind(i64::from(u.is_instance_admin))
+    .bind(now())
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::unique("a user with this email already exists"))?;
+    Ok(())
+}
+
+async fn fetch_user(conn: &mut AnyConnection, id: &str) -> Result<User> {
+    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+impl SqlStore {
+    pub async fn create_user(&self, u: &NewUser, actor: &Actor) -> Result<User> {
+        let mut tx = self.write.begin().await?;
+        insert_user(&mut tx, u).await?;
+        let mut log = Log::new(actor);
+        log.event(
+            None,
+            "user.created",
+            "user",
+            &u.id,
+            json!({"email": u.email}),
+        );
+        log.write(&mut tx).await?;
+        let user = fetch_user(&mut tx, &u.id).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    pub async fn get_user(&self, id: &str) -> Result<User> {
+        let mut conn = self.read.acquire().await?;
+        fetch_user(&mut conn, id).await
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        ))
+        .bind(email)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// All users, or (with `workspace_id`) the members of one workspace.
+    pub async fn list_users(
+        &self,
+        workspace_id: Option<&str>,
+        page: PageRequest<'_>,
+    ) -> Result<Page<User>> {
+        let mut q = ListQuery::new(&format!("SELECT {USER_COLUMNS} FROM users"));
+        q.and_if(
+            "id IN (SELECT user_id FROM members WHERE workspace_id = ?)",
+            workspace_id,
+        );
+        let (sql, args) = q.page("id", page.cursor, page.limit);
+        let rows: Vec<User> = sqlx::query_as_with(&sql, args)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(Page::from_rows(rows, page.limit, |u| u.id.clone()))
+    }
+
+    /// Whether `user_id` is a member of `workspace_id`; decides whether a workspace-scoped
+    /// caller may see that user.
+    pub async fn is_member(&self, workspace_id: &str, user_id: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM members WHERE workspace_id = $1 AND user_id = $2",
+        )
+        .bind(workspace_id)
+        .bind(user_id)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Deactivates a user and revokes every key they own. `None` if already inactive.
+    pub async fn deactivate_user(
+        &self,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<Option<(User, Vec<Change>)>> {
+        let mut tx = self.write.begin().await?;
+        let user = fetch_user(&mut tx, id).await?;
+        if !user.is_active() {
+            return Ok(None);
+        }
+        let t = now();
+        sqlx::query("UPDATE users SET active = 0, deactivated_at = $1 WHERE id = $2")
+            .bind(t)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let revoked = sqlx::query(
+            "SELECT id, hash, workspace_id FROM api_keys WHERE owner_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL")
+            .bind(t)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let mut log = Log::new(actor);
+        log.event(
+            None,
+            "user.deactivated",
+            "user",
+            id,
+            json!({"revoked_keys": revoked.len()}),
+        )
+        .change(Change::User(id.to_owned()));
+        for r in &revoked {
+            let key_id: String = r.try_get("id")?;
+            let ws: String = r.try_get("workspace_id")?;
+            log.event(
+                Some(&ws),
+                "key.revoked",
+                "key",
+                &key_id,
+                json!({"reason": "owner deactivated"}),
+            )
+            .change(Change::Key(r.try_get("hash")?));
+        }
+        let changes = log.write(&mut tx).await?;
+        let user = fetch_user(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some((user, changes)))
+    }
+
+    /// A user's standing in a workspace, read fresh. `None` if the user does not exist.
+    pub async fn principal(&self, workspace_id: &str, user_id: &str) -> Result<Option<Principal>> {
+        let Some(user) =
+            sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(user_id)
+                .fetch_optional(&self.read)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let role_row = sqlx::query(
+            "SELECT m.role AS role, r.permissions AS permissions FROM members m \
+             LEFT JOIN roles r ON r.workspace_id = m.workspace_id AND r.name = m.role \
+             WHERE m.workspace_id = $1 AND m.user_id = $2",
+        )
+        .bind(workspace_id)
+        .bind(user_id)
+        .fetch_optional(&self.read)
+        .await?;
+        let (role, mut permissions) = match role_row {
+            Some(r) => {
+                let perms: Option<String> = r.try_get("permissions")?;
+                let set = match perms {
+                    Some(p) => from_json::<PermissionSet>(&p, "role permissions")?,
+                    None => PermissionSet::default(),
+                };
+                (Some(r.try_get::<String, _>("role")?), set)
+            }
+            None => (None, PermissionSet::default()),
+        };
+        if role.is_some() {
+            let grants = sqlx::query(
+                "SELECT permission FROM grants WHERE workspace_id = $1 AND user_id = $2",
+            )
+            .bind(workspace_id)
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await?;
+            let granted: Vec<String> = grants
+                .iter()
+                .map(|r| r.try_get("permission"))
+                .collect::<Result<_, _>>()?;
+            let granted =
+                PermissionSet::parse_all(granted.iter().map(String::as_str)).map_err(|_| {
+                    StoreError::Database(sqlx::Error::Decode("bad stored grant".into()))
+                })?;
+            permissions = permissions.union(&granted);
+        }
+        if user.is_instance_admin() {
+            permissions = PermissionSet::all();
+        }
+        Ok(Some(Principal {
+            user_id: user.id,
+            email: user.email,
+            name: user.name,
+            workspace_id: workspace_id.to_owned(),
+            active: user.active != 0,
+            is_instance_admin: user.is_instance_admin != 0,
+            role,
+            permissions,
+        }))
+    }
+}
