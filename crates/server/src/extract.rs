@@ -50,15 +50,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         let msg = strip_position(&inner.to_string());
         // serde reports a missing or unknown field at the parent's path; name the field itself.
-        let field = quoted_field(&msg)
-            .map(|f| {
-                if path == "." {
-                    f.to_owned()
-                } else {
-                    format!("{path}.{f}")
-                }
-            })
-            .unwrap_or(if path == "." { "body".to_owned() } else { path });
+        let field = match quoted_field(&msg) {
+            Some(f) if path == "." => f.to_owned(),
+            Some(f) if path == f || path.ends_with(&format!(".{f}")) => path,
+            Some(f) => format!("{path}.{f}"),
+            None if path == "." => "body".to_owned(),
+            None => path,
+        };
         ApiError::validation(&field, msg)
     })
 }

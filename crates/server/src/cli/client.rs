@@ -24,7 +24,7 @@ pub struct ClientOpts {
     /// API key the client commands authenticate with
     #[arg(long, env = "LATCHKEY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// Print the server's JSON response instead of tables
+    /// Print JSON for scripts instead of text for people
     #[arg(long, global = true)]
     pub json: bool,
 }

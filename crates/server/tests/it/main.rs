@@ -1,0 +1,15 @@
+//! The one integration-test binary (each extra binary costs a link). Every scenario runs
+//! against SQLite and, when LATCHKEY_TEST_POSTGRES_URL is set, PostgreSQL.
+
+mod audit;
+mod credentials;
+mod durability;
+mod errors;
+mod harness;
+mod inheritance;
+mod keys;
+mod ops;
+mod publishable;
+mod secrets_in_logs;
+mod tenancy;
+mod verify;
