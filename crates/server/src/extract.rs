@@ -118,6 +118,27 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
+/// A JSON body that may also be absent entirely (e.g. `POST /v1/keys/{id}/roll` with no options).
+pub struct ApiJsonOrEmpty<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOrEmpty<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let has_body = req.headers().contains_key(header::CONTENT_TYPE)
+            || req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|l| l != "0");
+        if !has_body {
+            return Ok(ApiJsonOrEmpty(T::default()));
+        }
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| ApiJsonOrEmpty(v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,26 +185,5 @@ mod tests {
             "inner.n"
         );
         assert!(parse_json::<Body>(br#"{"name": "a"}"#).is_ok());
-    }
-}
-
-/// A JSON body that may also be absent entirely (e.g. `POST /v1/keys/{id}/roll` with no options).
-pub struct ApiJsonOrEmpty<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOrEmpty<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let has_body = req.headers().contains_key(header::CONTENT_TYPE)
-            || req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .is_some_and(|l| l != "0");
-        if !has_body {
-            return Ok(ApiJsonOrEmpty(T::default()));
-        }
-        ApiJson::<T>::from_request(req, state)
-            .await
-            .map(|ApiJson(v)| ApiJsonOrEmpty(v))
     }
 }

@@ -178,7 +178,7 @@ fn expiry(
         (Some(e), Some(max)) if e > t + max => {
             v.error(
                 field,
-                &format!("must be within this workspace's maximum key lifetime ({max} s)"),
+                format!("must be within this workspace's maximum key lifetime ({max} s)"),
             );
             None
         }

@@ -33,7 +33,10 @@ async fn keys_acknowledged_before_kill_9_all_verify_after_restart() {
 
         let second = ServerProcess::spawn(&dir.0, db, &[]);
         second.wait_ready().await;
-        assert!(!second.stdout().contains("admin API key"), "no second bootstrap");
+        assert!(
+            !second.stdout().contains("admin API key"),
+            "no second bootstrap"
+        );
         for k in &keys {
             let r = http
                 .post(format!("{}/v1/verify", second.url))

@@ -47,4 +47,3 @@ async fn malformed_requests_are_clear_4xx_problems_and_change_nothing() {
     })
     .await;
 }
-

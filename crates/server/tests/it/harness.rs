@@ -104,7 +104,10 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
@@ -129,16 +132,28 @@ pub struct Resp {
 impl Resp {
     #[track_caller]
     pub fn expect(self, status: u16) -> Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self.body
     }
 
     /// Asserts a problem+json error with this status and code, and returns the body.
     #[track_caller]
     pub fn problem(self, status: u16, code: &str) -> Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
         assert_eq!(
-            self.headers.get("content-type").map(|v| v.to_str().unwrap()),
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .map(|v| v.to_str().unwrap()),
             Some("application/problem+json"),
             "errors are problem+json"
         );
@@ -171,7 +186,11 @@ impl TestServer {
         };
         config.database = pg.as_ref().map(|p| p.url.clone());
         let app = App::open(&config).await.expect("server opens");
-        let boot = app.bootstrap().await.unwrap().expect("fresh database bootstraps");
+        let boot = app
+            .bootstrap()
+            .await
+            .unwrap()
+            .expect("fresh database bootstraps");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -216,12 +235,23 @@ impl TestServer {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
-    pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut rb = self.request(method, path);
         if let Some(k) = key {
             rb = rb.bearer_auth(k);
@@ -262,13 +292,20 @@ impl TestServer {
     }
 
     pub async fn workspace(&self, name: &str) -> String {
-        let body = self.post("/v1/workspaces", &self.admin_key, json!({"name": name})).await.expect(201);
+        let body = self
+            .post("/v1/workspaces", &self.admin_key, json!({"name": name}))
+            .await
+            .expect(201);
         body["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn set_member(&self, ws: &str, user: &str, role: &str) {
         let r = self
-            .put(&format!("/v1/workspaces/{ws}/members/{user}"), &self.admin_key, json!({"role": role}))
+            .put(
+                &format!("/v1/workspaces/{ws}/members/{user}"),
+                &self.admin_key,
+                json!({"role": role}),
+            )
             .await;
         assert!(r.status.is_success(), "set member: {}", r.body);
     }
@@ -287,17 +324,24 @@ impl TestServer {
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
         }
-        self.post("/v1/keys", &self.admin_key, body).await.expect(201)
+        self.post("/v1/keys", &self.admin_key, body)
+            .await
+            .expect(201)
     }
 
     /// How many keys `key` can list (up to 500).
     pub async fn key_count(&self, key: &str) -> usize {
-        self.get("/v1/keys?limit=500", key).await.expect(200)["data"].as_array().unwrap().len()
+        self.get("/v1/keys?limit=500", key).await.expect(200)["data"]
+            .as_array()
+            .unwrap()
+            .len()
     }
 
     /// `POST /v1/verify` as the instance admin.
     pub async fn verify(&self, body: Value) -> Value {
-        self.post("/v1/verify", &self.admin_key, body).await.expect(200)
+        self.post("/v1/verify", &self.admin_key, body)
+            .await
+            .expect(200)
     }
 }
 
@@ -318,7 +362,11 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    pub fn spawn(data_dir: &std::path::Path, database: Option<&str>, envs: &[(&str, &str)]) -> Self {
+    pub fn spawn(
+        data_dir: &std::path::Path,
+        database: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> Self {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -352,12 +400,20 @@ impl ServerProcess {
     pub async fn wait_ready(&self) {
         let http = reqwest::Client::new();
         for _ in 0..300 {
-            if http.get(format!("{}/readyz", self.url)).send().await.is_ok_and(|r| r.status() == 200) {
+            if http
+                .get(format!("{}/readyz", self.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("server did not become ready: {}", std::fs::read_to_string(&self.stderr_path).unwrap_or_default());
+        panic!(
+            "server did not become ready: {}",
+            std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        );
     }
 
     pub fn stdout(&self) -> String {
@@ -372,7 +428,11 @@ impl ServerProcess {
     pub fn admin_key(&self) -> String {
         self.stdout()
             .lines()
-            .find_map(|l| l.trim().strip_prefix("admin API key:").map(|k| k.trim().to_owned()))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("admin API key:")
+                    .map(|k| k.trim().to_owned())
+            })
             .expect("bootstrap output has the admin key")
     }
 

@@ -27,7 +27,10 @@ async fn health_readiness_and_metrics() {
 #[tokio::test]
 async fn openapi_documents_every_endpoint() {
     let srv = crate::harness::TestServer::start(&crate::harness::Backend::Sqlite).await;
-    let doc = srv.call(Method::GET, "/openapi.json", None, None).await.expect(200);
+    let doc = srv
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .expect(200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     let expected = [
@@ -40,7 +43,10 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/workspaces", vec!["get", "post"]),
         ("/v1/workspaces/{id}", vec!["get", "patch"]),
         ("/v1/workspaces/{id}/members", vec!["get"]),
-        ("/v1/workspaces/{id}/members/{user_id}", vec!["put", "delete"]),
+        (
+            "/v1/workspaces/{id}/members/{user_id}",
+            vec!["put", "delete"],
+        ),
         ("/v1/workspaces/{id}/roles", vec!["get"]),
         ("/v1/workspaces/{id}/roles/{role}", vec!["get", "put"]),
         ("/v1/workspaces/{id}/grants", vec!["get", "post"]),
@@ -52,18 +58,35 @@ async fn openapi_documents_every_endpoint() {
         ("/metrics", vec!["get"]),
         ("/openapi.json", vec!["get"]),
     ];
-    assert_eq!(paths.len(), expected.len(), "documented: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(
+        paths.len(),
+        expected.len(),
+        "documented: {:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
     for (path, methods) in expected {
-        let item = paths.get(path).unwrap_or_else(|| panic!("{path} is documented"));
+        let item = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is documented"));
         for m in methods {
             let op = &item[m];
             assert!(op.is_object(), "{m} {path} is documented");
-            assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{m} {path} has responses");
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{m} {path} has responses"
+            );
         }
     }
     // Every endpoint must actually exist: an undocumented method is refused by the router.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for s in ["Problem", "KeyView", "CreatedKey", "CreateKeyRequest", "VerifyResponse", "Me"] {
+    for s in [
+        "Problem",
+        "KeyView",
+        "CreatedKey",
+        "CreateKeyRequest",
+        "VerifyResponse",
+        "Me",
+    ] {
         assert!(schemas.contains_key(s), "schema {s}");
     }
     srv.stop().await;

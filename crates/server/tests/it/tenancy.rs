@@ -10,37 +10,100 @@ async fn another_workspace_is_invisible() {
         let b = srv.workspace("Tenant B").await;
         let (_, a_admin) = srv.member_with_key(&a, "admin").await;
         let (b_user, b_admin) = srv.member_with_key(&b, "admin").await;
-        let b_key = srv.post("/v1/keys", &b_admin, json!({"name": "b's key"})).await.expect(201);
+        let b_key = srv
+            .post("/v1/keys", &b_admin, json!({"name": "b's key"}))
+            .await
+            .expect(201);
         let b_key_id = b_key["id"].as_str().unwrap();
 
-        srv.get(&format!("/v1/workspaces/{b}"), &a_admin).await.problem(404, "not_found");
-        srv.get(&format!("/v1/workspaces/{b}/members"), &a_admin).await.problem(404, "not_found");
-        srv.patch(&format!("/v1/workspaces/{b}"), &a_admin, json!({"name": "mine"})).await.problem(404, "not_found");
-        srv.put(&format!("/v1/workspaces/{b}/members/{b_user}"), &a_admin, json!({"role": "viewer"})).await.problem(404, "not_found");
-        srv.get(&format!("/v1/keys/{b_key_id}"), &a_admin).await.problem(404, "not_found");
-        srv.patch(&format!("/v1/keys/{b_key_id}"), &a_admin, json!({"name": "x"})).await.problem(404, "not_found");
-        srv.delete(&format!("/v1/keys/{b_key_id}"), &a_admin).await.problem(404, "not_found");
-        srv.post(&format!("/v1/keys/{b_key_id}/roll"), &a_admin, json!({})).await.problem(404, "not_found");
-        srv.get(&format!("/v1/users/{b_user}"), &a_admin).await.problem(404, "not_found");
-        srv.post("/v1/keys", &a_admin, json!({"name": "x", "workspace_id": b})).await.problem(404, "not_found");
+        srv.get(&format!("/v1/workspaces/{b}"), &a_admin)
+            .await
+            .problem(404, "not_found");
+        srv.get(&format!("/v1/workspaces/{b}/members"), &a_admin)
+            .await
+            .problem(404, "not_found");
+        srv.patch(
+            &format!("/v1/workspaces/{b}"),
+            &a_admin,
+            json!({"name": "mine"}),
+        )
+        .await
+        .problem(404, "not_found");
+        srv.put(
+            &format!("/v1/workspaces/{b}/members/{b_user}"),
+            &a_admin,
+            json!({"role": "viewer"}),
+        )
+        .await
+        .problem(404, "not_found");
+        srv.get(&format!("/v1/keys/{b_key_id}"), &a_admin)
+            .await
+            .problem(404, "not_found");
+        srv.patch(
+            &format!("/v1/keys/{b_key_id}"),
+            &a_admin,
+            json!({"name": "x"}),
+        )
+        .await
+        .problem(404, "not_found");
+        srv.delete(&format!("/v1/keys/{b_key_id}"), &a_admin)
+            .await
+            .problem(404, "not_found");
+        srv.post(&format!("/v1/keys/{b_key_id}/roll"), &a_admin, json!({}))
+            .await
+            .problem(404, "not_found");
+        srv.get(&format!("/v1/users/{b_user}"), &a_admin)
+            .await
+            .problem(404, "not_found");
+        srv.post(
+            "/v1/keys",
+            &a_admin,
+            json!({"name": "x", "workspace_id": b}),
+        )
+        .await
+        .problem(404, "not_found");
 
-        let listed = srv.get(&format!("/v1/keys?workspace_id={b}"), &a_admin).await;
+        let listed = srv
+            .get(&format!("/v1/keys?workspace_id={b}"), &a_admin)
+            .await;
         listed.problem(404, "not_found");
         let keys = srv.get("/v1/keys?limit=500", &a_admin).await.expect(200);
-        assert!(keys["data"].as_array().unwrap().iter().all(|k| k["workspace_id"] == a.as_str()));
+        assert!(keys["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["workspace_id"] == a.as_str()));
         let workspaces = srv.get("/v1/workspaces", &a_admin).await.expect(200);
-        let ids: Vec<_> = workspaces["data"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+        let ids: Vec<_> = workspaces["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap())
+            .collect();
         assert_eq!(ids, [a.as_str()]);
         let users = srv.get("/v1/users?limit=500", &a_admin).await.expect(200);
-        assert!(users["data"].as_array().unwrap().iter().all(|u| u["id"] != b_user.as_str()));
+        assert!(users["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["id"] != b_user.as_str()));
         let audit = srv.get("/v1/audit?limit=500", &a_admin).await.expect(200);
-        assert!(audit["data"].as_array().unwrap().iter().all(|e| e["workspace_id"] == a.as_str()));
+        assert!(audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["workspace_id"] == a.as_str()));
         // A's verifier cannot probe B's keys: they do not exist for it.
-        let v = srv.post("/v1/verify", &a_admin, json!({"key": b_key["key"]})).await.expect(200);
+        let v = srv
+            .post("/v1/verify", &a_admin, json!({"key": b_key["key"]}))
+            .await
+            .expect(200);
         assert_eq!(v["code"], "NOT_FOUND");
         assert!(v["workspace_id"].is_null());
         // B's key still works.
-        srv.get("/v1/me", b_key["key"].as_str().unwrap()).await.expect(200);
+        srv.get("/v1/me", b_key["key"].as_str().unwrap())
+            .await
+            .expect(200);
     })
     .await;
 }
@@ -51,20 +114,42 @@ async fn another_users_key_is_invisible_without_manage_all() {
         let ws = srv.workspace("Shared").await;
         let (_, dev1) = srv.member_with_key(&ws, "developer").await;
         let (dev2_id, dev2) = srv.member_with_key(&ws, "developer").await;
-        let k2 = srv.post("/v1/keys", &dev2, json!({"name": "dev2's"})).await.expect(201);
+        let k2 = srv
+            .post("/v1/keys", &dev2, json!({"name": "dev2's"}))
+            .await
+            .expect(201);
         let id = k2["id"].as_str().unwrap();
-        srv.get(&format!("/v1/keys/{id}"), &dev1).await.problem(404, "not_found");
-        srv.delete(&format!("/v1/keys/{id}"), &dev1).await.problem(404, "not_found");
+        srv.get(&format!("/v1/keys/{id}"), &dev1)
+            .await
+            .problem(404, "not_found");
+        srv.delete(&format!("/v1/keys/{id}"), &dev1)
+            .await
+            .problem(404, "not_found");
         let list = srv.get("/v1/keys?limit=500", &dev1).await.expect(200);
-        assert!(list["data"].as_array().unwrap().iter().all(|k| k["owner_id"] != dev2_id.as_str()));
-        let filtered = srv.get(&format!("/v1/keys?owner_id={dev2_id}"), &dev1).await.expect(200);
+        assert!(list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["owner_id"] != dev2_id.as_str()));
+        let filtered = srv
+            .get(&format!("/v1/keys?owner_id={dev2_id}"), &dev1)
+            .await
+            .expect(200);
         assert_eq!(filtered["data"], json!([]));
         // The workspace admin sees and can revoke it.
         let (_, admin) = srv.member_with_key(&ws, "admin").await;
         srv.get(&format!("/v1/keys/{id}"), &admin).await.expect(200);
-        srv.delete(&format!("/v1/keys/{id}"), &admin).await.expect(204);
+        srv.delete(&format!("/v1/keys/{id}"), &admin)
+            .await
+            .expect(204);
         // A workspace admin cannot mint a key for the instance admin (whose keys span every workspace).
-        srv.post("/v1/keys", &admin, json!({"name": "x", "owner_id": srv.admin_user_id})).await.problem(403, "insufficient_permissions");
+        srv.post(
+            "/v1/keys",
+            &admin,
+            json!({"name": "x", "owner_id": srv.admin_user_id}),
+        )
+        .await
+        .problem(403, "insufficient_permissions");
     })
     .await;
 }
