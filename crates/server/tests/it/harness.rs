@@ -367,6 +367,17 @@ impl ServerProcess {
         database: Option<&str>,
         envs: &[(&str, &str)],
     ) -> Self {
+        Self::spawn_with(data_dir, database, envs, &[], "http")
+    }
+
+    /// `extra` args are appended after `serve --listen 127.0.0.1:PORT --data-dir DIR`.
+    pub fn spawn_with(
+        data_dir: &std::path::Path,
+        database: Option<&str>,
+        envs: &[(&str, &str)],
+        extra: &[&str],
+        scheme: &str,
+    ) -> Self {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -388,10 +399,11 @@ impl ServerProcess {
         for (k, v) in envs {
             cmd.env(k, v);
         }
+        cmd.args(extra);
         let child = cmd.spawn().expect("spawn latchkey serve");
         Self {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             stdout_path,
             stderr_path,
         }
@@ -434,6 +446,16 @@ impl ServerProcess {
                     .map(|k| k.trim().to_owned())
             })
             .expect("bootstrap output has the admin key")
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
     }
 
     pub fn kill_9(&mut self) {

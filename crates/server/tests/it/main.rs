@@ -9,6 +9,7 @@ mod harness;
 mod inheritance;
 mod keys;
 mod ops;
+mod process;
 mod publishable;
 mod secrets_in_logs;
 mod tenancy;
