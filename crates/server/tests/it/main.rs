@@ -2,6 +2,7 @@
 //! against SQLite and, when LATCHKEY_TEST_POSTGRES_URL is set, PostgreSQL.
 
 mod audit;
+mod cli;
 mod credentials;
 mod durability;
 mod errors;
