@@ -4,6 +4,7 @@
 pub mod base62;
 pub mod hash;
 pub mod ids;
+pub mod issuance;
 pub mod key;
 pub mod permission;
 pub mod roles;

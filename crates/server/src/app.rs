@@ -4,18 +4,19 @@
 use crate::bootstrap::{bootstrap, BootstrapOutput};
 use crate::cache::VerifyCache;
 use crate::config::Config;
+use crate::follower::Follower;
 use crate::state::{AppState, Shared};
 use crate::usage::UsageRecorder;
 use crate::{metrics_layer, routes};
 use anyhow::{bail, Context};
 use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
 use latchkey_core::{base62, KeyHasher, Secret};
 use latchkey_store::{Backend, SqlStore};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use tower_http::trace::TraceLayer;
 
 pub struct App {
     pub state: AppState,
@@ -65,21 +66,15 @@ impl App {
     }
 
     pub fn router(&self) -> Router {
-        routes::router(self.state.clone()).layer(
-            TraceLayer::new_for_http()
-                // Path only: a query string could carry what someone mistook for a parameter.
-                .make_span_with(|req: &axum::http::Request<_>| {
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-                })
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
+        routes::router(self.state.clone())
     }
 
-    /// Serves on `listener` until `shutdown` resolves; then lets in-flight requests finish
-    /// (up to 30 s), flushes `last_used_at` and closes the database.
+    /// Serves on `listener` (HTTPS with `tls`) until `shutdown` resolves; then lets in-flight
+    /// requests finish (up to 30 s), flushes `last_used_at` and closes the database.
     pub async fn serve(
         self,
         listener: std::net::TcpListener,
+        tls: Option<RustlsConfig>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         listener.set_nonblocking(true)?;
@@ -100,15 +95,16 @@ impl App {
                 }
             })
         };
+        let follower = tokio::spawn(
+            Follower::start(&self.state)
+                .await?
+                .run(self.state.clone(), self.config.change_poll),
+        );
         let service = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
-        let served = match &self.config.tls {
-            Some((cert, key)) => {
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                    .await
-                    .context("loading the TLS certificate and key")?;
+        let served = match tls {
+            Some(tls) => {
                 axum_server::from_tcp_rustls(listener, tls)
                     .handle(handle)
                     .serve(service)
@@ -121,6 +117,7 @@ impl App {
                     .await
             }
         };
+        follower.abort();
         flusher.abort();
         self.state.usage.flush(&self.state.store).await;
         self.state.store.close().await;

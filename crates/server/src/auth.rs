@@ -7,6 +7,7 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{header, request::Parts, HeaderMap};
 use base64::Engine;
+use latchkey_core::issuance::Issuer;
 use latchkey_core::verify::{self, Effective};
 use latchkey_core::{
     ApiKey, Demand, Denial, Environment, KeyFacts, OwnerFacts, PermissionSet, WorkspacePolicy,
@@ -288,6 +289,31 @@ impl Caller {
     /// Everything this credential can do now, as a listing.
     pub fn permissions(&self) -> PermissionSet {
         self.resolved.effective().listing()
+    }
+
+    /// This credential as the issuer of new keys: the limits they inherit.
+    pub fn issuer(&self) -> Issuer<'_> {
+        Issuer {
+            user_id: self.user_id(),
+            is_instance_admin: self.is_instance_admin(),
+            effective: self.resolved.effective(),
+            restricted: self.is_restricted(),
+            allowed_ips: &self.resolved.key.allowed_ips,
+            expires_at: self.resolved.key.expires_at,
+        }
+    }
+
+    /// Whether `key_id` is the credential making this request.
+    pub fn is_self(&self, key_id: &str) -> bool {
+        self.resolved.key.id == key_id
+    }
+
+    /// Changes to people, roles and settings affect live traffic: test credentials may not make them.
+    pub fn require_live(&self) -> Result<(), ApiError> {
+        if self.environment() == Environment::Test {
+            return Err(ApiError::Forbidden("environment_mismatch"));
+        }
+        Ok(())
     }
 
     pub fn actor(&self) -> Actor {

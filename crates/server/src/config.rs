@@ -2,6 +2,7 @@
 //! then `latchkey.toml`, then defaults.
 
 use anyhow::{bail, Context};
+use axum_server::tls_rustls::RustlsConfig;
 use latchkey_core::Secret;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -42,6 +43,9 @@ pub struct ServerArgs {
     /// How often batched `last_used_at` values are written [default: 1000].
     #[arg(long, env = "LATCHKEY_USAGE_FLUSH_MS")]
     pub usage_flush_ms: Option<u64>,
+    /// How often the change log is read for other nodes' writes [default: 500].
+    #[arg(long, env = "LATCHKEY_CHANGE_POLL_MS")]
+    pub change_poll_ms: Option<u64>,
 }
 
 /// `latchkey.toml`: every setting above, plus `secret`.
@@ -58,6 +62,7 @@ struct FileConfig {
     cache_capacity: Option<u64>,
     cache_ttl_seconds: Option<u64>,
     usage_flush_ms: Option<u64>,
+    change_poll_ms: Option<u64>,
     secret: Option<String>,
 }
 
@@ -75,6 +80,7 @@ pub struct Config {
     pub cache_capacity: u64,
     pub cache_ttl: Duration,
     pub usage_flush: Duration,
+    pub change_poll: Duration,
 }
 
 impl Config {
@@ -91,6 +97,7 @@ impl Config {
             cache_capacity: 1_000_000,
             cache_ttl: Duration::from_secs(300),
             usage_flush: Duration::from_millis(1000),
+            change_poll: Duration::from_millis(500),
         }
     }
 
@@ -105,8 +112,8 @@ impl Config {
             .filter(|s| !s.is_empty());
         let secret = env_secret.or(file.secret).map(Secret::new);
         if let Some(s) = &secret {
-            if s.expose().len() < 32 {
-                bail!("LATCHKEY_SECRET must be at least 32 characters");
+            if s.expose().chars().count() < 32 {
+                bail!("the server secret (LATCHKEY_SECRET, or `secret` in latchkey.toml) must be at least 32 characters");
             }
         }
         let tls = match (
@@ -151,6 +158,12 @@ impl Config {
                     .unwrap_or(1000)
                     .max(10),
             ),
+            change_poll: Duration::from_millis(
+                args.change_poll_ms
+                    .or(file.change_poll_ms)
+                    .unwrap_or(500)
+                    .max(10),
+            ),
         })
     }
 
@@ -164,6 +177,24 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Loads the certificate and key now, so a wrong path fails before anything else happens.
+    pub async fn load_tls(&self) -> anyhow::Result<Option<RustlsConfig>> {
+        let Some((cert, key)) = &self.tls else {
+            return Ok(None);
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = RustlsConfig::from_pem_file(cert, key)
+            .await
+            .with_context(|| {
+                format!(
+                    "loading the TLS certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        Ok(Some(tls))
     }
 
     /// The database URL: the configured one, or the SQLite file in the data directory.

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod follower;
 pub mod metrics_layer;
 pub mod password;
 pub mod routes;

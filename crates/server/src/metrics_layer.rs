@@ -1,6 +1,7 @@
 //! Prometheus metrics: the recorder (installed once per process) and the request-latency middleware.
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -29,7 +30,17 @@ pub fn install() -> Option<PrometheusHandle> {
 /// Labels by route template (`/v1/keys/{id}`), never by raw path: ids stay out of metrics.
 pub async fn record(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    // Only standard methods become labels: arbitrary ones would grow the metrics without bound.
+    let method: &'static str = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
     let route = req
         .extensions()
         .get::<MatchedPath>()

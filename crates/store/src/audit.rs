@@ -152,6 +152,15 @@ impl SqlStore {
         Ok(out)
     }
 
+    /// Drops change-log entries older than `before` (unix seconds).
+    pub async fn prune_changes(&self, before: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM changes WHERE at < $1")
+            .bind(before)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     /// The newest position in the change log (0 when empty).
     pub async fn latest_change(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes")

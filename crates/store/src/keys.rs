@@ -175,6 +175,12 @@ impl SqlStore {
         q.and_if("workspace_id = ?", f.workspace_id.as_deref())
             .and_if("owner_id = ?", f.owner_id.as_deref())
             .and_if("environment = ?", f.environment.map(|e| e.as_str()));
+        if f.hide_instance_admin_keys {
+            q.and(
+                "owner_id NOT IN (SELECT id FROM users WHERE is_instance_admin = 1)",
+                [],
+            );
+        }
         let t = now();
         match f.status {
             None => {}
@@ -276,6 +282,8 @@ impl SqlStore {
     }
 
     /// Replaces key `old_id` by `new`; the old key stops working at `old_expires_at`.
+    /// `Conflict` if, by the time this runs, the old key was revoked, rolled or had expired
+    /// (checked in the transaction, so a concurrent revoke or roll cannot slip past it).
     pub async fn roll_key(
         &self,
         old_id: &str,
@@ -284,17 +292,24 @@ impl SqlStore {
         actor: &Actor,
     ) -> Result<(ApiKeyRecord, Vec<Change>)> {
         let mut tx = self.write.begin().await?;
-        let old = fetch_key(&mut tx, old_id).await?;
-        insert_key(&mut tx, new).await?;
-        sqlx::query(
-            "UPDATE api_keys SET expires_at = $1, rolled_to = $2, updated_at = $3 WHERE id = $4",
+        let t = now();
+        let claimed = sqlx::query(
+            "UPDATE api_keys SET expires_at = $1, rolled_to = $2, updated_at = $3 WHERE id = $4 \
+             AND revoked_at IS NULL AND rolled_to IS NULL AND (expires_at IS NULL OR expires_at > $3)",
         )
         .bind(old_expires_at)
         .bind(&new.id)
-        .bind(now())
+        .bind(t)
         .bind(old_id)
         .execute(&mut *tx)
         .await?;
+        if claimed.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "only an active key that was not rolled before can be rolled",
+            ));
+        }
+        let old = fetch_key(&mut tx, old_id).await?;
+        insert_key(&mut tx, new).await?;
         let rec = fetch_key(&mut tx, &new.id).await?;
         let mut log = Log::new(actor);
         log.event(
@@ -315,15 +330,18 @@ impl SqlStore {
     pub async fn revoke_key(&self, id: &str, actor: &Actor) -> Result<Option<Vec<Change>>> {
         let mut tx = self.write.begin().await?;
         let k = fetch_key(&mut tx, id).await?;
-        if k.revoked_at.is_some() {
+        let t = now();
+        // Conditional, so two concurrent revokes write one event between them.
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(t)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
             return Ok(None);
         }
-        let t = now();
-        sqlx::query("UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2")
-            .bind(t)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         let mut log = Log::new(actor);
         log.event(
             Some(&k.workspace_id),

@@ -232,6 +232,8 @@ pub struct KeyFilter {
     pub owner_id: Option<String>,
     pub environment: Option<Environment>,
     pub status: Option<KeyStatus>,
+    /// Leave out keys owned by instance admins (for callers who are not one).
+    pub hide_instance_admin_keys: bool,
 }
 
 /// Who did something, as the audit log shows it.

@@ -101,6 +101,17 @@ impl SqlStore {
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
+    /// The workspaces a user is a member of.
+    pub async fn memberships(&self, user_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT workspace_id FROM members WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("workspace_id")?))
+            .collect()
+    }
+
     /// Deactivates a user and revokes every key they own. `None` if already inactive.
     pub async fn deactivate_user(
         &self,

@@ -88,7 +88,7 @@ pub struct CreateKeyArgs {
     /// secret for servers, publishable for browser and mobile code (default: secret)
     #[arg(long = "type", value_parser = ["secret", "publishable"])]
     pub key_type: Option<String>,
-    /// Environment of the key (default: the server's)
+    /// Environment of the key (default: the environment of the API key in use)
     #[arg(long, value_parser = ["test", "live"])]
     pub environment: Option<String>,
     /// Workspace of the key (default: the workspace of the API key in use)

@@ -77,6 +77,7 @@ async fn serve(args: &ServerArgs) -> anyhow::Result<()> {
     init_logging();
     let config = Config::load(args)?;
     config.check_transport()?;
+    let tls = config.load_tls().await?;
     let app = App::open(&config).await?;
     if let Some(b) = app.bootstrap().await? {
         // Deliberately on stdout and not through the logger: shown once, to whoever started us.
@@ -93,10 +94,11 @@ async fn serve(args: &ServerArgs) -> anyhow::Result<()> {
         "http"
     };
     tracing::info!(address = %listener.local_addr()?, "listening on {scheme}://{}", listener.local_addr()?);
-    app.serve(listener, shutdown_signal()).await
+    app.serve(listener, tls, shutdown_signal()).await
 }
 
 async fn init(args: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    init_logging();
     let config = Config::load(args)?;
     let app = App::open(&config).await?;
     let Some(b) = app.bootstrap().await? else {

@@ -1,8 +1,9 @@
 //! `/v1/keys`: create (shown once), list, get, edit, roll, revoke.
 //!
-//! Access: a credential sees its own keys and, with `latchkey:keys:manage_all`, every key of its
-//! workspace; anything else is a 404. Creating, editing and rolling one's own keys needs
-//! `manage_own`; revoking one's own key is always allowed (a leaked key must be killable).
+//! Access: with `latchkey:keys:manage_own` a credential reads and manages its owner's keys; with
+//! `latchkey:keys:manage_all` every key of its workspace (an instance admin's keys only for
+//! instance admins). Anything else is a 404. A key can always read and revoke itself. New keys
+//! never get more than the credential issuing them (`latchkey_core::issuance`).
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -15,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN};
-use latchkey_core::{ids, ApiKey, Environment, KeyType, PermissionSet, Validator};
+use latchkey_core::{ids, ApiKey, Environment, KeyType, Validator};
 use latchkey_store::{ApiKeyRecord, KeyFilter, KeyPatch, KeyStatus, NewApiKey};
 use serde::Deserialize;
 use serde_json::Value;
@@ -89,7 +90,15 @@ fn view(state: &AppState, k: &ApiKeyRecord) -> KeyView {
     KeyView::new(k, now(), state.usage.pending(&k.id))
 }
 
-/// Loads a key the caller may see; every other key is a 404.
+/// May the caller read keys at all? Publishable keys and keys without key permissions may not
+/// (a key may still read and revoke itself).
+fn may_read_keys(caller: &Caller) -> bool {
+    caller.allows(KEYS_MANAGE_OWN) || caller.allows(KEYS_MANAGE_ALL)
+}
+
+/// Loads a key the caller may see; every other key is a 404. Visible: the calling key itself;
+/// with `manage_own`, the caller's own keys; with `manage_all`, the workspace's keys except an
+/// instance admin's (unless the caller is one). Test credentials see only test keys.
 async fn visible_key(
     state: &AppState,
     caller: &Caller,
@@ -99,13 +108,26 @@ async fn visible_key(
         return Err(ApiError::NotFound);
     }
     let k = state.store.get_key(id).await?;
-    let visible = caller.sees_workspace(&k.workspace_id)
-        && (k.owner_id == caller.user_id() || caller.allows(KEYS_MANAGE_ALL));
-    if visible {
+    if caller.is_self(&k.id) {
+        return Ok(k);
+    }
+    let in_scope = caller.sees_workspace(&k.workspace_id)
+        && !(caller.environment() == Environment::Test && k.environment == Environment::Live);
+    let by_role = if k.owner_id == caller.user_id() {
+        may_read_keys(caller)
+    } else {
+        caller.allows(KEYS_MANAGE_ALL)
+            && (caller.is_instance_admin() || !owned_by_instance_admin(state, &k).await?)
+    };
+    if in_scope && by_role {
         Ok(k)
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+async fn owned_by_instance_admin(state: &AppState, k: &ApiKeyRecord) -> Result<bool, ApiError> {
+    Ok(state.store.get_user(&k.owner_id).await?.is_instance_admin())
 }
 
 fn require_manage(
@@ -118,47 +140,10 @@ fn require_manage(
     if !ok {
         return Err(ApiError::insufficient_permissions());
     }
-    require_environment(caller, environment)
-}
-
-/// A test credential never touches live keys.
-fn require_environment(caller: &Caller, environment: Environment) -> Result<(), ApiError> {
     if caller.environment() == Environment::Test && environment == Environment::Live {
         return Err(ApiError::Forbidden("environment_mismatch"));
     }
     Ok(())
-}
-
-/// The restriction a new or edited key gets: what was asked for (each pattern within the
-/// caller's own permissions), or, when nothing was asked, the caller's permissions if the key
-/// would otherwise be able to do more than its creator.
-fn restriction(
-    v: &mut Validator,
-    caller: &Caller,
-    owner_id: &str,
-    requested: Option<&[String]>,
-) -> Option<PermissionSet> {
-    match requested {
-        Some(list) => {
-            let set = v.permissions("permissions", list);
-            let eff = caller.resolved.effective();
-            for (i, p) in list.iter().enumerate() {
-                if latchkey_core::Permission::parse(p).is_ok_and(|p| !eff.allows(&p)) {
-                    v.error(
-                        &format!("permissions[{i}]"),
-                        "exceeds the permissions of the credential making this request",
-                    );
-                }
-            }
-            Some(set)
-        }
-        None if caller.is_restricted()
-            || (owner_id != caller.user_id() && !caller.is_instance_admin()) =>
-        {
-            Some(caller.permissions())
-        }
-        None => None,
-    }
 }
 
 /// Expiry rules: in the future, and within the workspace's `max_key_ttl_seconds` if set
@@ -175,7 +160,7 @@ fn expiry(
             v.error(field, "must be in the future");
             None
         }
-        (Some(e), Some(max)) if e > t + max => {
+        (Some(e), Some(max)) if e > t.saturating_add(max) => {
             v.error(
                 field,
                 format!("must be within this workspace's maximum key lifetime ({max} s)"),
@@ -183,7 +168,7 @@ fn expiry(
             None
         }
         (Some(e), _) => Some(e),
-        (None, Some(max)) => Some(t + max),
+        (None, Some(max)) => Some(t.saturating_add(max)),
         (None, None) => None,
     }
 }
@@ -206,19 +191,26 @@ pub async fn create_key(
 
     let mut v = Validator::new();
     if owner_id != caller.user_id() {
-        match state.store.principal(&workspace_id, &owner_id).await? {
-            None => v.error("owner_id", "no such user"),
-            Some(p) if !p.is_member() => v.error("owner_id", "is not a member of the workspace"),
-            Some(p) if !p.active => v.error("owner_id", "is deactivated"),
-            // An instance admin's key acts across every workspace; only another instance admin may mint one.
-            Some(p) if p.is_instance_admin && !caller.is_instance_admin() => {
-                return Err(ApiError::insufficient_permissions())
-            }
-            Some(_) => {}
-        }
+        // One answer for every kind of unsuitable owner, so ids cannot be probed across workspaces.
+        let suitable = ids::is_id(ids::USER, &owner_id)
+            && state
+                .store
+                .principal(&workspace_id, &owner_id)
+                .await?
+                .is_some_and(|p| {
+                    p.active
+                        && p.role.is_some()
+                        && (!p.is_instance_admin || caller.is_instance_admin())
+                });
+        v.check(
+            suitable,
+            "owner_id",
+            "must be an active member of the workspace",
+        );
     }
+    let issuer = caller.issuer();
     let name = v.name("name", &body.name);
-    let permissions = restriction(&mut v, &caller, &owner_id, body.permissions.as_deref());
+    let permissions = issuer.restriction(&mut v, &owner_id, body.permissions.as_deref());
     let allowed_origins = match (&body.allowed_origins, key_type) {
         (Some(o), KeyType::Publishable) => v.origins("allowed_origins", o),
         (Some(o), KeyType::Secret) if !o.is_empty() => {
@@ -230,10 +222,11 @@ pub async fn create_key(
         }
         _ => vec![],
     };
-    let allowed_ips = v.ips(
-        "allowed_ips",
-        body.allowed_ips.as_deref().unwrap_or_default(),
-    );
+    let requested_ips = body
+        .allowed_ips
+        .as_deref()
+        .map(|ips| v.ips("allowed_ips", ips));
+    let allowed_ips = issuer.ips(&mut v, "allowed_ips", requested_ips);
     let metadata = body
         .metadata
         .clone()
@@ -250,6 +243,7 @@ pub async fn create_key(
         requested_expiry,
         ws.max_key_ttl_seconds,
     );
+    let expires_at = issuer.expiry(&mut v, "expires_at", expires_at);
     v.finish()?;
 
     let key = ApiKey::generate(key_type, environment);
@@ -294,23 +288,35 @@ pub async fn list_keys(
             ApiError::validation("status", "must be active, expired, revoked or disabled")
         })?),
     };
+    if !may_read_keys(&caller) {
+        return Err(ApiError::insufficient_permissions());
+    }
     let workspace_id = caller.target_workspace(q.workspace_id.as_deref())?;
+    let empty = || {
+        Ok(Json(List {
+            data: vec![],
+            next_cursor: None,
+        }))
+    };
     let owner_id = if caller.allows(KEYS_MANAGE_ALL) {
         q.owner_id
     } else if q.owner_id.as_deref().is_some_and(|o| o != caller.user_id()) {
         // Other people's keys are invisible: an empty list, not an error.
-        return Ok(Json(List {
-            data: vec![],
-            next_cursor: None,
-        }));
+        return empty();
     } else {
         Some(caller.user_id().to_owned())
+    };
+    let environment = match (caller.environment(), q.environment) {
+        (Environment::Test, Some(Environment::Live)) => return empty(),
+        (Environment::Test, _) => Some(Environment::Test),
+        (Environment::Live, e) => e,
     };
     let filter = KeyFilter {
         workspace_id: Some(workspace_id),
         owner_id,
-        environment: q.environment,
+        environment,
         status,
+        hide_instance_admin_keys: !caller.is_instance_admin(),
     };
     let page = state.store.list_keys(&filter, page).await?;
     Ok(Json(List::map(page, |k| view(&state, k))))
@@ -337,6 +343,7 @@ pub async fn update_key(
 ) -> Result<Json<KeyView>, ApiError> {
     let k = visible_key(&state, &caller, &id).await?;
     require_manage(&caller, &k.owner_id, k.environment)?;
+    let issuer = caller.issuer();
     let mut v = Validator::new();
     let mut patch = KeyPatch {
         name: body.name.as_deref().map(|n| v.name("name", n)),
@@ -344,25 +351,28 @@ pub async fn update_key(
         ..KeyPatch::default()
     };
     if let Some(p) = &body.permissions {
-        patch.permissions = Some(restriction(&mut v, &caller, &k.owner_id, p.as_deref()));
+        patch.permissions = Some(issuer.restriction(&mut v, &k.owner_id, p.as_deref()));
     }
     if let Some(e) = &body.expires_at {
-        let requested = e
-            .as_deref()
-            .and_then(|s| parse_time(&mut v, "expires_at", s));
         let ws = state.store.get_workspace(&k.workspace_id).await?;
-        if e.is_none() && ws.max_key_ttl_seconds.is_some() {
-            v.error("expires_at", "this workspace requires keys to expire");
-        } else if e.is_some() && requested.is_some() {
-            patch.expires_at = Some(expiry(
-                &mut v,
-                "expires_at",
-                requested,
-                ws.max_key_ttl_seconds,
-            ));
-        } else if e.is_none() {
-            patch.expires_at = Some(None);
-        }
+        let requested = match e {
+            Some(s) => match parse_time(&mut v, "expires_at", s) {
+                Some(t) => expiry(&mut v, "expires_at", Some(t), ws.max_key_ttl_seconds),
+                None => None,
+            },
+            None => {
+                if ws.max_key_ttl_seconds.is_some() {
+                    v.error("expires_at", "this workspace requires keys to expire");
+                } else if caller.resolved.key.expires_at.is_some() {
+                    v.error(
+                        "expires_at",
+                        "must not be later than the expiry of the credential making this request",
+                    );
+                }
+                None
+            }
+        };
+        patch.expires_at = Some(issuer.expiry(&mut v, "expires_at", requested));
     }
     if let Some(o) = &body.allowed_origins {
         if k.key_type == KeyType::Secret && !o.is_empty() {
@@ -374,7 +384,8 @@ pub async fn update_key(
         patch.allowed_origins = Some(v.origins("allowed_origins", o));
     }
     if let Some(ips) = &body.allowed_ips {
-        patch.allowed_ips = Some(v.ips("allowed_ips", ips));
+        let requested = v.ips("allowed_ips", ips);
+        patch.allowed_ips = Some(issuer.ips(&mut v, "allowed_ips", Some(requested)));
     }
     if let Some(m) = &body.metadata {
         v.metadata("metadata", m);
@@ -401,22 +412,16 @@ pub async fn roll_key(
         return Err(ApiError::validation("grace_seconds", "must be 0 to 604800"));
     }
     let t = now();
-    match old.status(t) {
-        KeyStatus::Revoked => {
-            return Err(ApiError::Conflict("A revoked key cannot be rolled".into()))
-        }
-        KeyStatus::Expired => {
-            return Err(ApiError::Conflict("An expired key cannot be rolled".into()))
-        }
-        _ if old.rolled_to.is_some() => {
-            return Err(ApiError::Conflict("This key was already rolled".into()))
-        }
-        _ => {}
-    }
     // The grace never extends the old key past the expiry it already had.
     let old_expires_at = old
         .expires_at
         .map_or(t + i64::from(grace), |e| e.min(t + i64::from(grace)));
+    // The successor is a new key issued by the caller: it gets no more than the caller has.
+    let issuer = caller.issuer();
+    let expires_at = match (old.expires_at, caller.resolved.key.expires_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let key = ApiKey::generate(old.key_type, old.environment);
     let new = NewApiKey {
         id: ids::new_id(ids::KEY),
@@ -427,11 +432,11 @@ pub async fn roll_key(
         environment: old.environment,
         workspace_id: old.workspace_id.clone(),
         owner_id: old.owner_id.clone(),
-        permissions: old.permissions.clone(),
+        permissions: issuer.carry_restriction(&old.owner_id, old.permissions.as_ref()),
         allowed_origins: old.allowed_origins.clone(),
-        allowed_ips: old.allowed_ips.clone(),
+        allowed_ips: issuer.carry_ips(&old.allowed_ips),
         metadata: old.metadata.clone(),
-        expires_at: old.expires_at,
+        expires_at,
         created_by: Some(caller.resolved.key.id.clone()),
     };
     let (rec, changes) = state
@@ -456,7 +461,10 @@ pub async fn revoke_key(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let k = visible_key(&state, &caller, &id).await?;
-    require_environment(&caller, k.environment)?;
+    // A key may always revoke itself: whoever holds a leaked key can kill it.
+    if !caller.is_self(&k.id) {
+        require_manage(&caller, &k.owner_id, k.environment)?;
+    }
     if let Some(changes) = state.store.revoke_key(&id, &caller.actor()).await? {
         state.changed(&changes);
     }

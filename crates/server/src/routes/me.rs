@@ -4,13 +4,15 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::views::ts_opt;
 use axum::Json;
+use latchkey_core::KeyType;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
 pub struct MeUser {
     pub id: String,
-    pub email: String,
+    /// `null` for a publishable key: it ships in public code and must not reveal its owner's address.
+    pub email: Option<String>,
     pub name: String,
     pub is_instance_admin: bool,
 }
@@ -49,7 +51,7 @@ pub async fn me(caller: Caller) -> Result<Json<Me>, ApiError> {
     Ok(Json(Me {
         user: MeUser {
             id: r.principal.user_id.clone(),
-            email: r.principal.email.clone(),
+            email: (r.key.key_type == KeyType::Secret).then(|| r.principal.email.clone()),
             name: r.principal.name.clone(),
             is_instance_admin: r.principal.is_instance_admin,
         },

@@ -13,7 +13,7 @@ pub mod workspaces;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use crate::{auth, metrics_layer};
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +21,7 @@ use axum::Router;
 use latchkey_store::PageRequest;
 use serde::{Deserialize, Deserializer};
 use std::sync::Arc;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -87,9 +88,22 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     api_router
         .layer(axum::Extension(doc))
+        // Route layers see the matched route template: logs and metrics never carry raw paths,
+        // which could hold ids or a key pasted into a URL by mistake.
+        .route_layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("", |m| m.as_str());
+                    tracing::info_span!("request", method = %req.method(), route = %route)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn(refuse_query_credentials))
+        .layer(middleware::from_fn(guard_request))
         .layer(middleware::from_fn(metrics_layer::record))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             // The panic payload may hold anything; the client gets a bare 500.
@@ -98,9 +112,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// SPEC §4: a credential in a URL ends up in proxy and server logs, so it is refused outright,
-/// and responses are never cached (some carry a secret shown once).
-async fn refuse_query_credentials(req: Request, next: Next) -> Response {
+/// Refuses what no handler should see. SPEC §4: a credential in a URL ends up in proxy and
+/// server logs, so it is refused outright. Control characters (`%00`, …) in the path or query
+/// are refused before they reach a handler or the database. Responses are never cached (some
+/// carry a secret shown once).
+async fn guard_request(req: Request, next: Next) -> Response {
     if req.uri().query().is_some_and(auth::query_has_credential) {
         return ApiError::BadRequest {
             code: "credentials_in_query",
@@ -108,11 +124,25 @@ async fn refuse_query_credentials(req: Request, next: Next) -> Response {
         }
         .into_response();
     }
+    if has_encoded_control(req.uri().path()) || req.uri().query().is_some_and(has_encoded_control) {
+        return ApiError::bad_request("The URL contains control characters").into_response();
+    }
     let mut resp = next.run(req).await;
     resp.headers_mut()
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     resp
+}
+
+/// `%00`–`%1F` or `%7F` anywhere in a raw URL component.
+fn has_encoded_control(raw: &str) -> bool {
+    raw.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(|b| b < 0x20 || b == 0x7f)
+    })
 }
 
 /// Validates `limit`/`cursor`: limit 1–500 (default 50), a cursor shaped like an id of `prefix`.

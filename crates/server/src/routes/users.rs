@@ -64,6 +64,7 @@ pub async fn create_user(
     if !caller.is_instance_admin() {
         caller.require(MEMBERS_MANAGE)?;
     }
+    caller.require_live()?;
     let make_admin = body.is_instance_admin.unwrap_or(false);
     if make_admin && !caller.is_instance_admin() {
         return Err(ApiError::insufficient_permissions());
@@ -135,6 +136,7 @@ pub async fn deactivate_user(
     if !caller.is_instance_admin() {
         return Err(ApiError::insufficient_permissions());
     }
+    caller.require_live()?;
     if id == caller.user_id() {
         return Err(ApiError::Conflict("You cannot deactivate yourself".into()));
     }

@@ -80,6 +80,38 @@ fn managed(caller: &Caller, id: &str) -> Result<(), ApiError> {
     caller.require(MEMBERS_MANAGE)
 }
 
+/// For changes: managed, and made with a live credential.
+fn changeable(caller: &Caller, id: &str) -> Result<(), ApiError> {
+    managed(caller, id)?;
+    caller.require_live()
+}
+
+/// Whom a workspace admin may add or change: a user already in this workspace, or one in no
+/// workspace yet (just provisioned). Users of other workspaces are invisible (404); an instance
+/// admin's membership is theirs to manage (403).
+async fn may_manage_member(
+    state: &AppState,
+    caller: &Caller,
+    ws: &str,
+    user_id: &str,
+) -> Result<(), ApiError> {
+    if !ids::is_id(ids::USER, user_id) {
+        return Err(ApiError::NotFound);
+    }
+    let user = state.store.get_user(user_id).await?;
+    if caller.is_instance_admin() {
+        return Ok(());
+    }
+    let memberships = state.store.memberships(user_id).await?;
+    if !memberships.is_empty() && !memberships.iter().any(|m| m == ws) {
+        return Err(ApiError::NotFound);
+    }
+    if user.is_instance_admin() {
+        return Err(ApiError::insufficient_permissions());
+    }
+    Ok(())
+}
+
 #[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", request_body = CreateWorkspaceRequest,
     responses((status = 201, body = WorkspaceView), ApiError))]
 pub async fn create_workspace(
@@ -90,6 +122,7 @@ pub async fn create_workspace(
     if !caller.is_instance_admin() {
         return Err(ApiError::insufficient_permissions());
     }
+    caller.require_live()?;
     let mut v = Validator::new();
     let name = v.name("name", &body.name);
     v.finish()?;
@@ -151,9 +184,15 @@ pub async fn update_workspace(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateWorkspaceRequest>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
-    managed(&caller, &id)?;
+    changeable(&caller, &id)?;
     let mut v = Validator::new();
     let name = body.name.as_deref().map(|n| v.name("name", n));
+    // Until access tokens exist, no request could satisfy the pair rule: refuse to lock everyone out.
+    v.check(
+        body.require_pair != Some(true),
+        "require_pair",
+        "pair mode (API key + access token) is not available yet",
+    );
     let publishable_permissions = body.publishable_permissions.as_deref().map(|list| {
         let set = v.permissions("publishable_permissions", list);
         if set.iter().any(Permission::is_latchkey) {
@@ -209,11 +248,14 @@ pub async fn put_member(
     ApiPath((id, user_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutMemberRequest>,
 ) -> Result<(StatusCode, Json<MemberView>), ApiError> {
-    managed(&caller, &id)?;
-    if !ids::is_id(ids::USER, &user_id) {
-        return Err(ApiError::NotFound);
+    changeable(&caller, &id)?;
+    may_manage_member(&state, &caller, &id, &user_id).await?;
+    if !roles::is_valid_name(&body.role) {
+        return Err(ApiError::validation(
+            "role",
+            "no such role in this workspace",
+        ));
     }
-    state.store.get_user(&user_id).await?;
     match state.store.get_role(&id, &body.role).await {
         Ok(_) => {}
         Err(StoreError::NotFound) => {
@@ -245,7 +287,8 @@ pub async fn remove_member(
     caller: Caller,
     ApiPath((id, user_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    managed(&caller, &id)?;
+    changeable(&caller, &id)?;
+    may_manage_member(&state, &caller, &id, &user_id).await?;
     let changes = state
         .store
         .remove_member(&id, &user_id, &caller.actor())
@@ -278,6 +321,9 @@ pub async fn get_role(
     ApiPath((id, role)): ApiPath<(String, String)>,
 ) -> Result<Json<RoleView>, ApiError> {
     visible(&caller, &id)?;
+    if !roles::is_valid_name(&role) {
+        return Err(ApiError::NotFound);
+    }
     Ok(Json(RoleView::from(
         &state.store.get_role(&id, &role).await?,
     )))
@@ -292,7 +338,7 @@ pub async fn put_role(
     ApiPath((id, role)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutRoleRequest>,
 ) -> Result<Json<RoleView>, ApiError> {
-    managed(&caller, &id)?;
+    changeable(&caller, &id)?;
     let mut v = Validator::new();
     v.check(
         roles::is_valid_name(&role),
@@ -317,7 +363,7 @@ pub async fn create_grant(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateGrantRequest>,
 ) -> Result<(StatusCode, Json<GrantView>), ApiError> {
-    managed(&caller, &id)?;
+    changeable(&caller, &id)?;
     let mut v = Validator::new();
     let perm = Permission::parse(&body.permission);
     if let Err(e) = &perm {
@@ -346,6 +392,12 @@ pub async fn list_grants(
 ) -> Result<Json<List<GrantView>>, ApiError> {
     managed(&caller, &id)?;
     let page = page_request(q.limit, q.cursor.as_deref(), ids::GRANT)?;
+    if q.user_id
+        .as_deref()
+        .is_some_and(|u| !ids::is_id(ids::USER, u))
+    {
+        return Err(ApiError::validation("user_id", "is not a user id"));
+    }
     let page = state
         .store
         .list_grants(&id, q.user_id.as_deref(), page)
@@ -361,7 +413,10 @@ pub async fn delete_grant(
     caller: Caller,
     ApiPath((id, grant_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    managed(&caller, &id)?;
+    changeable(&caller, &id)?;
+    if !ids::is_id(ids::GRANT, &grant_id) {
+        return Err(ApiError::NotFound);
+    }
     let changes = state
         .store
         .delete_grant(&id, &grant_id, &caller.actor())

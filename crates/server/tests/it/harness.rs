@@ -169,6 +169,8 @@ pub struct TestServer {
     pub admin_key: String,
     pub admin_user_id: String,
     pub http: reqwest::Client,
+    /// What another node needs to join: the same database and server secret.
+    config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
     _dir: TempDir,
@@ -180,22 +182,60 @@ impl TestServer {
         let dir = TempDir::new();
         let mut config = Config::for_data_dir(&dir.0);
         config.usage_flush = std::time::Duration::from_millis(50);
+        config.secret = Some(latchkey_core::Secret::new(format!(
+            "{}{}{}{}",
+            random_suffix(),
+            random_suffix(),
+            random_suffix(),
+            random_suffix()
+        )));
         let pg = match backend {
             Backend::Sqlite => None,
             Backend::Postgres(admin) => Some(PgDatabase::create(admin).await),
         };
-        config.database = pg.as_ref().map(|p| p.url.clone());
+        config.database = Some(
+            pg.as_ref()
+                .map_or_else(|| config.database_url(), |p| p.url.clone()),
+        );
         let app = App::open(&config).await.expect("server opens");
         let boot = app
             .bootstrap()
             .await
             .unwrap()
             .expect("fresh database bootstraps");
+        Self::serve(app, config, boot.admin_key, boot.admin_user_id, dir, pg)
+    }
+
+    /// A second node on the same database with the same server secret (SPEC §9).
+    pub async fn another_node(&self) -> Self {
+        let app = App::open(&self.config).await.expect("second node opens");
+        assert!(
+            app.bootstrap().await.unwrap().is_none(),
+            "the deployment is already initialised"
+        );
+        Self::serve(
+            app,
+            self.config.clone(),
+            self.admin_key.clone(),
+            self.admin_user_id.clone(),
+            TempDir::new(),
+            None,
+        )
+    }
+
+    fn serve(
+        app: App,
+        config: Config,
+        admin_key: String,
+        admin_user_id: String,
+        dir: TempDir,
+        pg: Option<PgDatabase>,
+    ) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let done = tokio::spawn(async move {
-            app.serve(listener, async {
+            app.serve(listener, None, async {
                 let _ = rx.await;
             })
             .await
@@ -203,9 +243,10 @@ impl TestServer {
         });
         Self {
             url,
-            admin_key: boot.admin_key.clone(),
-            admin_user_id: boot.admin_user_id.clone(),
+            admin_key,
+            admin_user_id,
             http: reqwest::Client::new(),
+            config,
             shutdown: Some(tx),
             done: Some(done),
             _dir: dir,
@@ -327,6 +368,14 @@ impl TestServer {
         self.post("/v1/keys", &self.admin_key, body)
             .await
             .expect(201)
+    }
+
+    /// The workspace a key belongs to.
+    pub async fn workspace_of(&self, key: &str) -> String {
+        self.get("/v1/me", key).await.expect(200)["workspace"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// How many keys `key` can list (up to 500).

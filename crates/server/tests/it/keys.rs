@@ -381,9 +381,32 @@ async fn test_keys_cannot_touch_live_keys() {
         assert_eq!(made["environment"], "test");
         let me = srv.get("/v1/me", &srv.admin_key).await.expect(200);
         let live_id = me["credential"]["id"].as_str().unwrap();
+        // Test credentials see test data only: live keys do not exist for them.
         srv.delete(&format!("/v1/keys/{live_id}"), &test_key)
             .await
-            .problem(403, "environment_mismatch");
+            .problem(404, "not_found");
+        let listed = srv.get("/v1/keys?limit=500", &test_key).await.expect(200);
+        assert!(listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["environment"] == "test"));
+        // Nor may they change people, roles or settings.
+        let ws = srv.workspace_of(&test_key).await;
+        srv.patch(
+            &format!("/v1/workspaces/{ws}"),
+            &test_key,
+            json!({"name": "x"}),
+        )
+        .await
+        .problem(403, "environment_mismatch");
+        srv.post(
+            "/v1/users",
+            &test_key,
+            json!({"email": "t@example.com", "name": "T"}),
+        )
+        .await
+        .problem(403, "environment_mismatch");
     })
     .await;
 }

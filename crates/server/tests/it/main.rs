@@ -3,9 +3,11 @@
 
 mod audit;
 mod cli;
+mod cluster;
 mod credentials;
 mod durability;
 mod errors;
+mod escalation;
 mod harness;
 mod inheritance;
 mod keys;

@@ -11,6 +11,9 @@ async fn health_readiness_and_metrics() {
         assert_eq!(srv.call(Method::GET, "/readyz", None, None).await.expect(200), json!({"status": "ok"}));
         srv.get("/v1/me", &srv.admin_key).await.expect(200);
         srv.verify(json!({"key": "sk_live_nope"})).await;
+        // Arbitrary methods must not become metric labels (unbounded cardinality).
+        let odd = Method::from_bytes(b"FROBNICATE").unwrap();
+        srv.call(odd, "/v1/me", None, None).await;
         let r = srv.send(srv.request(Method::GET, "/metrics")).await;
         assert_eq!(r.status, 200);
         let text = r.body.as_str().unwrap().to_owned();
@@ -19,6 +22,7 @@ async fn health_readiness_and_metrics() {
         assert!(text.contains("latchkey_http_request_duration_seconds_bucket"));
         assert!(text.contains("route=\"/v1/me\""));
         assert!(text.contains("latchkey_cache_hits_total"));
+        assert!(!text.contains("FROBNICATE") && text.contains("method=\"other\""));
         assert!(!text.contains(&srv.admin_key[8..]), "no secret in metrics");
     })
     .await;

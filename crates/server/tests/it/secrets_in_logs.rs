@@ -64,6 +64,12 @@ async fn no_issued_secret_appears_in_the_server_log() {
             .send()
             .await
             .unwrap();
+        // Pasted into a path by mistake: the access log shows route templates, not paths.
+        http.get(format!("{}/v1/keys/{k}", srv.url))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         post(
             "/v1/verify",
             &admin,

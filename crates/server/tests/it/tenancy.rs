@@ -149,7 +149,34 @@ async fn another_users_key_is_invisible_without_manage_all() {
             json!({"name": "x", "owner_id": srv.admin_user_id}),
         )
         .await
-        .problem(403, "insufficient_permissions");
+        .problem(422, "validation_failed");
+        // Nor see, roll or revoke the instance admin's keys, though they live in this workspace.
+        let boot = srv.get("/v1/me", &srv.admin_key).await.expect(200);
+        let boot_id = boot["credential"]["id"].as_str().unwrap();
+        let default_ws = boot["workspace"]["id"].as_str().unwrap();
+        let (_, default_admin) = srv.member_with_key(default_ws, "admin").await;
+        srv.get(&format!("/v1/keys/{boot_id}"), &default_admin)
+            .await
+            .problem(404, "not_found");
+        srv.post(
+            &format!("/v1/keys/{boot_id}/roll"),
+            &default_admin,
+            json!({"grace_seconds": 604800}),
+        )
+        .await
+        .problem(404, "not_found");
+        srv.delete(&format!("/v1/keys/{boot_id}"), &default_admin)
+            .await
+            .problem(404, "not_found");
+        let listed = srv
+            .get("/v1/keys?limit=500", &default_admin)
+            .await
+            .expect(200);
+        assert!(listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["id"] != boot_id));
     })
     .await;
 }

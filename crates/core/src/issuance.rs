@@ -1,0 +1,228 @@
+//! What a credential may hand out when it creates, edits or rolls a key: never more than it
+//! has itself. A child key's permissions stay within the creator's, its IP allow-list within
+//! the creator's, and its expiry no later than the creator's.
+
+use crate::permission::{Permission, PermissionSet};
+use crate::validate::Validator;
+use crate::verify::Effective;
+use ipnet::IpNet;
+
+/// The credential issuing a key, as far as limits go.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuer<'a> {
+    pub user_id: &'a str,
+    pub is_instance_admin: bool,
+    pub effective: Effective<'a>,
+    /// The issuing key carries its own restriction list.
+    pub restricted: bool,
+    pub allowed_ips: &'a [IpNet],
+    pub expires_at: Option<i64>,
+}
+
+impl Issuer<'_> {
+    /// The restriction list of a key for `owner_id`: what was asked for (each pattern within the
+    /// issuer's own permissions), or, when nothing was asked, the issuer's permissions if the key
+    /// could otherwise do more than its issuer (the issuer is restricted, or the owner is
+    /// someone else whose rights may exceed the issuer's).
+    pub fn restriction(
+        &self,
+        v: &mut Validator,
+        owner_id: &str,
+        requested: Option<&[String]>,
+    ) -> Option<PermissionSet> {
+        match requested {
+            Some(list) => {
+                let set = v.permissions("permissions", list);
+                for (i, p) in list.iter().enumerate() {
+                    if Permission::parse(p).is_ok_and(|p| !self.effective.allows(&p)) {
+                        v.error(
+                            &format!("permissions[{i}]"),
+                            "exceeds the permissions of the credential making this request",
+                        );
+                    }
+                }
+                Some(set)
+            }
+            None if self.needs_cap(owner_id) => Some(self.effective.listing()),
+            None => None,
+        }
+    }
+
+    /// For a roll: the old key's restriction, capped to the issuer's permissions when needed.
+    pub fn carry_restriction(
+        &self,
+        owner_id: &str,
+        old: Option<&PermissionSet>,
+    ) -> Option<PermissionSet> {
+        if !self.needs_cap(owner_id) {
+            return old.cloned();
+        }
+        let mine = self.effective.listing();
+        Some(match old {
+            Some(o) => o.intersection(&mine),
+            None => mine,
+        })
+    }
+
+    fn needs_cap(&self, owner_id: &str) -> bool {
+        self.restricted || (owner_id != self.user_id && !self.is_instance_admin)
+    }
+
+    /// The IP allow-list: inside the issuer's own list, which is inherited when none is given.
+    pub fn ips(&self, v: &mut Validator, field: &str, requested: Option<Vec<IpNet>>) -> Vec<IpNet> {
+        if self.allowed_ips.is_empty() {
+            return requested.unwrap_or_default();
+        }
+        match requested {
+            None => self.allowed_ips.to_vec(),
+            Some(list) => {
+                if list.is_empty() {
+                    v.error(
+                        field,
+                        "must stay within the allowed_ips of the credential making this request",
+                    );
+                }
+                for (i, net) in list.iter().enumerate() {
+                    if !self.allowed_ips.iter().any(|mine| mine.contains(net)) {
+                        v.error(
+                            &format!("{field}[{i}]"),
+                            "is outside the allowed_ips of the credential making this request",
+                        );
+                    }
+                }
+                list
+            }
+        }
+    }
+
+    /// For a roll: the old key's list if it fits inside the issuer's, else the issuer's.
+    pub fn carry_ips(&self, old: &[IpNet]) -> Vec<IpNet> {
+        let fits = !old.is_empty()
+            && old
+                .iter()
+                .all(|n| self.allowed_ips.iter().any(|m| m.contains(n)));
+        if self.allowed_ips.is_empty() || fits {
+            old.to_vec()
+        } else {
+            self.allowed_ips.to_vec()
+        }
+    }
+
+    /// The expiry: no later than the issuer's own, which is inherited when none is given.
+    /// `requested = None` means "no expiry asked for".
+    pub fn expiry(&self, v: &mut Validator, field: &str, requested: Option<i64>) -> Option<i64> {
+        match (self.expires_at, requested) {
+            (None, r) => r,
+            (Some(mine), None) => Some(mine),
+            (Some(mine), Some(e)) if e > mine => {
+                v.error(
+                    field,
+                    "must not be later than the expiry of the credential making this request",
+                );
+                Some(mine)
+            }
+            (Some(_), Some(e)) => Some(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{Environment, KeyType};
+    use crate::verify::{effective, KeyFacts, OwnerFacts, WorkspacePolicy};
+
+    fn set(items: &[&str]) -> PermissionSet {
+        PermissionSet::parse_all(items.iter().copied()).unwrap()
+    }
+
+    fn with_issuer(
+        owner: &PermissionSet,
+        restriction: Option<&PermissionSet>,
+        ips: &[IpNet],
+        expires_at: Option<i64>,
+        f: impl FnOnce(Issuer<'_>),
+    ) {
+        let empty = PermissionSet::default();
+        let key = KeyFacts {
+            key_type: KeyType::Secret,
+            environment: Environment::Live,
+            revoked: false,
+            enabled: true,
+            expires_at,
+            restriction,
+            allowed_origins: &[],
+            allowed_ips: ips,
+        };
+        let o = OwnerFacts {
+            active: true,
+            member: true,
+            permissions: owner,
+        };
+        let w = WorkspacePolicy {
+            publishable_permissions: &empty,
+        };
+        f(Issuer {
+            user_id: "usr_me",
+            is_instance_admin: false,
+            effective: effective(&key, &o, &w),
+            restricted: restriction.is_some(),
+            allowed_ips: ips,
+            expires_at,
+        })
+    }
+
+    #[test]
+    fn unrestricted_own_keys_follow_the_owner_and_others_are_capped() {
+        let owner = set(&["*", "latchkey:keys:manage_all"]);
+        with_issuer(&owner, None, &[], None, |i| {
+            let mut v = Validator::new();
+            assert_eq!(i.restriction(&mut v, "usr_me", None), None);
+            let capped = i.restriction(&mut v, "usr_other", None).unwrap();
+            assert_eq!(capped.to_strings(), vec!["*", "latchkey:keys:manage_all"]);
+            assert!(v.finish().is_ok());
+        });
+    }
+
+    #[test]
+    fn a_restricted_issuer_cannot_widen_or_drop_its_limits() {
+        let owner = set(&["*", "latchkey:*"]);
+        let mine = set(&["documents:read", "latchkey:keys:manage_own"]);
+        let ips: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        with_issuer(&owner, Some(&mine), &ips, Some(1000), |i| {
+            let mut v = Validator::new();
+            assert_eq!(i.restriction(&mut v, "usr_me", None), Some(mine.clone()));
+            assert_eq!(i.ips(&mut v, "allowed_ips", None), ips);
+            assert_eq!(i.expiry(&mut v, "expires_at", None), Some(1000));
+            assert_eq!(i.expiry(&mut v, "expires_at", Some(500)), Some(500));
+            assert_eq!(i.carry_restriction("usr_me", None), Some(mine.clone()));
+            assert_eq!(i.carry_ips(&[]), ips);
+            assert!(v.finish().is_ok());
+
+            let mut v = Validator::new();
+            i.restriction(&mut v, "usr_me", Some(&["documents:write".into()]));
+            i.ips(&mut v, "allowed_ips", Some(vec![]));
+            i.ips(
+                &mut v,
+                "allowed_ips",
+                Some(vec!["192.168.0.0/16".parse().unwrap()]),
+            );
+            i.expiry(&mut v, "expires_at", Some(2000));
+            let fields: Vec<_> = v
+                .finish()
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.field)
+                .collect();
+            assert_eq!(
+                fields,
+                [
+                    "permissions[0]",
+                    "allowed_ips",
+                    "allowed_ips[0]",
+                    "expires_at"
+                ]
+            );
+        });
+    }
+}

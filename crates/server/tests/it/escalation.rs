@@ -1,0 +1,241 @@
+//! Keys never widen, whichever way they are made: creation, edit, roll; and what a public
+//! (publishable) key or a key of another workspace's admin can reach.
+
+use crate::harness::each_backend;
+use serde_json::json;
+
+#[tokio::test]
+async fn rolling_never_yields_more_than_the_caller_holds() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Roll caps").await;
+        let (owner, full_key) = srv.member_with_key(&ws, "developer").await;
+        let full = srv.get("/v1/me", &full_key).await.expect(200);
+        let full_id = full["credential"]["id"].as_str().unwrap();
+        let narrow = srv
+            .key_for(
+                &ws,
+                &owner,
+                json!({"permissions": ["latchkey:keys:manage_own"]}),
+            )
+            .await;
+        let narrow_key = narrow["key"].as_str().unwrap();
+        // The narrow key may roll its owner's unrestricted key, but the successor is capped.
+        let rolled = srv
+            .post(
+                &format!("/v1/keys/{full_id}/roll"),
+                narrow_key,
+                json!({"grace_seconds": 60}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(rolled["permissions"], json!(["latchkey:keys:manage_own"]));
+        let v = srv
+            .verify(json!({"key": rolled["key"], "permissions": ["documents:read"]}))
+            .await;
+        assert_eq!(v["code"], "INSUFFICIENT_PERMISSIONS");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_key_cannot_shed_its_own_ip_list_or_expiry() {
+    each_backend(|srv| async move {
+        let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        let k = srv
+            .post(
+                "/v1/keys",
+                &srv.admin_key,
+                json!({"name": "fenced", "allowed_ips": ["127.0.0.1"], "expires_at": at}),
+            )
+            .await
+            .expect(201);
+        let (key, id) = (k["key"].as_str().unwrap(), k["id"].as_str().unwrap());
+        let r = srv
+            .patch(
+                &format!("/v1/keys/{id}"),
+                key,
+                json!({"allowed_ips": [], "expires_at": null}),
+            )
+            .await;
+        let body = r.problem(422, "validation_failed");
+        let fields: Vec<_> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert!(
+            fields.contains(&"allowed_ips") && fields.contains(&"expires_at"),
+            "{fields:?}"
+        );
+        // Children inherit both.
+        let child = srv
+            .post("/v1/keys", key, json!({"name": "child"}))
+            .await
+            .expect(201);
+        assert_eq!(child["allowed_ips"], json!(["127.0.0.1/32"]));
+        assert_eq!(child["expires_at"], k["expires_at"]);
+        srv.post(
+            "/v1/keys",
+            key,
+            json!({"name": "wide", "allowed_ips": ["0.0.0.0/0"]}),
+        )
+        .await
+        .problem(422, "validation_failed");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn publishable_keys_cannot_read_or_manage_keys() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Public").await;
+        let (owner, secret_key) = srv.member_with_key(&ws, "admin").await;
+        let pk = srv
+            .key_for(&ws, &owner, json!({"type": "publishable"}))
+            .await;
+        let pk_key = pk["key"].as_str().unwrap();
+        let sk_id = srv.get("/v1/me", &secret_key).await.expect(200)["credential"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        srv.get("/v1/keys", pk_key)
+            .await
+            .problem(403, "insufficient_permissions");
+        srv.get(&format!("/v1/keys/{sk_id}"), pk_key)
+            .await
+            .problem(404, "not_found");
+        srv.delete(&format!("/v1/keys/{sk_id}"), pk_key)
+            .await
+            .problem(404, "not_found");
+        srv.get("/v1/me", &secret_key).await.expect(200);
+        let me = srv.get("/v1/me", pk_key).await.expect(200);
+        assert!(
+            me["user"]["email"].is_null(),
+            "a public key does not reveal its owner's email"
+        );
+        // It can still see and revoke itself.
+        let pk_id = pk["id"].as_str().unwrap();
+        srv.get(&format!("/v1/keys/{pk_id}"), pk_key)
+            .await
+            .expect(200);
+        srv.delete(&format!("/v1/keys/{pk_id}"), pk_key)
+            .await
+            .expect(204);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_rolls_of_one_key_yield_one_successor() {
+    each_backend(|srv| async move {
+        let k = srv
+            .post("/v1/keys", &srv.admin_key, json!({"name": "contended"}))
+            .await
+            .expect(201);
+        let id = k["id"].as_str().unwrap();
+        let path = format!("/v1/keys/{id}/roll");
+        let attempts =
+            (0..8).map(|_| srv.post(&path, &srv.admin_key, json!({"grace_seconds": 60})));
+        let results = futures::future::join_all(attempts).await;
+        let ok = results.iter().filter(|r| r.status == 201).count();
+        let conflicts = results.iter().filter(|r| r.status == 409).count();
+        assert_eq!((ok, conflicts), (1, 7));
+        // Revoked first, then rolled: refused.
+        let k = srv
+            .post("/v1/keys", &srv.admin_key, json!({"name": "revoked"}))
+            .await
+            .expect(201);
+        let id = k["id"].as_str().unwrap();
+        srv.delete(&format!("/v1/keys/{id}"), &srv.admin_key)
+            .await
+            .expect(204);
+        srv.post(&format!("/v1/keys/{id}/roll"), &srv.admin_key, json!({}))
+            .await
+            .problem(409, "conflict");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn workspace_admins_cannot_pull_in_other_tenants_users() {
+    each_backend(|srv| async move {
+        let a = srv.workspace("A").await;
+        let b = srv.workspace("B").await;
+        let (_, a_admin) = srv.member_with_key(&a, "admin").await;
+        let (b_user, _) = srv.member_with_key(&b, "admin").await;
+        srv.put(
+            &format!("/v1/workspaces/{a}/members/{b_user}"),
+            &a_admin,
+            json!({"role": "member"}),
+        )
+        .await
+        .problem(404, "not_found");
+        srv.put(
+            &format!("/v1/workspaces/{a}/members/{}", srv.admin_user_id),
+            &a_admin,
+            json!({"role": "viewer"}),
+        )
+        .await
+        .problem(403, "insufficient_permissions");
+        // A user they provision themselves (in no workspace yet) can be added.
+        let fresh = srv
+            .post(
+                "/v1/users",
+                &a_admin,
+                json!({"email": "fresh@example.com", "name": "Fresh"}),
+            )
+            .await
+            .expect(201);
+        srv.put(
+            &format!(
+                "/v1/workspaces/{a}/members/{}",
+                fresh["id"].as_str().unwrap()
+            ),
+            &a_admin,
+            json!({"role": "member"}),
+        )
+        .await
+        .expect(201);
+        srv.put(
+            &format!(
+                "/v1/workspaces/{a}/members/{}",
+                fresh["id"].as_str().unwrap()
+            ),
+            &a_admin,
+            json!({"role": "no\u{0}pe"}),
+        )
+        .await
+        .problem(422, "validation_failed");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn control_characters_in_urls_are_refused() {
+    each_backend(|srv| async move {
+        srv.get("/v1/audit?action=%00", &srv.admin_key)
+            .await
+            .problem(400, "bad_request");
+        srv.get("/v1/keys?owner_id=%00", &srv.admin_key)
+            .await
+            .problem(400, "bad_request");
+        let ws = srv.workspace_of(&srv.admin_key).await;
+        srv.get(&format!("/v1/workspaces/{ws}/roles/a%00b"), &srv.admin_key)
+            .await
+            .problem(400, "bad_request");
+        srv.get(
+            &format!("/v1/workspaces/{ws}/roles/Not-Valid"),
+            &srv.admin_key,
+        )
+        .await
+        .problem(404, "not_found");
+        srv.delete(
+            &format!("/v1/workspaces/{ws}/grants/nonsense"),
+            &srv.admin_key,
+        )
+        .await
+        .problem(404, "not_found");
+    })
+    .await;
+}
