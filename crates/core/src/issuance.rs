@@ -7,12 +7,29 @@ use crate::validate::Validator;
 use crate::verify::Effective;
 use ipnet::IpNet;
 
+/// What a credential can do right now. One credential is an [`Effective`]; a key presented with
+/// an access token (SPEC §4 pair) is the intersection of two.
+pub trait Grants: Sync {
+    fn allows(&self, wanted: &Permission) -> bool;
+    /// A sound listing: everything listed is allowed.
+    fn listing(&self) -> PermissionSet;
+}
+
+impl Grants for Effective<'_> {
+    fn allows(&self, wanted: &Permission) -> bool {
+        Effective::allows(self, wanted)
+    }
+    fn listing(&self) -> PermissionSet {
+        Effective::listing(self)
+    }
+}
+
 /// The credential issuing a key, as far as limits go.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Issuer<'a> {
     pub user_id: &'a str,
     pub is_instance_admin: bool,
-    pub effective: Effective<'a>,
+    pub effective: &'a dyn Grants,
     /// The issuing key carries its own restriction list.
     pub restricted: bool,
     pub allowed_ips: &'a [IpNet],
@@ -153,6 +170,7 @@ mod tests {
             restriction,
             allowed_origins: &[],
             allowed_ips: ips,
+            token_scope: None,
         };
         let o = OwnerFacts {
             active: true,
@@ -162,10 +180,11 @@ mod tests {
         let w = WorkspacePolicy {
             publishable_permissions: &empty,
         };
+        let eff = effective(&key, &o, &w);
         f(Issuer {
             user_id: "usr_me",
             is_instance_admin: false,
-            effective: effective(&key, &o, &w),
+            effective: &eff,
             restricted: restriction.is_some(),
             allowed_ips: ips,
             expires_at,

@@ -9,6 +9,7 @@ pub mod key;
 pub mod permission;
 pub mod roles;
 pub mod secret;
+pub mod token;
 pub mod validate;
 pub mod verify;
 

@@ -70,6 +70,8 @@ pub struct KeyFacts<'a> {
     pub restriction: Option<&'a PermissionSet>,
     pub allowed_origins: &'a [String],
     pub allowed_ips: &'a [IpNet],
+    /// When the key is presented through an access token: the token's own narrowing.
+    pub token_scope: Option<&'a PermissionSet>,
 }
 
 /// The owner's standing in the key's workspace, read live.
@@ -101,6 +103,7 @@ pub struct Demand<'a> {
 pub struct Effective<'a> {
     owner: &'a PermissionSet,
     restriction: Option<&'a PermissionSet>,
+    token_scope: Option<&'a PermissionSet>,
     publishable: Option<&'a PermissionSet>,
 }
 
@@ -108,6 +111,7 @@ impl Effective<'_> {
     pub fn allows(&self, wanted: &Permission) -> bool {
         self.owner.allows(wanted)
             && self.restriction.is_none_or(|r| r.allows(wanted))
+            && self.token_scope.is_none_or(|s| s.allows(wanted))
             && self
                 .publishable
                 .is_none_or(|p| !wanted.is_latchkey() && p.allows(wanted))
@@ -120,8 +124,8 @@ impl Effective<'_> {
     /// A listing for `/v1/me` and verify responses (see [`PermissionSet::intersection`]).
     pub fn listing(&self) -> PermissionSet {
         let mut set = self.owner.minimal();
-        if let Some(r) = self.restriction {
-            set = set.intersection(r);
+        for narrowing in [self.restriction, self.token_scope].into_iter().flatten() {
+            set = set.intersection(narrowing);
         }
         if let Some(p) = self.publishable {
             let app_only =
@@ -145,6 +149,7 @@ pub fn effective<'a>(
     Effective {
         owner: owner.permissions,
         restriction: key.restriction,
+        token_scope: key.token_scope,
         publishable: (key.key_type == KeyType::Publishable)
             .then_some(workspace.publishable_permissions),
     }
@@ -230,6 +235,7 @@ mod tests {
                 restriction: self.restriction.as_ref(),
                 allowed_origins: &self.origins,
                 allowed_ips: &self.ips,
+                token_scope: None,
             }
         }
         fn owner(&self) -> OwnerFacts<'_> {

@@ -5,6 +5,7 @@ use crate::bootstrap::{bootstrap, BootstrapOutput};
 use crate::cache::VerifyCache;
 use crate::config::Config;
 use crate::follower::Follower;
+use crate::signing::SigningKeys;
 use crate::state::{AppState, Shared};
 use crate::usage::UsageRecorder;
 use crate::{metrics_layer, routes};
@@ -16,6 +17,7 @@ use latchkey_store::{Backend, SqlStore};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub struct App {
@@ -48,7 +50,15 @@ impl App {
             cache: VerifyCache::new(config.cache_capacity, config.cache_ttl),
             usage: UsageRecorder::default(),
             metrics: metrics_layer::install(),
+            signing: SigningKeys::new(&secret),
+            tokens: config.tokens,
+            issuer: OnceLock::new(),
         });
+        state
+            .signing
+            .init(&state.store)
+            .await
+            .context("loading the token signing keys")?;
         Ok(Self {
             state,
             config: config.clone(),
@@ -78,6 +88,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         listener.set_nonblocking(true)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let issuer = self
+            .config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{}", listener.local_addr().expect("bound")));
+        let _ = self.state.issuer.set(issuer);
         let handle = axum_server::Handle::new();
         let h = handle.clone();
         tokio::spawn(async move {

@@ -1,5 +1,5 @@
-//! Who is calling: reading the credential from the request (SPEC §4), resolving it through the
-//! cache, and the [`Caller`] extractor that authenticated handlers take.
+//! Who is calling: reading the credentials from the request (SPEC §4), resolving API keys and
+//! access tokens through the cache, and the [`Caller`] extractor that authenticated handlers take.
 
 use crate::error::ApiError;
 use crate::now;
@@ -7,17 +7,33 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{header, request::Parts, HeaderMap};
 use base64::Engine;
-use latchkey_core::issuance::Issuer;
+use latchkey_core::issuance::{Grants, Issuer};
+use latchkey_core::token::looks_like_jwt;
 use latchkey_core::verify::{self, Effective};
 use latchkey_core::{
-    ApiKey, Demand, Denial, Environment, KeyFacts, OwnerFacts, PermissionSet, WorkspacePolicy,
+    ApiKey, Demand, Denial, Environment, KeyFacts, KeyHash, OwnerFacts, Permission, PermissionSet,
+    WorkspacePolicy,
 };
-use latchkey_store::{Actor, ApiKeyRecord, Principal, Workspace};
+use latchkey_store::{Actor, ApiKeyRecord, Principal, TokenRecord, Workspace};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// Reads the one credential a request presents, by any accepted style. `Ok(None)` when none.
-pub fn presented_credential(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+/// The credentials a request presents: at most one API key and one access token (the pair).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Presented {
+    pub key: Option<String>,
+    pub token: Option<String>,
+}
+
+impl Presented {
+    pub fn is_empty(&self) -> bool {
+        self.key.is_none() && self.token.is_none()
+    }
+}
+
+/// Reads the credentials of a request, by any accepted style. Two different API keys, or two
+/// different tokens, are ambiguous; one of each is the pair.
+pub fn presented_credentials(headers: &HeaderMap) -> Result<Presented, ApiError> {
     let mut found: Vec<String> = Vec::new();
     for v in headers.get_all(header::AUTHORIZATION) {
         found.push(from_authorization(v.to_str().unwrap_or("\u{0}invalid")));
@@ -25,33 +41,52 @@ pub fn presented_credential(headers: &HeaderMap) -> Result<Option<String>, ApiEr
     for v in headers.get_all("x-api-key") {
         found.push(v.to_str().unwrap_or("\u{0}invalid").trim().to_owned());
     }
-    let Some(first) = found.first() else {
-        return Ok(None);
-    };
-    if found.iter().any(|c| c != first) {
-        return Err(ApiError::BadRequest {
-            code: "ambiguous_credentials",
-            detail: "Send one credential: the request carries two different ones".into(),
-        });
+    let mut p = Presented::default();
+    for c in found {
+        let slot = if looks_like_jwt(&c) {
+            &mut p.token
+        } else {
+            &mut p.key
+        };
+        match slot {
+            Some(existing) if *existing != c => {
+                return Err(ApiError::BadRequest {
+                    code: "ambiguous_credentials",
+                    detail: "Send one credential (or one API key with one access token): the request carries two different ones".into(),
+                })
+            }
+            _ => *slot = Some(c),
+        }
     }
-    Ok(Some(first.clone()))
+    Ok(p)
 }
 
-/// `Bearer <cred>`, `Basic base64(<key>:)` (as curl -u sk_…: sends it), or the raw key.
+/// `Bearer <cred>`; `Basic` with the key as user name and no password (curl -u sk_…:) or, as
+/// OAuth clients send it, the client id as user name and the key as password; or the raw key.
 fn from_authorization(v: &str) -> String {
     let v = v.trim();
     match v.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim().to_owned(),
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
-            base64::engine::general_purpose::STANDARD
-                .decode(rest.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.split_once(':').map(|(user, _)| user.to_owned()))
-                .unwrap_or_else(|| "\u{0}invalid".into())
-        }
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => basic_credentials(rest)
+            .map(|(user, pass)| if pass.is_empty() { user } else { pass })
+            .unwrap_or_else(|| "\u{0}invalid".into()),
         _ => v.to_owned(),
     }
+}
+
+/// Decodes `base64(user:password)` (RFC 7617); OAuth clients also form-encode both (RFC 6749 §2.3.1).
+pub fn basic_credentials(b64: &str) -> Option<(String, String)> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((decode(user)?, decode(pass)?))
 }
 
 /// Query parameter names that would carry a credential in a URL (logged by every proxy).
@@ -68,14 +103,18 @@ const CREDENTIAL_PARAMS: [&str; 7] = [
 /// True when the query string carries something that is, or is named like, a credential.
 pub fn query_has_credential(query: &str) -> bool {
     url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| {
-        CREDENTIAL_PARAMS.iter().any(|p| k.eq_ignore_ascii_case(p)) || ApiKey::looks_like_key(&v)
+        CREDENTIAL_PARAMS.iter().any(|p| k.eq_ignore_ascii_case(p))
+            || ApiKey::looks_like_key(&v)
+            || looks_like_jwt(&v)
     })
 }
 
-/// A key found in storage, with its owner's current standing and its workspace's policy.
+/// A credential found in storage: the key (itself, or the one a token was obtained from), the
+/// token if it was one, the owner's current standing and the workspace's policy.
 #[derive(Clone)]
 pub struct Resolved {
     pub key: Arc<ApiKeyRecord>,
+    pub token: Option<Arc<TokenRecord>>,
     pub principal: Arc<Principal>,
     pub workspace: Arc<Workspace>,
 }
@@ -91,6 +130,7 @@ impl Resolved {
             restriction: self.key.permissions.as_ref(),
             allowed_origins: &self.key.allowed_origins,
             allowed_ips: &self.key.allowed_ips,
+            token_scope: self.token.as_ref().and_then(|t| t.scope.as_ref()),
         }
     }
 
@@ -108,12 +148,69 @@ impl Resolved {
         }
     }
 
+    /// The token's own state first (revoked, expired), then the key's and its owner's.
     pub fn decide(&self, demand: &Demand<'_>) -> Result<(), Denial> {
-        verify::decide(&self.facts(), &self.owner(), &self.policy(), demand, now())
+        let t = now();
+        if let Some(tok) = &self.token {
+            if tok.revoked_at.is_some() {
+                return Err(Denial::Revoked);
+            }
+            if tok.expires_at <= t {
+                return Err(Denial::Expired);
+            }
+        }
+        verify::decide(&self.facts(), &self.owner(), &self.policy(), demand, t)
     }
 
     pub fn effective(&self) -> Effective<'_> {
         verify::effective(&self.facts(), &self.owner(), &self.policy())
+    }
+
+    /// `access_token` or `api_key`.
+    pub fn credential_type(&self) -> &'static str {
+        if self.token.is_some() {
+            "access_token"
+        } else {
+            "api_key"
+        }
+    }
+
+    /// The presented credential's id: the token's, else the key's.
+    pub fn credential_id(&self) -> &str {
+        self.token.as_ref().map_or(&self.key.id, |t| &t.id)
+    }
+
+    /// A token is named after itself (environment tokens) or after the key it came from.
+    pub fn credential_name(&self) -> String {
+        match &self.token {
+            Some(t) => t
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{} (access token)", self.key.name)),
+            None => self.key.name.clone(),
+        }
+    }
+
+    pub fn expires_at(&self) -> Option<i64> {
+        match &self.token {
+            Some(t) => Some(
+                self.key
+                    .expires_at
+                    .map_or(t.expires_at, |k| k.min(t.expires_at)),
+            ),
+            None => self.key.expires_at,
+        }
+    }
+}
+
+/// Resolves an API key or an access token. `Err(NotFound)` when there is no such credential
+/// (including junk, a bad checksum or a token we did not sign); other denials come from
+/// [`Resolved::decide`].
+pub async fn resolve(state: &AppState, raw: &str) -> Result<Result<Resolved, Denial>, ApiError> {
+    if looks_like_jwt(raw) {
+        resolve_token(state, raw).await
+    } else {
+        Ok(resolve_key(state, raw).await?.ok_or(Denial::NotFound))
     }
 }
 
@@ -124,33 +221,87 @@ pub async fn resolve_key(state: &AppState, raw: &str) -> Result<Option<Resolved>
         return Ok(None);
     };
     let hash = state.hasher.hash(key.secret().expose());
-    let record = match state.cache.key(&hash) {
-        Some(r) => {
-            metrics::counter!("latchkey_cache_hits_total", "kind" => "key").increment(1);
-            r
-        }
-        None => {
-            metrics::counter!("latchkey_cache_misses_total", "kind" => "key").increment(1);
-            let epoch = state.cache.epoch();
-            let Some(r) = state.store.key_by_hash(&hash.to_hex()).await? else {
-                return Ok(None);
-            };
-            let r = Arc::new(r);
-            state.cache.insert_key(hash, r.clone(), epoch);
-            r
-        }
+    let Some(record) = load_key(state, hash).await? else {
+        return Ok(None);
     };
     // The lookup was by hash; confirm in constant time before trusting the record.
-    if !latchkey_core::KeyHash::from_hex(&record.hash).is_some_and(|h| h.ct_eq(&hash)) {
+    if !KeyHash::from_hex(&record.hash).is_some_and(|h| h.ct_eq(&hash)) {
         return Ok(None);
     }
-    let principal = load_principal(state, &record.workspace_id, &record.owner_id).await?;
-    let workspace = load_workspace(state, &record.workspace_id).await?;
-    Ok(Some(Resolved {
-        key: record,
+    with_standing(state, record, None).await.map(Some)
+}
+
+async fn resolve_token(state: &AppState, jwt: &str) -> Result<Result<Resolved, Denial>, ApiError> {
+    let Some(claims) = state
+        .signing
+        .verify(&state.store, jwt, state.issuer())
+        .await
+    else {
+        return Ok(Err(Denial::NotFound));
+    };
+    let token = match state.cache.token(&claims.jti) {
+        Some(t) => t,
+        None => {
+            let epoch = state.cache.epoch();
+            let t = match state.store.get_token(&claims.jti).await {
+                Ok(t) => Arc::new(t),
+                Err(latchkey_store::StoreError::NotFound) => return Ok(Err(Denial::NotFound)),
+                Err(e) => return Err(e.into()),
+            };
+            state.cache.insert_token(t.clone(), epoch);
+            t
+        }
+    };
+    // The claims are signed, but the record is the authority (and must agree).
+    if token.key_id != claims.client_id || token.owner_id != claims.sub {
+        return Ok(Err(Denial::NotFound));
+    }
+    let Some(hash) = KeyHash::from_hex(&token.key_hash) else {
+        return Err(ApiError::Internal);
+    };
+    let Some(key) = load_key(state, hash).await? else {
+        return Ok(Err(Denial::NotFound));
+    };
+    with_standing(state, key, Some(token)).await.map(Ok)
+}
+
+/// Loads a key by id (for a token's renewal), with its owner's standing.
+pub async fn resolve_key_by_id(state: &AppState, id: &str) -> Result<Option<Resolved>, ApiError> {
+    match state.store.get_key(id).await {
+        Ok(k) => with_standing(state, Arc::new(k), None).await.map(Some),
+        Err(latchkey_store::StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn load_key(state: &AppState, hash: KeyHash) -> Result<Option<Arc<ApiKeyRecord>>, ApiError> {
+    if let Some(r) = state.cache.key(&hash) {
+        metrics::counter!("latchkey_cache_hits_total", "kind" => "key").increment(1);
+        return Ok(Some(r));
+    }
+    metrics::counter!("latchkey_cache_misses_total", "kind" => "key").increment(1);
+    let epoch = state.cache.epoch();
+    let Some(r) = state.store.key_by_hash(&hash.to_hex()).await? else {
+        return Ok(None);
+    };
+    let r = Arc::new(r);
+    state.cache.insert_key(hash, r.clone(), epoch);
+    Ok(Some(r))
+}
+
+async fn with_standing(
+    state: &AppState,
+    key: Arc<ApiKeyRecord>,
+    token: Option<Arc<TokenRecord>>,
+) -> Result<Resolved, ApiError> {
+    let principal = load_principal(state, &key.workspace_id, &key.owner_id).await?;
+    let workspace = load_workspace(state, &key.workspace_id).await?;
+    Ok(Resolved {
+        key,
+        token,
         principal,
         workspace,
-    }))
+    })
 }
 
 async fn load_principal(
@@ -187,9 +338,53 @@ pub fn count_verification(code: &'static str, source: &'static str) {
         .increment(1);
 }
 
-/// The authenticated caller of a `/v1` endpoint.
+/// Checks presented credentials against a demand: each must be valid; a pair must be of the
+/// same user, workspace and environment; a workspace with `require_pair` refuses a lone one
+/// (unless `lone_ok`: the exchanges that produce the token of a pair). On success the primary
+/// credential is the token of a pair.
+pub async fn authenticate(
+    state: &AppState,
+    presented: &Presented,
+    demand: &Demand<'_>,
+    lone_ok: bool,
+) -> Result<(Resolved, Option<Resolved>), (Option<Resolved>, Denial)> {
+    let one = |r: Result<Result<Resolved, Denial>, ApiError>| match r {
+        Ok(Ok(res)) => match res.decide(demand) {
+            Ok(()) => Ok(res),
+            Err(d) => Err((Some(res), d)),
+        },
+        Ok(Err(d)) => Err((None, d)),
+        Err(_) => Err((None, Denial::NotFound)),
+    };
+    match (&presented.key, &presented.token) {
+        (None, None) => Err((None, Denial::NotFound)),
+        (Some(k), Some(t)) => {
+            let token = one(resolve(state, t).await)?;
+            let key = one(resolve(state, k).await)?;
+            let same = key.key.owner_id == token.key.owner_id
+                && key.key.workspace_id == token.key.workspace_id
+                && key.key.environment == token.key.environment;
+            if !same {
+                return Err((Some(token), Denial::PairMismatch));
+            }
+            Ok((token, Some(key)))
+        }
+        (k, t) => {
+            let raw = k.as_ref().or(t.as_ref()).expect("one of them");
+            let res = one(resolve(state, raw).await)?;
+            if res.workspace.require_pair && !lone_ok {
+                return Err((Some(res), Denial::PairRequired));
+            }
+            Ok((res, None))
+        }
+    }
+}
+
+/// The authenticated caller of a `/v1` endpoint: one credential, or the key + token pair.
 pub struct Caller {
     pub resolved: Resolved,
+    /// The API key of a pair (then `resolved` is its access token).
+    pub pair: Option<Resolved>,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
 }
@@ -198,17 +393,36 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(raw) = presented_credential(&parts.headers)? else {
+        Caller::from_parts(parts, state, false).await
+    }
+}
+
+/// A [`Caller`] allowed to present a lone credential in a `require_pair` workspace: for the
+/// endpoints that issue the token of a pair.
+pub struct LoneCaller(pub Caller);
+
+impl FromRequestParts<AppState> for LoneCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Caller::from_parts(parts, state, true).await.map(LoneCaller)
+    }
+}
+
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+impl Caller {
+    async fn from_parts(parts: &Parts, state: &AppState, lone_ok: bool) -> Result<Self, ApiError> {
+        let presented = presented_credentials(&parts.headers)?;
+        if presented.is_empty() {
             return Err(ApiError::Unauthenticated { presented: false });
-        };
-        let Some(resolved) = resolve_key(state, &raw).await? else {
-            count_verification(Denial::NotFound.verify_code(), "auth");
-            return Err(ApiError::Unauthenticated { presented: true });
-        };
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        }
+        let ip = client_ip(parts);
         let origin = parts
             .headers
             .get(header::ORIGIN)
@@ -218,16 +432,18 @@ impl FromRequestParts<AppState> for Caller {
             ip,
             ..Demand::default()
         };
-        let mut outcome = resolved.decide(&demand);
-        if outcome.is_ok() && resolved.workspace.require_pair {
-            outcome = Err(Denial::PairRequired);
-        }
-        if let Err(d) = outcome {
-            count_verification(d.verify_code(), "auth");
-            return Err(ApiError::from_denial(d));
-        }
+        let (resolved, pair) = match authenticate(state, &presented, &demand, lone_ok).await {
+            Ok(ok) => ok,
+            Err((_, d)) => {
+                count_verification(d.verify_code(), "auth");
+                return Err(ApiError::from_denial(d));
+            }
+        };
         count_verification("VALID", "auth");
         state.usage.touch(&resolved.key.id, now());
+        if let Some(p) = &pair {
+            state.usage.touch(&p.key.id, now());
+        }
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -235,13 +451,12 @@ impl FromRequestParts<AppState> for Caller {
             .map(|s| s.chars().take(256).collect());
         Ok(Caller {
             resolved,
+            pair,
             ip,
             user_agent,
         })
     }
-}
 
-impl Caller {
     pub fn user_id(&self) -> &str {
         &self.resolved.key.owner_id
     }
@@ -254,9 +469,12 @@ impl Caller {
     pub fn is_instance_admin(&self) -> bool {
         self.resolved.principal.is_instance_admin
     }
+    pub fn is_token(&self) -> bool {
+        self.resolved.token.is_some()
+    }
 
     pub fn allows(&self, permission: &str) -> bool {
-        self.resolved.effective().allows_str(permission)
+        Permission::parse(permission).is_ok_and(|p| Grants::allows(self, &p))
     }
 
     pub fn require(&self, permission: &str) -> Result<(), ApiError> {
@@ -281,31 +499,36 @@ impl Caller {
         }
     }
 
-    /// Whether the key carries its own restriction list (so what it creates must stay inside it).
+    /// Whether anything narrows this credential below its owner's rights (a key restriction, a
+    /// token scope, or a pair), so what it creates must stay inside it.
     pub fn is_restricted(&self) -> bool {
-        self.resolved.key.permissions.is_some()
+        let narrowed = |r: &Resolved| {
+            r.key.permissions.is_some() || r.token.as_ref().is_some_and(|t| t.scope.is_some())
+        };
+        narrowed(&self.resolved) || self.pair.as_ref().is_some_and(narrowed)
     }
 
     /// Everything this credential can do now, as a listing.
     pub fn permissions(&self) -> PermissionSet {
-        self.resolved.effective().listing()
+        Grants::listing(self)
     }
 
     /// This credential as the issuer of new keys: the limits they inherit.
     pub fn issuer(&self) -> Issuer<'_> {
+        let key = &self.resolved.key;
         Issuer {
             user_id: self.user_id(),
             is_instance_admin: self.is_instance_admin(),
-            effective: self.resolved.effective(),
+            effective: self,
             restricted: self.is_restricted(),
-            allowed_ips: &self.resolved.key.allowed_ips,
-            expires_at: self.resolved.key.expires_at,
+            allowed_ips: &key.allowed_ips,
+            expires_at: self.resolved.expires_at(),
         }
     }
 
-    /// Whether `key_id` is the credential making this request.
+    /// Whether `key_id` is the key making this request (or the key its token came from).
     pub fn is_self(&self, key_id: &str) -> bool {
-        self.resolved.key.id == key_id
+        self.resolved.key.id == key_id || self.pair.as_ref().is_some_and(|p| p.key.id == key_id)
     }
 
     /// Changes to people, roles and settings affect live traffic: test credentials may not make them.
@@ -319,10 +542,28 @@ impl Caller {
     pub fn actor(&self) -> Actor {
         Actor {
             user_id: Some(self.user_id().to_owned()),
-            credential_id: Some(self.resolved.key.id.clone()),
-            credential_name: Some(self.resolved.key.name.clone()),
+            credential_id: Some(self.resolved.credential_id().to_owned()),
+            credential_name: Some(self.resolved.credential_name()),
             ip: self.ip.map(|i| i.to_string()),
             user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+impl Grants for Caller {
+    fn allows(&self, wanted: &Permission) -> bool {
+        self.resolved.effective().allows(wanted)
+            && self
+                .pair
+                .as_ref()
+                .is_none_or(|p| p.effective().allows(wanted))
+    }
+
+    fn listing(&self) -> PermissionSet {
+        let mine = self.resolved.effective().listing();
+        match &self.pair {
+            Some(p) => mine.intersection(&p.effective().listing()),
+            None => mine,
         }
     }
 }
@@ -354,16 +595,16 @@ mod tests {
             headers(&[("authorization", "Basic c2tfdGVzdF9hYmM6")]),
             headers(&[("authorization", "Bearer sk_test_abc"), ("x-api-key", k)]),
         ] {
-            assert_eq!(presented_credential(&h).unwrap().as_deref(), Some(k));
+            assert_eq!(presented_credentials(&h).unwrap().key.as_deref(), Some(k));
         }
-        assert_eq!(presented_credential(&headers(&[])).unwrap(), None);
+        assert!(presented_credentials(&headers(&[])).unwrap().is_empty());
     }
 
     #[test]
     fn two_different_credentials_are_ambiguous() {
         let h = headers(&[("authorization", "Bearer a"), ("x-api-key", "b")]);
         assert!(matches!(
-            presented_credential(&h),
+            presented_credentials(&h),
             Err(ApiError::BadRequest {
                 code: "ambiguous_credentials",
                 ..

@@ -6,7 +6,7 @@
 //! stale value; the global epoch closes that window (see [`VerifyCache::insert_key`]).
 
 use latchkey_core::KeyHash;
-use latchkey_store::{ApiKeyRecord, Change, Principal, Workspace};
+use latchkey_store::{ApiKeyRecord, Change, Principal, TokenRecord, Workspace};
 use moka::sync::Cache;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +17,7 @@ pub struct VerifyCache {
     keys: Cache<KeyHash, Arc<ApiKeyRecord>>,
     principals: Cache<(String, String), Arc<Principal>>,
     workspaces: Cache<String, Arc<Workspace>>,
+    tokens: Cache<String, Arc<TokenRecord>>,
     epoch: AtomicU64,
 }
 
@@ -40,6 +41,10 @@ impl VerifyCache {
                 .max_capacity(100_000)
                 .time_to_live(ttl)
                 .build(),
+            tokens: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
             epoch: AtomicU64::new(0),
         }
     }
@@ -59,6 +64,14 @@ impl VerifyCache {
 
     pub fn workspace(&self, id: &str) -> Option<Arc<Workspace>> {
         self.workspaces.get(id)
+    }
+
+    pub fn token(&self, id: &str) -> Option<Arc<TokenRecord>> {
+        self.tokens.get(id)
+    }
+
+    pub fn insert_token(&self, v: Arc<TokenRecord>, loaded_at: Epoch) {
+        self.fill(&self.tokens, v.id.clone(), v, loaded_at);
     }
 
     pub fn insert_key(&self, hash: KeyHash, v: Arc<ApiKeyRecord>, loaded_at: Epoch) {
@@ -107,6 +120,9 @@ impl VerifyCache {
                 self.invalidate_principals(|(w, _)| w == ws);
             }
             Change::User(user) => self.invalidate_principals(|(_, u)| u == user),
+            Change::Token(id) => self.tokens.invalidate(id),
+            // Not cached here: the signing keys reload themselves (see `AppState::changed`).
+            Change::SigningKeys => {}
         }
     }
 

@@ -1,6 +1,7 @@
 //! Configuration: command-line flags, then `LATCHKEY_*` environment variables (clap reads both),
 //! then `latchkey.toml`, then defaults.
 
+use crate::state::TokenSettings;
 use anyhow::{bail, Context};
 use axum_server::tls_rustls::RustlsConfig;
 use latchkey_core::Secret;
@@ -46,6 +47,19 @@ pub struct ServerArgs {
     /// How often the change log is read for other nodes' writes [default: 500].
     #[arg(long, env = "LATCHKEY_CHANGE_POLL_MS")]
     pub change_poll_ms: Option<u64>,
+    /// The URL clients reach this service at: the `iss` and `aud` of access tokens and the base
+    /// of the OAuth metadata [default: http(s)://<listen address>].
+    #[arg(long, env = "LATCHKEY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Lifetime of an exchanged access token when none is asked for [default: 3600].
+    #[arg(long, env = "LATCHKEY_TOKEN_TTL_SECONDS")]
+    pub token_ttl_seconds: Option<i64>,
+    /// Longest lifetime of an exchanged access token; longer requests are capped [default: 86400].
+    #[arg(long, env = "LATCHKEY_MAX_TOKEN_TTL_SECONDS")]
+    pub max_token_ttl_seconds: Option<i64>,
+    /// Longest lifetime of an environment access token (`POST /v1/tokens`) [default: 31536000].
+    #[arg(long, env = "LATCHKEY_MAX_ENVIRONMENT_TOKEN_TTL_SECONDS")]
+    pub max_environment_token_ttl_seconds: Option<i64>,
 }
 
 /// `latchkey.toml`: every setting above, plus `secret`.
@@ -63,6 +77,10 @@ struct FileConfig {
     cache_ttl_seconds: Option<u64>,
     usage_flush_ms: Option<u64>,
     change_poll_ms: Option<u64>,
+    public_url: Option<String>,
+    token_ttl_seconds: Option<i64>,
+    max_token_ttl_seconds: Option<i64>,
+    max_environment_token_ttl_seconds: Option<i64>,
     secret: Option<String>,
 }
 
@@ -81,6 +99,8 @@ pub struct Config {
     pub cache_ttl: Duration,
     pub usage_flush: Duration,
     pub change_poll: Duration,
+    pub public_url: Option<String>,
+    pub tokens: TokenSettings,
 }
 
 impl Config {
@@ -98,6 +118,8 @@ impl Config {
             cache_ttl: Duration::from_secs(300),
             usage_flush: Duration::from_millis(1000),
             change_poll: Duration::from_millis(500),
+            public_url: None,
+            tokens: TokenSettings::default(),
         }
     }
 
@@ -164,6 +186,17 @@ impl Config {
                     .unwrap_or(500)
                     .max(10),
             ),
+            public_url: args
+                .public_url
+                .clone()
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            tokens: TokenSettings::new(
+                args.token_ttl_seconds.or(file.token_ttl_seconds),
+                args.max_token_ttl_seconds.or(file.max_token_ttl_seconds),
+                args.max_environment_token_ttl_seconds
+                    .or(file.max_environment_token_ttl_seconds),
+            )?,
         })
     }
 

@@ -38,7 +38,7 @@ impl Follower {
         let mut n = 0;
         for (seq, change) in changes {
             if self.applied.insert(seq) {
-                state.cache.apply(&change);
+                state.changed(std::slice::from_ref(&change));
                 n += 1;
             }
         }

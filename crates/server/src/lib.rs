@@ -13,6 +13,7 @@ pub mod follower;
 pub mod metrics_layer;
 pub mod password;
 pub mod routes;
+pub mod signing;
 pub mod state;
 pub mod usage;
 

@@ -1,11 +1,12 @@
 //! What every handler shares.
 
 use crate::cache::VerifyCache;
+use crate::signing::SigningKeys;
 use crate::usage::UsageRecorder;
 use latchkey_core::KeyHasher;
 use latchkey_store::{Change, SqlStore};
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -16,6 +17,55 @@ pub struct Shared {
     pub cache: VerifyCache,
     pub usage: UsageRecorder,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub signing: SigningKeys,
+    pub tokens: TokenSettings,
+    /// `iss` (and `aud`) of our access tokens: the configured public URL, or the address we
+    /// serve on, set once when serving starts.
+    pub issuer: OnceLock<String>,
+}
+
+/// Lifetimes of access tokens, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSettings {
+    pub default_ttl: i64,
+    pub max_ttl: i64,
+    pub environment_default_ttl: i64,
+    pub environment_max_ttl: i64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            default_ttl: 3600,
+            max_ttl: 86_400,
+            environment_default_ttl: 30 * 86_400,
+            environment_max_ttl: 365 * 86_400,
+        }
+    }
+}
+
+impl TokenSettings {
+    pub fn new(
+        default_ttl: Option<i64>,
+        max_ttl: Option<i64>,
+        environment_max_ttl: Option<i64>,
+    ) -> anyhow::Result<Self> {
+        let d = Self::default();
+        let s = Self {
+            default_ttl: default_ttl.unwrap_or(d.default_ttl),
+            max_ttl: max_ttl.unwrap_or(d.max_ttl),
+            environment_max_ttl: environment_max_ttl.unwrap_or(d.environment_max_ttl),
+            ..d
+        };
+        anyhow::ensure!(
+            0 < s.default_ttl && s.default_ttl <= s.max_ttl && s.environment_max_ttl > 0,
+            "token lifetimes must be positive, and the default no longer than the maximum"
+        );
+        Ok(Self {
+            environment_default_ttl: s.environment_default_ttl.min(s.environment_max_ttl),
+            ..s
+        })
+    }
 }
 
 impl AppState {
@@ -23,9 +73,22 @@ impl AppState {
         Self(Arc::new(shared))
     }
 
-    /// Call after every committed write with the changes it returned.
+    /// Call after every committed write with the changes it returned (and for changes other
+    /// nodes made, read from the log).
     pub fn changed(&self, changes: &[Change]) {
         self.cache.apply_all(changes);
+        if changes.contains(&Change::SigningKeys) {
+            let state = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = state.signing.reload(&state.store).await {
+                    tracing::error!(error = %e, "reloading signing keys failed");
+                }
+            });
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        self.issuer.get().map_or("", String::as_str)
     }
 }
 

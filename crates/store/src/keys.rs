@@ -342,6 +342,15 @@ impl SqlStore {
         if done.rows_affected() == 0 {
             return Ok(None);
         }
+        // Tokens obtained from the key die with it (their checks also look at the key; this
+        // keeps their listed status true).
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(t)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let mut log = Log::new(actor);
         log.event(
             Some(&k.workspace_id),

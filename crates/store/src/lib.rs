@@ -11,6 +11,7 @@ mod error;
 mod keys;
 mod model;
 mod query;
+mod tokens;
 mod users;
 mod workspaces;
 

@@ -283,6 +283,10 @@ pub enum Change {
     Workspace(String),
     /// A user was deactivated: every principal of that user.
     User(String),
+    /// An access token (by id) was revoked or replaced.
+    Token(String),
+    /// The signing keys changed (rotation): reload them.
+    SigningKeys,
 }
 
 impl Change {
@@ -295,6 +299,8 @@ impl Change {
             } => ("principal", format!("{workspace_id}/{user_id}")),
             Change::Workspace(w) => ("workspace", w.clone()),
             Change::User(u) => ("user", u.clone()),
+            Change::Token(t) => ("token", t.clone()),
+            Change::SigningKeys => ("signing_keys", String::new()),
         }
     }
 
@@ -310,6 +316,8 @@ impl Change {
             }
             "workspace" => Change::Workspace(subject.to_owned()),
             "user" => Change::User(subject.to_owned()),
+            "token" => Change::Token(subject.to_owned()),
+            "signing_keys" => Change::SigningKeys,
             _ => return None,
         })
     }
@@ -322,4 +330,86 @@ pub struct Bootstrap {
     pub workspace_id: String,
     pub workspace_name: String,
     pub key: NewApiKey,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// base64url of the raw 32-byte Ed25519 public key.
+    pub public_key: String,
+    /// Encrypted private key (see the server's `signing` module).
+    pub private_key: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+/// How an access token came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// `POST /v1/auth/token`.
+    Exchange,
+    /// `POST /oauth/token` (client credentials).
+    ClientCredentials,
+    /// `POST /v1/tokens`: named, long-lived, listed and renewable.
+    Environment,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Exchange => "exchange",
+            TokenKind::ClientCredentials => "client_credentials",
+            TokenKind::Environment => "environment",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "exchange" => TokenKind::Exchange,
+            "client_credentials" => TokenKind::ClientCredentials,
+            "environment" => TokenKind::Environment,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: String,
+    pub kind: TokenKind,
+    pub name: Option<String>,
+    pub kid: String,
+    pub key_id: String,
+    /// The stored hash of the key it was obtained from, to find that key in the verification cache.
+    pub key_hash: String,
+    pub workspace_id: String,
+    pub owner_id: String,
+    pub environment: Environment,
+    /// The narrowing asked for at issue; `None` = everything the key can do.
+    pub scope: Option<PermissionSet>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub replaced_by: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: String,
+    pub kind: TokenKind,
+    pub name: Option<String>,
+    pub kid: String,
+    pub key_id: String,
+    pub workspace_id: String,
+    pub owner_id: String,
+    pub environment: Environment,
+    pub scope: Option<PermissionSet>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub workspace_id: Option<String>,
+    pub owner_id: Option<String>,
+    pub kind: Option<&'static str>,
 }

@@ -135,6 +135,13 @@ impl SqlStore {
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(t)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL")
             .bind(t)
             .bind(id)

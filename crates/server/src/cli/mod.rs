@@ -28,6 +28,9 @@ enum Command {
     Serve(ServerArgs),
     /// Initialise an empty database and print the admin credentials once (`--json` for scripts).
     Init(ServerArgs),
+    /// Manage the keys that sign access tokens (against the database, like `init`).
+    #[command(subcommand)]
+    SigningKeys(SigningKeysCommand),
     /// Manage API keys on a running server.
     #[command(subcommand)]
     Keys(client::KeysCommand),
@@ -39,12 +42,22 @@ enum Command {
     Workspaces(client::WorkspacesCommand),
 }
 
+#[derive(Subcommand)]
+enum SigningKeysCommand {
+    /// Sign new tokens with a fresh key. The previous key stays in the JWKS until every token
+    /// it signed has expired; running nodes pick the new key up within a second.
+    Rotate(ServerArgs),
+}
+
 /// Runs the command line; returns the process exit code.
 pub async fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(&args).await,
         Command::Init(args) => init(&args, cli.client.json).await,
+        Command::SigningKeys(SigningKeysCommand::Rotate(args)) => {
+            rotate_signing_key(&args, cli.client.json).await
+        }
         Command::Keys(c) => client::run(&cli.client, client::ClientCommand::Keys(c)).await,
         Command::Users(c) => client::run(&cli.client, client::ClientCommand::Users(c)).await,
         Command::Workspaces(c) => {
@@ -121,6 +134,24 @@ async fn init(args: &ServerArgs, json: bool) -> anyhow::Result<()> {
             "admin email:    {}\nadmin password: {}\nadmin API key:  {}\nworkspace:      {} (Default)\n\
              These are shown once; store them now.",
             b.admin_email, b.admin_password, b.admin_key, b.workspace_id
+        );
+    }
+    Ok(())
+}
+
+async fn rotate_signing_key(args: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    init_logging();
+    let config = Config::load(args)?;
+    let app = App::open(&config).await?;
+    let new = app.state.signing.generate();
+    app.state.store.rotate_signing_key(&new).await?;
+    app.state.store.close().await;
+    if json {
+        println!("{}", serde_json::json!({ "kid": new.kid }));
+    } else {
+        println!(
+            "signing with {} from now on; the previous key stays published while its tokens live",
+            new.kid
         );
     }
     Ok(())

@@ -33,6 +33,8 @@ pub struct MeCredential {
     pub key_type: &'static str,
     pub environment: &'static str,
     pub expires_at: Option<String>,
+    /// The API key (for an access token: the key it was obtained from).
+    pub key_id: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -40,6 +42,9 @@ pub struct Me {
     pub user: MeUser,
     pub workspace: MeWorkspace,
     pub credential: MeCredential,
+    /// With a key + token pair: the API key presented beside the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paired_key_id: Option<String>,
     /// What this credential can do right now (owner's permissions ∩ the key's restriction).
     pub permissions: Vec<String>,
 }
@@ -61,13 +66,15 @@ pub async fn me(caller: Caller) -> Result<Json<Me>, ApiError> {
             role: r.principal.role.clone(),
         },
         credential: MeCredential {
-            r#type: "api_key",
-            id: r.key.id.clone(),
-            name: r.key.name.clone(),
+            r#type: r.credential_type(),
+            id: r.credential_id().to_owned(),
+            name: r.credential_name(),
             key_type: r.key.key_type.as_str(),
             environment: r.key.environment.as_str(),
-            expires_at: ts_opt(r.key.expires_at),
+            expires_at: ts_opt(r.expires_at()),
+            key_id: r.key.id.clone(),
         },
+        paired_key_id: caller.pair.as_ref().map(|p| p.key.id.clone()),
         permissions: caller.permissions().to_strings(),
     }))
 }

@@ -4,7 +4,9 @@
 pub mod audit;
 pub mod keys;
 pub mod me;
+pub mod oauth;
 pub mod ops;
+pub mod tokens;
 pub mod users;
 pub mod verify;
 pub mod views;
@@ -74,6 +76,15 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::get_role, workspaces::put_role))
         .routes(routes!(workspaces::create_grant, workspaces::list_grants))
         .routes(routes!(workspaces::delete_grant))
+        .routes(routes!(tokens::exchange))
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::renew_token))
+        .routes(routes!(tokens::revoke_token))
+        .routes(routes!(oauth::token))
+        .routes(routes!(oauth::introspect))
+        .routes(routes!(oauth::revoke))
+        .routes(routes!(oauth::jwks))
+        .routes(routes!(oauth::metadata))
         .routes(routes!(verify::verify))
         .routes(routes!(audit::list_audit))
         .routes(routes!(ops::healthz))

@@ -4,7 +4,7 @@
 //! Scope: an instance admin's credential can verify any key; any other `latchkey:verify`
 //! holder only keys of its own workspace (others answer `NOT_FOUND`, as if they did not exist).
 
-use crate::auth::{count_verification, resolve_key, Caller};
+use crate::auth::{authenticate, count_verification, Caller, Presented, Resolved};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::now;
@@ -13,7 +13,8 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use latchkey_core::permission::VERIFY;
-use latchkey_core::{Demand, Denial, Environment, Validator};
+use latchkey_core::token::looks_like_jwt;
+use latchkey_core::{Demand, Denial, Environment, PermissionSet, Validator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::net::IpAddr;
@@ -65,15 +66,27 @@ pub async fn verify(
 ) -> Result<Json<VerifyResponse>, ApiError> {
     caller.require(VERIFY)?;
     let mut v = Validator::new();
-    let given: Vec<&String> = [&body.credential, &body.key, &body.access_token]
-        .into_iter()
-        .flatten()
-        .collect();
-    v.check(
-        given.len() == 1,
-        "credential",
-        "give exactly one of credential, key or access_token",
-    );
+    let presented = match (&body.credential, &body.key, &body.access_token) {
+        (Some(c), None, None) if looks_like_jwt(c) => Presented {
+            key: None,
+            token: Some(c.clone()),
+        },
+        (Some(c), None, None) => Presented {
+            key: Some(c.clone()),
+            token: None,
+        },
+        (None, key, token) if key.is_some() || token.is_some() => Presented {
+            key: key.clone(),
+            token: token.clone(),
+        },
+        _ => {
+            v.error(
+                "credential",
+                "give one of credential, key or access_token (or key with access_token for a pair)",
+            );
+            Presented::default()
+        }
+    };
     let required = v.permissions(
         "permissions",
         body.permissions.as_deref().unwrap_or_default(),
@@ -94,9 +107,17 @@ pub async fn verify(
         ip,
     };
 
-    let resolved = resolve_key(&state, given[0])
-        .await?
-        .filter(|r| caller.sees_workspace(&r.key.workspace_id));
+    let (resolved, outcome) = match authenticate(&state, &presented, &demand, false).await {
+        Ok((primary, pair)) => {
+            let visible = caller.sees_workspace(&primary.key.workspace_id);
+            let listing = pair_listing(&primary, pair.as_ref());
+            (visible.then_some(primary), Ok(listing))
+        }
+        Err((r, d)) => (
+            r.filter(|r| caller.sees_workspace(&r.key.workspace_id)),
+            Err(d),
+        ),
+    };
     let Some(r) = resolved else {
         count_verification(Denial::NotFound.verify_code(), "verify");
         return Ok(Json(VerifyResponse {
@@ -104,12 +125,8 @@ pub async fn verify(
             ..Default::default()
         }));
     };
-    let mut outcome = r.decide(&demand);
-    if outcome.is_ok() && r.workspace.require_pair {
-        outcome = Err(Denial::PairRequired);
-    }
-    let code = match outcome {
-        Ok(()) => "VALID",
+    let code = match &outcome {
+        Ok(_) => "VALID",
         Err(d) => d.verify_code(),
     };
     count_verification(code, "verify");
@@ -121,18 +138,23 @@ pub async fn verify(
         valid: outcome.is_ok(),
         code,
         key_id: Some(k.id.clone()),
-        token_id: None,
-        name: Some(k.name.clone()),
+        token_id: r.token.as_ref().map(|t| t.id.clone()),
+        name: Some(r.credential_name()),
         key_type: Some(k.key_type.as_str()),
         environment: Some(k.environment.as_str()),
         workspace_id: Some(k.workspace_id.clone()),
         owner_id: Some(k.owner_id.clone()),
-        permissions: if outcome.is_ok() {
-            r.effective().listing().to_strings()
-        } else {
-            vec![]
-        },
-        expires_at: ts_opt(k.expires_at),
+        permissions: outcome.map(|l| l.to_strings()).unwrap_or_default(),
+        expires_at: ts_opt(r.expires_at()),
         metadata: Some(k.metadata.clone()),
     }))
+}
+
+/// What a credential (or a key + token pair) can do, as a listing.
+fn pair_listing(primary: &Resolved, pair: Option<&Resolved>) -> PermissionSet {
+    let mine = primary.effective().listing();
+    match pair {
+        Some(p) => mine.intersection(&p.effective().listing()),
+        None => mine,
+    }
 }

@@ -187,12 +187,6 @@ pub async fn update_workspace(
     changeable(&caller, &id)?;
     let mut v = Validator::new();
     let name = body.name.as_deref().map(|n| v.name("name", n));
-    // Until access tokens exist, no request could satisfy the pair rule: refuse to lock everyone out.
-    v.check(
-        body.require_pair != Some(true),
-        "require_pair",
-        "pair mode (API key + access token) is not available yet",
-    );
     let publishable_permissions = body.publishable_permissions.as_deref().map(|list| {
         let set = v.permissions("publishable_permissions", list);
         if set.iter().any(Permission::is_latchkey) {

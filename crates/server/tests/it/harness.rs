@@ -206,6 +206,19 @@ impl TestServer {
         Self::serve(app, config, boot.admin_key, boot.admin_user_id, dir, pg)
     }
 
+    /// The database URL and server secret, for running server-side commands against this deployment.
+    pub fn database_and_secret(&self) -> (String, String) {
+        let db = self.config.database.clone().expect("set at start");
+        let secret = self
+            .config
+            .secret
+            .as_ref()
+            .expect("set at start")
+            .expose()
+            .to_owned();
+        (db, secret)
+    }
+
     /// A second node on the same database with the same server secret (SPEC §9).
     pub async fn another_node(&self) -> Self {
         let app = App::open(&self.config).await.expect("second node opens");

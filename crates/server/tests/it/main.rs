@@ -16,4 +16,5 @@ mod process;
 mod publishable;
 mod secrets_in_logs;
 mod tenancy;
+mod tokens;
 mod verify;

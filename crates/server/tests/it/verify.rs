@@ -44,18 +44,27 @@ async fn verify_reports_every_code() {
             "NOT_FOUND"
         );
 
-        // Until access tokens exist nothing could satisfy the pair rule, so it cannot be switched on.
-        let r = srv
-            .patch(
-                &format!("/v1/workspaces/{ws}"),
-                &srv.admin_key,
-                json!({"require_pair": true}),
-            )
-            .await;
+        srv.patch(
+            &format!("/v1/workspaces/{ws}"),
+            &srv.admin_key,
+            json!({"require_pair": true}),
+        )
+        .await
+        .expect(200);
         assert_eq!(
-            r.problem(422, "validation_failed")["errors"][0]["field"],
-            "require_pair"
+            srv.verify(json!({"key": key})).await["code"],
+            "PAIR_REQUIRED"
         );
+        srv.get("/v1/me", &key)
+            .await
+            .problem(401, "invalid_credentials");
+        srv.patch(
+            &format!("/v1/workspaces/{ws}"),
+            &srv.admin_key,
+            json!({"require_pair": false}),
+        )
+        .await
+        .expect(200);
         assert_eq!(srv.verify(json!({"key": key})).await["code"], "VALID");
 
         srv.post("/v1/verify", &srv.admin_key, json!({}))

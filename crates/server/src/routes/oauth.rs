@@ -1,0 +1,377 @@
+//! OAuth 2.0 for off-the-shelf clients: client credentials (RFC 6749 §4.4), introspection
+//! (RFC 7662), revocation (RFC 7009), server metadata (RFC 8414) and the JWKS (RFC 7517).
+//!
+//! The client is an API key: `client_id` is its id, `client_secret` the key itself. Errors on
+//! these endpoints use the OAuth format (RFC 6749 §5.2), as OAuth libraries expect.
+
+use crate::auth::{basic_credentials, presented_credentials, resolve, Caller, Presented};
+use crate::routes::tokens::{exchange_key, issue, TokenResponse};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, request::Parts, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN, VERIFY};
+use latchkey_core::token::scope_string;
+use latchkey_core::{Demand, Permission, PermissionSet};
+use latchkey_store::TokenKind;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use utoipa::ToSchema;
+
+/// RFC 6749 §5.2 error response.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: &'static str,
+    /// Answer with `WWW-Authenticate: Basic` (the client tried, or should try, HTTP Basic).
+    challenge: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    pub error: &'static str,
+    pub error_description: &'static str,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: &'static str) -> Self {
+        Self {
+            status,
+            error,
+            description,
+            challenge: false,
+        }
+    }
+    fn invalid_request(description: &'static str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+    fn invalid_client(used_basic: bool) -> Self {
+        Self {
+            status: if used_basic {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            error: "invalid_client",
+            description: "Client authentication failed",
+            challenge: used_basic,
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            Json(OAuthErrorBody {
+                error: self.error,
+                error_description: self.description,
+            }),
+        )
+            .into_response();
+        let h = resp.headers_mut();
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.challenge {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"latchkey\""),
+            );
+        }
+        resp
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body; a parameter given twice is an error (RFC 6749 §3.2).
+fn form(parts: &Parts, body: &Bytes) -> Result<HashMap<String, String>, OAuthError> {
+    let ct = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(OAuthError::invalid_request(
+            "Expected an application/x-www-form-urlencoded body",
+        ));
+    }
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if out.insert(k.into_owned(), v.into_owned()).is_some() {
+            return Err(OAuthError::invalid_request(
+                "A parameter was given more than once",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Client authentication: HTTP Basic (`client_secret_basic`) or form fields
+/// (`client_secret_post`), never both. Returns (client_id, client_secret, used_basic).
+fn client_credentials(
+    parts: &Parts,
+    form: &HashMap<String, String>,
+) -> Result<(String, String, bool), OAuthError> {
+    let basic = match parts.headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().map_err(|_| OAuthError::invalid_client(true))?;
+            match v.split_once(' ') {
+                Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
+                    Some(basic_credentials(rest).ok_or(OAuthError::invalid_client(true))?)
+                }
+                _ => return Err(OAuthError::invalid_client(true)),
+            }
+        }
+    };
+    match (basic, form.get("client_secret")) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "Use one client authentication method, not two",
+        )),
+        (Some((id, secret)), None) => Ok((id, secret, true)),
+        (None, Some(secret)) => match form.get("client_id") {
+            Some(id) => Ok((id.clone(), secret.clone(), false)),
+            None => Err(OAuthError::invalid_client(false)),
+        },
+        // No credentials at all: invite HTTP Basic (RFC 6749 §5.2).
+        (None, None) => Err(OAuthError::invalid_client(true)),
+    }
+}
+
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "grant_type=client_credentials, optional scope; client_id/client_secret by HTTP Basic or in the form"),
+    security(()),
+    responses((status = 200, body = TokenResponse), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
+pub async fn token(
+    State(state): State<AppState>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = form(&parts, &body)?;
+    let (client_id, secret, used_basic) = client_credentials(&parts, &form)?;
+    match form.get("grant_type").map(String::as_str) {
+        None => return Err(OAuthError::invalid_request("grant_type is required")),
+        Some("client_credentials") => {}
+        Some(_) => {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Only client_credentials is supported",
+            ))
+        }
+    }
+    let presented = Presented {
+        key: Some(secret),
+        token: None,
+    };
+    let key = exchange_key(&state, &parts, presented)
+        .await
+        .map_err(|_| OAuthError::invalid_client(used_basic))?;
+    if key.key.id != client_id {
+        return Err(OAuthError::invalid_client(used_basic));
+    }
+    let scope = match form
+        .get("scope")
+        .map(|s| s.split(' ').filter(|p| !p.is_empty()).collect::<Vec<_>>())
+    {
+        None => None,
+        Some(list) if list.is_empty() => None,
+        Some(list) => {
+            let eff = key.effective();
+            let mut perms = Vec::with_capacity(list.len());
+            for p in list {
+                match Permission::parse(p) {
+                    Ok(p) if eff.allows(&p) => perms.push(p),
+                    _ => {
+                        return Err(OAuthError::new(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_scope",
+                            "The scope asks for more than this client may have",
+                        ))
+                    }
+                }
+            }
+            Some(PermissionSet::new(perms))
+        }
+    };
+    let actor = latchkey_store::Actor {
+        user_id: Some(key.key.owner_id.clone()),
+        credential_id: Some(key.key.id.clone()),
+        credential_name: Some(key.key.name.clone()),
+        ip: crate::auth::client_ip(&parts).map(|i| i.to_string()),
+        user_agent: None,
+    };
+    let issued = issue(
+        &state,
+        &key,
+        TokenKind::ClientCredentials,
+        None,
+        state.tokens.default_ttl,
+        scope,
+        &actor,
+    )
+    .await
+    .map_err(|_| {
+        OAuthError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "Could not issue a token",
+        )
+    })?;
+    let mut resp = Json(TokenResponse::from(&issued)).into_response();
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+/// The caller of introspection and revocation: an API key, by any accepted header style
+/// (including HTTP Basic `client_id:client_secret`) or as `client_secret` in the form.
+async fn oauth_client(
+    state: &AppState,
+    parts: &Parts,
+    form: &HashMap<String, String>,
+) -> Result<Caller, OAuthError> {
+    let mut parts = parts.clone();
+    if let Some(secret) = form.get("client_secret") {
+        let presented =
+            presented_credentials(&parts.headers).map_err(|_| OAuthError::invalid_client(true))?;
+        if !presented.is_empty() {
+            return Err(OAuthError::invalid_request(
+                "Use one client authentication method, not two",
+            ));
+        }
+        let v = HeaderValue::from_str(&format!("Bearer {secret}"))
+            .map_err(|_| OAuthError::invalid_client(false))?;
+        parts.headers.insert(header::AUTHORIZATION, v);
+    }
+    use axum::extract::FromRequestParts;
+    crate::auth::LoneCaller::from_request_parts(&mut parts, state)
+        .await
+        .map(|c| c.0)
+        .map_err(|_| OAuthError::invalid_client(true))
+}
+
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "token=…, optional token_type_hint"),
+    responses((status = 200, description = "RFC 7662 response; exactly {\"active\": false} when the token is not active"),
+        (status = 401, body = OAuthErrorBody)))]
+pub async fn introspect(
+    State(state): State<AppState>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = form(&parts, &body)?;
+    let caller = oauth_client(&state, &parts, &form).await?;
+    if !caller.allows(VERIFY) {
+        return Err(OAuthError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "Introspection needs latchkey:verify",
+        ));
+    }
+    let token = form
+        .get("token")
+        .ok_or(OAuthError::invalid_request("token is required"))?;
+    let inactive = || Json(json!({"active": false})).into_response();
+    let Ok(Ok(r)) = resolve(&state, token).await else {
+        return Ok(inactive());
+    };
+    let Some(t) = r.token.clone() else {
+        return Ok(inactive());
+    };
+    if !caller.sees_workspace(&t.workspace_id) || r.decide(&Demand::default()).is_err() {
+        return Ok(inactive());
+    }
+    let mut eff = r.effective().listing();
+    if let Some(s) = &t.scope {
+        eff = eff.intersection(s);
+    }
+    let body: Value = json!({
+        "active": true,
+        "scope": scope_string(&eff),
+        "client_id": t.key_id,
+        "sub": t.owner_id,
+        "exp": t.expires_at,
+        "iat": t.issued_at,
+        "iss": state.issuer(),
+        "aud": state.issuer(),
+        "jti": t.id,
+        "token_type": "Bearer",
+        "workspace_id": t.workspace_id,
+        "environment": t.environment.as_str(),
+    });
+    Ok(Json(body).into_response())
+}
+
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "token=…, optional token_type_hint (only a hint)"),
+    responses((status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2)"), (status = 401, body = OAuthErrorBody)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = form(&parts, &body)?;
+    let caller = oauth_client(&state, &parts, &form).await?;
+    let token = form
+        .get("token")
+        .ok_or(OAuthError::invalid_request("token is required"))?;
+    if let Ok(Ok(r)) = resolve(&state, token).await {
+        if let Some(t) = &r.token {
+            // The client it was issued to may revoke it, and so may whoever manages that key.
+            let allowed = caller.is_self(&t.key_id)
+                || (caller.sees_workspace(&t.workspace_id)
+                    && (caller.allows(KEYS_MANAGE_ALL)
+                        || (t.owner_id == caller.user_id() && caller.allows(KEYS_MANAGE_OWN))));
+            if allowed {
+                if let Ok(Some(changes)) = state.store.revoke_token(&t.id, &caller.actor()).await {
+                    state.changed(&changes);
+                }
+            }
+        }
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth", security(),
+    responses((status = 200, description = "The public keys that sign access tokens (RFC 7517)")))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut resp = Json(state.signing.jwks()).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    resp
+}
+
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth", security(),
+    responses((status = 200, description = "Authorization server metadata (RFC 8414)")))]
+pub async fn metadata(State(state): State<AppState>) -> Response {
+    let iss = state.issuer();
+    let mut resp = Json(json!({
+        "issuer": iss,
+        "token_endpoint": format!("{iss}/oauth/token"),
+        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+        "introspection_endpoint": format!("{iss}/oauth/introspect"),
+        "revocation_endpoint": format!("{iss}/oauth/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": ["token"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "access_token_signing_alg_values_supported": ["EdDSA"],
+        "service_documentation": format!("{iss}/openapi.json"),
+    }))
+    .into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}
