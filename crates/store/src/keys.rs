@@ -133,7 +133,7 @@ impl SqlStore {
         k: &NewApiKey,
         actor: &Actor,
     ) -> Result<(ApiKeyRecord, Vec<Change>)> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_key(&mut tx, k).await?;
         let rec = fetch_key(&mut tx, &k.id).await?;
         let mut log = Log::new(actor);
@@ -220,7 +220,7 @@ impl SqlStore {
         p: &KeyPatch,
         actor: &Actor,
     ) -> Result<(ApiKeyRecord, Vec<Change>)> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut k = fetch_key(&mut tx, id).await?;
         let mut fields = Vec::new();
         if let Some(v) = &p.name {
@@ -291,7 +291,7 @@ impl SqlStore {
         old_expires_at: i64,
         actor: &Actor,
     ) -> Result<(ApiKeyRecord, Vec<Change>)> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let t = now();
         let claimed = sqlx::query(
             "UPDATE api_keys SET expires_at = $1, rolled_to = $2, updated_at = $3 WHERE id = $4 \
@@ -328,7 +328,7 @@ impl SqlStore {
 
     /// Revokes a key. `None` when it was already revoked (nothing written).
     pub async fn revoke_key(&self, id: &str, actor: &Actor) -> Result<Option<Vec<Change>>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let k = fetch_key(&mut tx, id).await?;
         let t = now();
         // Conditional, so two concurrent revokes write one event between them.
@@ -370,7 +370,7 @@ impl SqlStore {
         if uses.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (id, at) in uses {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \

@@ -103,6 +103,16 @@ impl SqlStore {
         })
     }
 
+    /// A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE): a deferred
+    /// transaction that reads and then writes fails at once with SQLITE_BUSY if another
+    /// process committed in between, instead of waiting its turn.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        })
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

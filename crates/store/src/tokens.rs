@@ -87,7 +87,7 @@ fn token_detail(t: &NewToken) -> serde_json::Value {
 impl SqlStore {
     /// Records an issued token (with its `token.issued` event) before it is handed out.
     pub async fn issue_token(&self, t: &NewToken, actor: &Actor) -> Result<TokenRecord> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_token(&mut tx, t).await?;
         let mut log = Log::new(actor);
         log.event(
@@ -128,7 +128,7 @@ impl SqlStore {
 
     /// Revokes a token. `None` when it was already revoked (nothing written).
     pub async fn revoke_token(&self, id: &str, actor: &Actor) -> Result<Option<Vec<Change>>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let t = fetch_token(&mut tx, id).await?;
         let done = sqlx::query(
             "UPDATE access_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
@@ -161,7 +161,7 @@ impl SqlStore {
         new: &NewToken,
         actor: &Actor,
     ) -> Result<(TokenRecord, Vec<Change>)> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let claimed = sqlx::query(
             "UPDATE access_tokens SET revoked_at = $1, replaced_by = $2 WHERE id = $3 AND revoked_at IS NULL",
         )
@@ -207,7 +207,7 @@ impl SqlStore {
 
     /// Adds a signing key and retires every other one, so it becomes the only one that signs.
     pub async fn rotate_signing_key(&self, new: &SigningKeyRecord) -> Result<Vec<Change>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let t = now();
         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(t)
@@ -240,7 +240,7 @@ impl SqlStore {
 
     /// Adds the first signing key unless one is active already (first start; nodes may race).
     pub async fn ensure_signing_key(&self, new: &SigningKeyRecord) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT COUNT(*) AS n FROM signing_keys WHERE retired_at IS NULL")
             .fetch_one(&mut *tx)
             .await?;

@@ -40,7 +40,7 @@ async fn fetch_user(conn: &mut AnyConnection, id: &str) -> Result<User> {
 
 impl SqlStore {
     pub async fn create_user(&self, u: &NewUser, actor: &Actor) -> Result<User> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_user(&mut tx, u).await?;
         let mut log = Log::new(actor);
         log.event(
@@ -118,7 +118,7 @@ impl SqlStore {
         id: &str,
         actor: &Actor,
     ) -> Result<Option<(User, Vec<Change>)>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let user = fetch_user(&mut tx, id).await?;
         if !user.is_active() {
             return Ok(None);

@@ -123,7 +123,7 @@ impl SqlStore {
     /// First start: the instance admin, the `Default` workspace and the admin's key, atomically.
     /// `Conflict` if another process (or an earlier run) already did it.
     pub async fn bootstrap(&self, b: &Bootstrap) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO meta (name, value) VALUES ('initialised', $1)")
             .bind(now().to_string())
             .execute(&mut *tx)
@@ -184,7 +184,7 @@ impl SqlStore {
         admin: &str,
         actor: &Actor,
     ) -> Result<Workspace> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_workspace(&mut tx, id, name, Some(admin)).await?;
         let mut log = Log::new(actor);
         log.event(
@@ -235,7 +235,7 @@ impl SqlStore {
         p: &WorkspacePatch,
         actor: &Actor,
     ) -> Result<(Workspace, Vec<Change>)> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut ws = fetch_ws(&mut tx, id).await?;
         let mut fields = Vec::new();
         if let Some(v) = &p.name {
@@ -306,7 +306,7 @@ impl SqlStore {
         role: &str,
         actor: &Actor,
     ) -> Result<(Member, bool, Vec<Change>)> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let before = fetch_member(&mut tx, ws, user).await?;
         let mut log = Log::new(actor);
         match &before {
@@ -358,7 +358,7 @@ impl SqlStore {
     }
 
     pub async fn remove_member(&self, ws: &str, user: &str, actor: &Actor) -> Result<Vec<Change>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let before = fetch_member(&mut tx, ws, user)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -410,7 +410,7 @@ impl SqlStore {
         perms: &PermissionSet,
         actor: &Actor,
     ) -> Result<(Role, Vec<Change>)> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let json = serde_json::to_string(perms).expect("serialises");
         let t = now();
         let updated = sqlx::query("UPDATE roles SET permissions = $1, updated_at = $2 WHERE workspace_id = $3 AND name = $4")
@@ -458,7 +458,7 @@ impl SqlStore {
         permission: &str,
         actor: &Actor,
     ) -> Result<(Grant, Vec<Change>)> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = ids::new_id(ids::GRANT);
         sqlx::query("INSERT INTO grants (id, workspace_id, user_id, permission, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
@@ -510,7 +510,7 @@ impl SqlStore {
     }
 
     pub async fn delete_grant(&self, ws: &str, id: &str, actor: &Actor) -> Result<Vec<Change>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let grant: Grant = sqlx::query_as(
             "SELECT id, workspace_id, user_id, permission, created_at FROM grants WHERE id = $1 AND workspace_id = $2",
         )
