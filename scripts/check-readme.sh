@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${LATCHKEY_BIN:-target/debug/latchkey}
+# The walkthrough's offline verification uses PyJWT: take it from the interop test's venv.
+venv=${LATCHKEY_INTEROP_VENV:-target/interop-venv}
+[ -x "$venv/bin/python3" ] && export PATH="$PWD/$venv/bin:$PATH"
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$bin" serve --listen 127.0.0.1:$port --data-dir "$dir/data" >"$dir/out" 2>"$dir/err" &
@@ -19,4 +22,6 @@ grep -q '"code": "VALID"' "$dir/walk.out"
 grep -q '"code": "REVOKED"' "$dir/walk.out"
 grep -q 'Invalid or missing API key' "$dir/walk.out"
 grep -q 'key.revoked  by Bootstrap admin key' "$dir/walk.out"
+grep -q '^verified offline: usr_' "$dir/walk.out"
+grep -q '"type": "access_token"' "$dir/walk.out"
 echo "README walkthrough: ok"
