@@ -237,6 +237,20 @@ async fn oauth_client(
     parts: &Parts,
     form: &HashMap<String, String>,
 ) -> Result<Caller, OAuthError> {
+    // When the client names itself (Basic user name, or `client_id`), the key must be that client.
+    let named = match parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(v) => match v.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => basic_credentials(rest)
+                .filter(|(_, pass)| !pass.is_empty())
+                .map(|(user, _)| user),
+            _ => None,
+        },
+        None => form.get("client_id").cloned(),
+    };
     let mut parts = parts.clone();
     if let Some(secret) = form.get("client_secret") {
         let presented =
@@ -251,10 +265,14 @@ async fn oauth_client(
         parts.headers.insert(header::AUTHORIZATION, v);
     }
     use axum::extract::FromRequestParts;
-    crate::auth::LoneCaller::from_request_parts(&mut parts, state)
+    let caller = crate::auth::LoneCaller::from_request_parts(&mut parts, state)
         .await
         .map(|c| c.0)
-        .map_err(|_| OAuthError::invalid_client(true))
+        .map_err(|_| OAuthError::invalid_client(true))?;
+    if named.is_some_and(|id| id != caller.resolved.key.id) {
+        return Err(OAuthError::invalid_client(true));
+    }
+    Ok(caller)
 }
 
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",

@@ -28,7 +28,8 @@ pub struct Issued {
 }
 
 /// Issues a token for the key in `from` (never more than it can do: `scope` only narrows).
-/// The record is written before the token is handed out, so it verifies at once on every node.
+/// It is signed first (so the record names the key that really signed it, which keeps that key
+/// published while the token lives) and recorded before it is handed out.
 pub async fn issue(
     state: &AppState,
     from: &Resolved,
@@ -40,52 +41,51 @@ pub async fn issue(
 ) -> Result<Issued, ApiError> {
     let t = now();
     let key = &from.key;
-    // A token never outlives the key it came from.
-    let expires_at = key.expires_at.map_or(t + ttl, |k| k.min(t + ttl));
-    let kid = state.signing.current_kid().ok_or(ApiError::Internal)?;
-    let new = NewToken {
+    let mut new = NewToken {
         id: ids::new_id(ids::TOKEN),
         kind,
         name,
-        kid,
+        kid: String::new(),
         key_id: key.id.clone(),
         workspace_id: key.workspace_id.clone(),
         owner_id: key.owner_id.clone(),
         environment: key.environment,
         scope,
         issued_at: t,
-        expires_at,
+        // A token never outlives the key it came from.
+        expires_at: key.expires_at.map_or(t + ttl, |k| k.min(t + ttl)),
     };
+    let (jwt, scope) = sign(state, from, &mut new)?;
     let record = state.store.issue_token(&new, actor).await?;
-    sign(state, from, record)
+    Ok(Issued { jwt, record, scope })
 }
 
-/// Signs the JWT for a stored token record.
-fn sign(state: &AppState, from: &Resolved, record: TokenRecord) -> Result<Issued, ApiError> {
+/// Signs the JWT for a token about to be recorded, setting its `kid`; returns it with its scope.
+fn sign(
+    state: &AppState,
+    from: &Resolved,
+    new: &mut NewToken,
+) -> Result<(String, String), ApiError> {
     let mut effective_set = from.effective().listing();
-    if let Some(s) = &record.scope {
+    if let Some(s) = &new.scope {
         effective_set = effective_set.intersection(s);
     }
     let scope = scope_string(&effective_set);
     let claims = AccessTokenClaims {
         iss: state.issuer().to_owned(),
-        sub: record.owner_id.clone(),
+        sub: new.owner_id.clone(),
         aud: state.issuer().to_owned(),
-        exp: record.expires_at,
-        iat: record.issued_at,
-        jti: record.id.clone(),
-        client_id: record.key_id.clone(),
-        workspace_id: record.workspace_id.clone(),
-        environment: record.environment.as_str().to_owned(),
+        exp: new.expires_at,
+        iat: new.issued_at,
+        jti: new.id.clone(),
+        client_id: new.key_id.clone(),
+        workspace_id: new.workspace_id.clone(),
+        environment: new.environment.as_str().to_owned(),
         scope: scope.clone(),
     };
     let (jwt, kid) = state.signing.sign(&claims)?;
-    if kid != record.kid {
-        // Rotation happened between recording and signing; harmless (both keys are published),
-        // but keep the record truthful for the JWKS retention rule.
-        tracing::debug!(token = %record.id, "signed with a just-rotated key");
-    }
-    Ok(Issued { jwt, record, scope })
+    new.kid = kid;
+    Ok((jwt, scope))
 }
 
 /// Validates a requested narrowing: each permission well-formed and within what `from` can do.
@@ -418,11 +418,11 @@ pub async fn renew_token(
     };
     let t = now();
     let ttl = (old.expires_at - old.issued_at).max(1);
-    let new = NewToken {
+    let mut new = NewToken {
         id: ids::new_id(ids::TOKEN),
         kind: TokenKind::Environment,
         name: old.name.clone(),
-        kid: state.signing.current_kid().ok_or(ApiError::Internal)?,
+        kid: String::new(),
         key_id: old.key_id.clone(),
         workspace_id: old.workspace_id.clone(),
         owner_id: old.owner_id.clone(),
@@ -431,12 +431,13 @@ pub async fn renew_token(
         issued_at: t,
         expires_at: from.key.expires_at.map_or(t + ttl, |k| k.min(t + ttl)),
     };
+    let (jwt, scope) = sign(&state, &from, &mut new)?;
     let (record, changes) = match state.store.renew_token(&id, &new, &caller.actor()).await {
         Err(StoreError::Conflict(m)) => return Err(ApiError::Conflict(m.into())),
         other => other?,
     };
     state.changed(&changes);
-    let issued = sign(&state, &from, record)?;
+    let issued = Issued { jwt, record, scope };
     Ok((StatusCode::CREATED, Json(CreatedToken::from(&issued))))
 }
 

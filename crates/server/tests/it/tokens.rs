@@ -476,6 +476,15 @@ async fn introspection_and_revocation_per_rfc7662_and_rfc7009() {
             .await;
             assert_eq!(r.expect(200), json!({"active": false}));
         }
+        // A client naming itself must be that key.
+        let r = form(
+            &srv,
+            "/oauth/introspect",
+            Some(("key_0000000000someoneelse", &srv.admin_key)),
+            &[("token", &jwt)],
+        )
+        .await;
+        assert_eq!(r.status, 401);
         // The caller must be authorised: unauthenticated, or without latchkey:verify.
         let r = form(&srv, "/oauth/introspect", None, &[("token", &jwt)]).await;
         assert_eq!(r.status, 401);
