@@ -1,19 +1,20 @@
-//! The client commands of the `latchkey` binary (`keys`, `users`, `workspaces`): thin wrappers over
-//! the HTTP API of a running server, printing tables for people and raw JSON for scripts.
+//! The client commands of the `latchkey` binary (`keys`, `tokens`, `users`, `workspaces`): thin
+//! wrappers over the HTTP API of a running server, printing tables for people and raw JSON for
+//! scripts.
 
 use std::fmt;
 use std::io::{self, Write};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use clap::{value_parser, Args, Subcommand};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use url::Url;
 
-use super::table::{fields, Table};
+use super::table::{fields, printable, Table};
 
 // Where the server is and how to authenticate to it; shared by every client command.
 #[derive(Clone, Args)]
@@ -41,6 +42,7 @@ impl fmt::Debug for ClientOpts {
 
 pub enum ClientCommand {
     Keys(KeysCommand),
+    Tokens(TokensCommand),
     Users(UsersCommand),
     Workspaces(WorkspacesCommand),
 }
@@ -156,6 +158,46 @@ pub struct UpdateKeyArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Exchange the API key in use for a short-lived access token, printed once
+    Exchange(ExchangeArgs),
+    /// Create a long-lived environment access token (printed once and cannot be shown again)
+    Create(CreateTokenArgs),
+    /// List environment access tokens
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Replace a token with a new one, printed once; the old token stops working at once
+    Renew { id: String },
+    /// Revoke a token, at once
+    Revoke { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ExchangeArgs {
+    /// Lifetime in seconds (default and maximum set by the server)
+    #[arg(long, value_parser = value_parser!(i64).range(1..))]
+    pub ttl_seconds: Option<i64>,
+    /// Narrow the token to this permission (repeatable; default: all of the key's)
+    #[arg(long = "permission", value_name = "PERMISSION")]
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTokenArgs {
+    /// A name to recognise the token by (1 to 100 characters)
+    #[arg(long)]
+    pub name: String,
+    /// Environment of the token: must be that of the API key in use (the default)
+    #[arg(long, value_parser = ["test", "live"])]
+    pub environment: Option<String>,
+    /// Lifetime in seconds (default 30 days; at most the server's maximum, 365 days by default)
+    #[arg(long, value_parser = value_parser!(i64).range(1..))]
+    pub ttl_seconds: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Create a user
     Create {
@@ -234,6 +276,7 @@ pub async fn run(opts: &ClientOpts, cmd: ClientCommand) -> Result<()> {
     let json = opts.json;
     match cmd {
         ClientCommand::Keys(cmd) => keys(&client, json, cmd).await,
+        ClientCommand::Tokens(cmd) => tokens(&client, json, cmd).await,
         ClientCommand::Users(cmd) => users(&client, json, cmd).await,
         ClientCommand::Workspaces(cmd) => workspaces(&client, json, cmd).await,
     }
@@ -278,6 +321,37 @@ async fn keys(client: &Client, json: bool, cmd: KeysCommand) -> Result<()> {
         }
         KeysCommand::Revoke { id } => {
             client.delete(&["v1", "keys", &id]).await?;
+            done(json, format!("revoked {id}"))
+        }
+    }
+}
+
+async fn tokens(client: &Client, json: bool, cmd: TokensCommand) -> Result<()> {
+    match cmd {
+        TokensCommand::Exchange(args) => {
+            let token = client
+                .post(&["v1", "auth", "token"], &exchange_body(args))
+                .await?;
+            show(json, &token, access_token_message(&token, Utc::now())?)
+        }
+        TokensCommand::Create(args) => {
+            let created = client
+                .post(&["v1", "tokens"], &create_token_body(args))
+                .await?;
+            show(json, &created, new_token_message(&created, "Created")?)
+        }
+        TokensCommand::List { page } => {
+            let page = client.list(&["v1", "tokens"], Vec::new(), &page).await?;
+            show_list(json, &page, "tokens", token_table)
+        }
+        TokensCommand::Renew { id } => {
+            let renewed = client.post_empty(&["v1", "tokens", &id, "renew"]).await?;
+            let mut text = new_token_message(&renewed, &format!("Renewed {id} into"))?;
+            text.push_str(&format!("The old token {id} has stopped working.\n"));
+            show(json, &renewed, text)
+        }
+        TokensCommand::Revoke { id } => {
+            client.delete(&["v1", "tokens", &id]).await?;
             done(json, format!("revoked {id}"))
         }
     }
@@ -403,6 +477,21 @@ fn update_key_body(args: UpdateKeyArgs) -> Result<Value> {
     Ok(Value::Object(body))
 }
 
+fn exchange_body(args: ExchangeArgs) -> Value {
+    let mut body = Map::new();
+    insert(&mut body, "ttl_seconds", args.ttl_seconds);
+    insert_list(&mut body, "permissions", args.permissions);
+    Value::Object(body)
+}
+
+fn create_token_body(args: CreateTokenArgs) -> Value {
+    let mut body = Map::new();
+    body.insert("name".into(), args.name.into());
+    insert(&mut body, "environment", args.environment);
+    insert(&mut body, "ttl_seconds", args.ttl_seconds);
+    Value::Object(body)
+}
+
 fn insert_restrictions(body: &mut Map<String, Value>, r: KeyRestrictions) {
     insert(body, "expires_at", r.expires_at);
     insert_list(body, "allowed_origins", r.allowed_origins);
@@ -483,6 +572,11 @@ impl Client {
 
     async fn post(&self, path: &[&str], body: &Value) -> Result<Value> {
         self.send(Method::POST, path, &[], Some(body)).await
+    }
+
+    /// A POST without a body, for actions such as renew.
+    async fn post_empty(&self, path: &[&str]) -> Result<Value> {
+        self.send(Method::POST, path, &[], None).await
     }
 
     async fn patch(&self, path: &[&str], body: &Value) -> Result<Value> {
@@ -728,8 +822,70 @@ fn new_key_message(created: &Value, verb: &str) -> Result<String> {
         text(created, "id"),
         text(created, "name"),
         text(created, "environment"),
-        super::table::printable(key),
+        printable(key),
     ))
+}
+
+fn access_token(response: &Value) -> Result<&str> {
+    response
+        .get("access_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("the server's response has no `access_token`"))
+}
+
+/// The message after an exchange: the token on a line of its own, when it expires, what it may do.
+fn access_token_message(token: &Value, now: DateTime<Utc>) -> Result<String> {
+    let jwt = access_token(token)?;
+    let expiry = match token.get("expires_in").and_then(Value::as_i64) {
+        None => String::new(),
+        Some(secs) => {
+            let at = TimeDelta::try_seconds(secs)
+                .and_then(|d| now.checked_add_signed(d))
+                .map(|t| format!(" ({})", t.format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default();
+            format!(
+                ", expires in {}{at}",
+                duration(u64::try_from(secs).unwrap_or(0))
+            )
+        }
+    };
+    let scope = match token.get("scope").and_then(Value::as_str).map(str::trim) {
+        Some(s) if !s.is_empty() => printable(s),
+        _ => "none".to_owned(),
+    };
+    Ok(format!(
+        "{} access token{expiry}:\n\n    {}\n\nScope: {scope}\n         Copy this token now and keep it secret: it cannot be shown again.\n",
+        text(token, "token_type"),
+        printable(jwt),
+    ))
+}
+
+/// The show-once message after create and renew; the token stands on a line of its own.
+fn new_token_message(created: &Value, verb: &str) -> Result<String> {
+    let jwt = access_token(created)?;
+    Ok(format!(
+        "{verb} {} token {} \"{}\" (expires {}).\n\n    {}\n\n         Copy this token now and keep it secret: it cannot be shown again.\n",
+        text(created, "environment"),
+        text(created, "id"),
+        printable(&text(created, "name")),
+        time(created, "expires_at", "never"),
+        printable(jwt),
+    ))
+}
+
+fn token_table(tokens: &[Value]) -> Table {
+    let mut t = Table::new(&["ID", "NAME", "ENV", "STATUS", "EXPIRES", "CREATED"]);
+    for k in tokens {
+        t.row(vec![
+            text(k, "id"),
+            text(k, "name"),
+            text(k, "environment"),
+            text(k, "status"),
+            time(k, "expires_at", "never"),
+            time(k, "created_at", "-"),
+        ]);
+    }
+    t
 }
 
 fn key_table(keys: &[Value]) -> Table {
@@ -888,11 +1044,17 @@ fn time(v: &Value, field: &str, none: &str) -> String {
 }
 
 fn ttl(w: &Value) -> String {
-    match w.get("max_key_ttl_seconds").and_then(Value::as_u64) {
-        None => "none".into(),
-        Some(s) if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        Some(s) if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        Some(s) => format!("{s}s"),
+    w.get("max_key_ttl_seconds")
+        .and_then(Value::as_u64)
+        .map_or_else(|| "none".into(), duration)
+}
+
+/// Seconds in the largest whole unit: `90d`, `12h`, `90s`.
+fn duration(s: u64) -> String {
+    match s {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s => format!("{s}s"),
     }
 }
 
@@ -914,6 +1076,8 @@ mod tests {
         #[command(subcommand)]
         Keys(KeysCommand),
         #[command(subcommand)]
+        Tokens(TokensCommand),
+        #[command(subcommand)]
         Users(UsersCommand),
         #[command(subcommand)]
         Workspaces(WorkspacesCommand),
@@ -929,6 +1093,13 @@ mod tests {
         match parse(args).unwrap().command {
             TestCommand::Keys(k) => k,
             _ => panic!("not a keys command"),
+        }
+    }
+
+    fn tokens_cmd(args: &[&str]) -> TokensCommand {
+        match parse(args).unwrap().command {
+            TestCommand::Tokens(t) => t,
+            _ => panic!("not a tokens command"),
         }
     }
 
@@ -975,6 +1146,73 @@ mod tests {
         assert!(parse(&["keys", "list", "--limit", "501"]).is_err());
         assert!(parse(&["keys", "roll", "key_1", "--grace-seconds", "604801"]).is_err());
         assert!(parse(&["workspaces", "set-role", "ws_1", "admin"]).is_err());
+    }
+
+    #[test]
+    fn token_bodies_have_only_given_fields() {
+        let TokensCommand::Exchange(args) = tokens_cmd(&[
+            "tokens",
+            "exchange",
+            "--ttl-seconds",
+            "600",
+            "--permission",
+            "docs:read",
+            "--permission",
+            "docs:write",
+        ]) else {
+            panic!("not exchange")
+        };
+        assert_eq!(
+            exchange_body(args),
+            json!({ "ttl_seconds": 600, "permissions": ["docs:read", "docs:write"] })
+        );
+        let TokensCommand::Exchange(args) = tokens_cmd(&["tokens", "exchange"]) else {
+            panic!("not exchange")
+        };
+        assert_eq!(exchange_body(args), json!({}));
+
+        let TokensCommand::Create(args) = tokens_cmd(&[
+            "tokens",
+            "create",
+            "--name",
+            "deploy",
+            "--environment",
+            "live",
+            "--ttl-seconds",
+            "86400",
+        ]) else {
+            panic!("not create")
+        };
+        assert_eq!(
+            create_token_body(args),
+            json!({ "name": "deploy", "environment": "live", "ttl_seconds": 86_400 })
+        );
+        let TokensCommand::Create(args) = tokens_cmd(&["tokens", "create", "--name", "x"]) else {
+            panic!("not create")
+        };
+        assert_eq!(create_token_body(args), json!({ "name": "x" }));
+    }
+
+    #[test]
+    fn bad_token_values_are_refused_before_any_request() {
+        assert!(parse(&["tokens", "create"]).is_err());
+        assert!(parse(&["tokens", "create", "--name", "x", "--environment", "prod"]).is_err());
+        assert!(parse(&["tokens", "create", "--name", "x", "--ttl-seconds", "0"]).is_err());
+        assert!(parse(&["tokens", "exchange", "--ttl-seconds", "-5"]).is_err());
+        assert!(parse(&["tokens", "exchange", "--ttl-seconds", "1h"]).is_err());
+        assert!(parse(&["tokens", "list", "--limit", "0"]).is_err());
+        assert!(parse(&["tokens", "renew"]).is_err());
+        assert!(parse(&["tokens", "revoke"]).is_err());
+        let TokensCommand::List { page } =
+            tokens_cmd(&["tokens", "list", "--limit", "10", "--all", "--json"])
+        else {
+            panic!("not list")
+        };
+        assert_eq!((page.limit, page.all), (Some(10), true));
+        let TokensCommand::Renew { id } = tokens_cmd(&["tokens", "renew", "tok_1"]) else {
+            panic!("not renew")
+        };
+        assert_eq!(id, "tok_1");
     }
 
     #[test]
@@ -1120,6 +1358,75 @@ mod tests {
     }
 
     #[test]
+    fn token_table_renders_the_list_columns() {
+        let tokens = [
+            json!({
+                "id": "tok_1", "name": "deploy", "environment": "live", "key_id": "key_1",
+                "status": "active", "created_at": "2024-05-01T12:34:56Z",
+                "expires_at": "2024-05-31T12:34:56Z", "revoked_at": null,
+            }),
+            json!({
+                "id": "tok_22", "name": null, "environment": "test", "key_id": "key_1",
+                "status": "revoked", "created_at": "2024-05-01T12:34:56Z",
+                "expires_at": "2024-05-31T12:34:56Z", "revoked_at": "2024-05-02T00:00:00Z",
+            }),
+        ];
+        assert_eq!(
+            token_table(&tokens).to_string(),
+            "ID      NAME    ENV   STATUS   EXPIRES               CREATED\n\
+             tok_1   deploy  live  active   2024-05-31 12:34 UTC  2024-05-01 12:34 UTC\n\
+             tok_22  -       test  revoked  2024-05-31 12:34 UTC  2024-05-01 12:34 UTC\n"
+        );
+    }
+
+    #[test]
+    fn new_token_is_shown_once_with_a_warning() {
+        let created = json!({
+            "access_token": "eyJ.abc.def", "token_type": "Bearer", "expires_in": 2_592_000,
+            "id": "tok_2", "name": "deploy\u{1b}[31m", "environment": "live", "key_id": "key_1",
+            "status": "active", "created_at": "2024-05-01T12:34:56Z",
+            "expires_at": "2024-05-31T12:34:56Z", "revoked_at": null,
+        });
+        let text = new_token_message(&created, "Renewed tok_1 into").unwrap();
+        assert!(
+            text.starts_with(
+                "Renewed tok_1 into live token tok_2 \"deploy?[31m\" \
+                 (expires 2024-05-31 12:34 UTC).\n\n    eyJ.abc.def\n\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("cannot be shown again"));
+        assert!(new_token_message(&json!({ "id": "tok_2" }), "Created").is_err());
+    }
+
+    #[test]
+    fn exchanged_token_shows_expiry_and_scope() {
+        let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let token = json!({
+            "access_token": "eyJ.abc.def", "token_type": "Bearer", "expires_in": 3600,
+            "scope": "docs:read docs:write",
+        });
+        assert_eq!(
+            access_token_message(&token, now).unwrap(),
+            "Bearer access token, expires in 1h (2024-05-01 13:00 UTC):\n\n    eyJ.abc.def\n\n\
+             Scope: docs:read docs:write\n\
+             Copy this token now and keep it secret: it cannot be shown again.\n"
+        );
+        let narrow = json!({
+            "access_token": "eyJ.x.y", "token_type": "Bearer", "expires_in": 90, "scope": "",
+        });
+        let text = access_token_message(&narrow, now).unwrap();
+        assert!(
+            text.starts_with("Bearer access token, expires in 90s (2024-05-01 12:01 UTC):\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nScope: none\n"), "{text}");
+        assert!(access_token_message(&json!({ "expires_in": 60 }), now).is_err());
+    }
+
+    #[test]
     fn field_values_read_naturally() {
         let v = json!({
             "a": null, "b": true, "c": ["x", "y"], "d": [], "e": {"k": 1}, "f": 3,
@@ -1131,6 +1438,7 @@ mod tests {
         );
         assert_eq!(ttl(&v), "90d");
         assert_eq!(ttl(&json!({ "max_key_ttl_seconds": 90 })), "90s");
+        assert_eq!([0, 7_200, 5_400].map(duration), ["0s", "2h", "5400s"]);
         assert_eq!(time(&v, "t", "never"), "not a time");
         assert_eq!(time(&v, "a", "never"), "never");
         let details = key_details(&json!({ "id": "key_1", "permissions": null }));
