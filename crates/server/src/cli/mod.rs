@@ -1,5 +1,5 @@
-//! The `latchkey` command line: `serve` and `init` run the service; `keys`, `users` and
-//! `workspaces` are clients of a running one.
+//! The `latchkey` command line: `serve`, `init` and `signing-keys` run against the database;
+//! `keys`, `users`, `workspaces` and `tokens` are clients of a running server.
 
 pub mod client;
 pub mod table;
@@ -40,6 +40,9 @@ enum Command {
     /// Manage workspaces, members, roles and grants on a running server.
     #[command(subcommand)]
     Workspaces(client::WorkspacesCommand),
+    /// Exchange a key for an access token, and manage environment tokens, on a running server.
+    #[command(subcommand)]
+    Tokens(client::TokensCommand),
 }
 
 #[derive(Subcommand)]
@@ -63,6 +66,7 @@ pub async fn main() -> i32 {
         Command::Workspaces(c) => {
             client::run(&cli.client, client::ClientCommand::Workspaces(c)).await
         }
+        Command::Tokens(c) => client::run(&cli.client, client::ClientCommand::Tokens(c)).await,
     };
     match result {
         Ok(()) => 0,

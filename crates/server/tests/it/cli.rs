@@ -227,3 +227,54 @@ async fn errors_show_the_problem_detail_and_exit_non_zero() {
     assert!(none.stderr.contains("LATCHKEY_API_KEY"), "{}", none.stderr);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn tokens_from_the_command_line() {
+    let srv = TestServer::start(&Backend::Sqlite).await;
+    let admin = Some(srv.admin_key.as_str());
+    let exchanged = latchkey(
+        &srv,
+        admin,
+        &["tokens", "exchange", "--ttl-seconds", "120", "--json"],
+    )
+    .await
+    .json();
+    let jwt = exchanged["access_token"].as_str().unwrap();
+    assert_eq!(exchanged["expires_in"], 120);
+    srv.get("/v1/me", jwt).await.expect(200);
+
+    let created = latchkey(
+        &srv,
+        admin,
+        &["tokens", "create", "--name", "Live server", "--json"],
+    )
+    .await
+    .json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let first = created["access_token"].as_str().unwrap().to_owned();
+    let listed = latchkey(&srv, admin, &["tokens", "list"]).await;
+    assert!(listed.stdout.contains("Live server") && listed.stdout.contains(&id));
+    assert!(
+        !listed.stdout.contains(&first[..30]),
+        "a list never shows a token"
+    );
+    let renewed = latchkey(&srv, admin, &["tokens", "renew", &id, "--json"])
+        .await
+        .json();
+    srv.get("/v1/me", &first)
+        .await
+        .problem(401, "invalid_credentials");
+    let second = renewed["access_token"].as_str().unwrap();
+    srv.get("/v1/me", second).await.expect(200);
+    let revoked = latchkey(
+        &srv,
+        admin,
+        &["tokens", "revoke", renewed["id"].as_str().unwrap()],
+    )
+    .await;
+    assert_eq!(revoked.code, Some(0), "{}", revoked.stderr);
+    srv.get("/v1/me", second)
+        .await
+        .problem(401, "invalid_credentials");
+    srv.stop().await;
+}
