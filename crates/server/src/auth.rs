@@ -34,16 +34,23 @@ impl Presented {
 /// Reads the credentials of a request, by any accepted style. Two different API keys, or two
 /// different tokens, are ambiguous; one of each is the pair.
 pub fn presented_credentials(headers: &HeaderMap) -> Result<Presented, ApiError> {
-    let mut found: Vec<String> = Vec::new();
+    // (credential, may it be a token?): X-API-Key carries API keys only (SPEC §4).
+    let mut found: Vec<(String, bool)> = Vec::new();
     for v in headers.get_all(header::AUTHORIZATION) {
-        found.push(from_authorization(v.to_str().unwrap_or("\u{0}invalid")));
+        found.push((
+            from_authorization(v.to_str().unwrap_or("\u{0}invalid")),
+            true,
+        ));
     }
     for v in headers.get_all("x-api-key") {
-        found.push(v.to_str().unwrap_or("\u{0}invalid").trim().to_owned());
+        found.push((
+            v.to_str().unwrap_or("\u{0}invalid").trim().to_owned(),
+            false,
+        ));
     }
     let mut p = Presented::default();
-    for c in found {
-        let slot = if looks_like_jwt(&c) {
+    for (c, token_ok) in found {
+        let slot = if token_ok && looks_like_jwt(&c) {
             &mut p.token
         } else {
             &mut p.key
@@ -166,6 +173,22 @@ impl Resolved {
         verify::effective(&self.facts(), &self.owner(), &self.policy())
     }
 
+    /// Whether the key (and token) could be used at all, whatever the request context (IP,
+    /// origin, permissions): not revoked, disabled or expired, and the owner in good standing.
+    pub fn usable(&self) -> bool {
+        let t = now();
+        let token_ok = self
+            .token
+            .as_ref()
+            .is_none_or(|tok| tok.revoked_at.is_none() && tok.expires_at > t);
+        token_ok
+            && self.key.revoked_at.is_none()
+            && self.key.enabled
+            && self.key.expires_at.is_none_or(|e| e > t)
+            && self.principal.active
+            && self.principal.is_member()
+    }
+
     /// `access_token` or `api_key`.
     pub fn credential_type(&self) -> &'static str {
         if self.token.is_some() {
@@ -210,8 +233,15 @@ pub async fn resolve(state: &AppState, raw: &str) -> Result<Result<Resolved, Den
     if looks_like_jwt(raw) {
         resolve_token(state, raw).await
     } else {
-        Ok(resolve_key(state, raw).await?.ok_or(Denial::NotFound))
+        resolve_api_key(state, raw).await
     }
+}
+
+async fn resolve_api_key(
+    state: &AppState,
+    raw: &str,
+) -> Result<Result<Resolved, Denial>, ApiError> {
+    Ok(resolve_key(state, raw).await?.ok_or(Denial::NotFound))
 }
 
 /// Finds a key by its full secret: checksum first (no lookup for junk), then the cache, then
@@ -359,8 +389,8 @@ pub async fn authenticate(
     match (&presented.key, &presented.token) {
         (None, None) => Err((None, Denial::NotFound)),
         (Some(k), Some(t)) => {
-            let token = one(resolve(state, t).await)?;
-            let key = one(resolve(state, k).await)?;
+            let token = one(resolve_token(state, t).await)?;
+            let key = one(resolve_api_key(state, k).await)?;
             let same = key.key.owner_id == token.key.owner_id
                 && key.key.workspace_id == token.key.workspace_id
                 && key.key.environment == token.key.environment;
@@ -370,8 +400,12 @@ pub async fn authenticate(
             Ok((token, Some(key)))
         }
         (k, t) => {
-            let raw = k.as_ref().or(t.as_ref()).expect("one of them");
-            let res = one(resolve(state, raw).await)?;
+            let found = match (k, t) {
+                (Some(k), _) => resolve_api_key(state, k).await,
+                (_, Some(t)) => resolve_token(state, t).await,
+                _ => unreachable!("handled above"),
+            };
+            let res = one(found)?;
             if res.workspace.require_pair && !lone_ok {
                 return Err((Some(res), Denial::PairRequired));
             }

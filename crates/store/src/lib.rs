@@ -11,12 +11,14 @@ mod error;
 mod keys;
 mod model;
 mod query;
+mod sessions;
 mod tokens;
 mod users;
 mod workspaces;
 
 pub use error::StoreError;
 pub use model::*;
+pub use sessions::Session;
 
 use sqlx::any::{AnyPoolOptions, AnyQueryResult};
 use sqlx::{AnyPool, Executor};

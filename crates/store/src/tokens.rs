@@ -117,6 +117,12 @@ impl SqlStore {
         q.and_if("t.workspace_id = ?", f.workspace_id.as_deref())
             .and_if("t.owner_id = ?", f.owner_id.as_deref())
             .and_if("t.kind = ?", f.kind);
+        if f.hide_instance_admin_tokens {
+            q.and(
+                "t.owner_id NOT IN (SELECT id FROM users WHERE is_instance_admin = 1)",
+                [],
+            );
+        }
         let (sql, args) = q.page("t.id", page.cursor, page.limit);
         let rows = sqlx::query_with(&sql, args).fetch_all(&self.read).await?;
         let list = rows
@@ -189,14 +195,15 @@ impl SqlStore {
         Ok((rec, changes))
     }
 
-    /// Signing keys to publish: the active ones, and retired ones while a token they signed lives
+    /// Signing keys to publish: the active ones, and retired ones while an unrevoked token they signed lives
     /// (plus `grace` seconds, for nodes that signed with a key just before learning it was retired).
     pub async fn published_signing_keys(&self, grace: i64) -> Result<Vec<SigningKeyRecord>> {
         let t = now();
         Ok(sqlx::query_as(
             "SELECT kid, public_key, private_key, created_at, retired_at FROM signing_keys s \
              WHERE retired_at IS NULL OR retired_at > $1 \
-             OR EXISTS (SELECT 1 FROM access_tokens a WHERE a.kid = s.kid AND a.expires_at > $2) \
+             OR EXISTS (SELECT 1 FROM access_tokens a WHERE a.kid = s.kid AND a.expires_at > $2 \
+             AND a.revoked_at IS NULL) \
              ORDER BY created_at DESC",
         )
         .bind(t - grace)

@@ -95,6 +95,14 @@ async fn serve(args: &ServerArgs) -> anyhow::Result<()> {
     let config = Config::load(args)?;
     config.check_transport()?;
     let tls = config.load_tls().await?;
+    if config.public_url.is_none()
+        && (config.database.is_some() || !config.listen.ip().is_loopback())
+    {
+        tracing::warn!(
+            "LATCHKEY_PUBLIC_URL is not set: access tokens will name this node's own address as \
+             their issuer, so other nodes, and this one on another address, will refuse them"
+        );
+    }
     let app = App::open(&config).await?;
     if let Some(b) = app.bootstrap().await? {
         // Deliberately on stdout and not through the logger: shown once, to whoever started us.

@@ -251,6 +251,7 @@ async fn oauth_client(
         },
         None => form.get("client_id").cloned(),
     };
+    let used_basic = !form.contains_key("client_secret");
     let mut parts = parts.clone();
     if let Some(secret) = form.get("client_secret") {
         let presented =
@@ -268,9 +269,9 @@ async fn oauth_client(
     let caller = crate::auth::LoneCaller::from_request_parts(&mut parts, state)
         .await
         .map(|c| c.0)
-        .map_err(|_| OAuthError::invalid_client(true))?;
+        .map_err(|_| OAuthError::invalid_client(used_basic))?;
     if named.is_some_and(|id| id != caller.resolved.key.id) {
-        return Err(OAuthError::invalid_client(true));
+        return Err(OAuthError::invalid_client(used_basic));
     }
     Ok(caller)
 }
@@ -289,7 +290,7 @@ pub async fn introspect(
     if !caller.allows(VERIFY) {
         return Err(OAuthError::new(
             StatusCode::FORBIDDEN,
-            "insufficient_scope",
+            "unauthorized_client",
             "Introspection needs latchkey:verify",
         ));
     }
@@ -315,7 +316,7 @@ pub async fn introspect(
         "scope": scope_string(&eff),
         "client_id": t.key_id,
         "sub": t.owner_id,
-        "exp": t.expires_at,
+        "exp": r.expires_at(),
         "iat": t.issued_at,
         "iss": state.issuer(),
         "aud": state.issuer(),
@@ -343,10 +344,15 @@ pub async fn revoke(
     if let Ok(Ok(r)) = resolve(&state, token).await {
         if let Some(t) = &r.token {
             // The client it was issued to may revoke it, and so may whoever manages that key.
-            let allowed = caller.is_self(&t.key_id)
-                || (caller.sees_workspace(&t.workspace_id)
-                    && (caller.allows(KEYS_MANAGE_ALL)
-                        || (t.owner_id == caller.user_id() && caller.allows(KEYS_MANAGE_OWN))));
+            let manages = if t.owner_id == caller.user_id() {
+                caller.allows(KEYS_MANAGE_OWN) || caller.allows(KEYS_MANAGE_ALL)
+            } else {
+                // An instance admin's tokens act everywhere: only another instance admin touches them.
+                caller.allows(KEYS_MANAGE_ALL)
+                    && (caller.is_instance_admin() || !r.principal.is_instance_admin)
+            };
+            let allowed =
+                caller.is_self(&t.key_id) || (caller.sees_workspace(&t.workspace_id) && manages);
             if allowed {
                 if let Ok(Some(changes)) = state.store.revoke_token(&t.id, &caller.actor()).await {
                     state.changed(&changes);

@@ -2,7 +2,8 @@
 //! long-lived environment tokens (`/v1/tokens`, Plutu's "Generate" and "Renew").
 
 use crate::auth::{
-    authenticate, client_ip, count_verification, presented_credentials, Caller, Presented, Resolved,
+    authenticate, client_ip, count_verification, presented_credentials, Caller, LoneCaller,
+    Presented, Resolved,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
@@ -305,13 +306,21 @@ impl From<&Issued> for CreatedToken {
 }
 
 /// Environment tokens are issued by an API key (not by another token) allowed to manage keys.
-fn require_token_issuer(caller: &Caller) -> Result<(), ApiError> {
-    if caller.is_token() || caller.resolved.key.key_type == KeyType::Publishable {
+/// Environment tokens are issued by an API key (not by another token; in a pair, by the pair's
+/// key) allowed to manage keys. Returns that key.
+fn token_issuer(caller: &Caller) -> Result<&Resolved, ApiError> {
+    let key = match (&caller.resolved.token, &caller.pair) {
+        (None, _) => &caller.resolved,
+        (Some(_), Some(pair_key)) => pair_key,
+        (Some(_), None) => return Err(ApiError::insufficient_permissions()),
+    };
+    if key.key.key_type == KeyType::Publishable {
         return Err(ApiError::insufficient_permissions());
     }
     caller
         .require(KEYS_MANAGE_OWN)
-        .or_else(|_| caller.require(KEYS_MANAGE_ALL))
+        .or_else(|_| caller.require(KEYS_MANAGE_ALL))?;
+    Ok(key)
 }
 
 /// An environment token the caller may see (its own; with `manage_all`, its workspace's).
@@ -324,9 +333,12 @@ async fn visible_token(
         return Err(ApiError::NotFound);
     }
     let t = state.store.get_token(id).await?;
+    let others_visible = caller.allows(KEYS_MANAGE_ALL)
+        && (caller.is_instance_admin()
+            || !state.store.get_user(&t.owner_id).await?.is_instance_admin());
     let visible = t.kind == TokenKind::Environment
         && caller.sees_workspace(&t.workspace_id)
-        && (t.owner_id == caller.user_id() || caller.allows(KEYS_MANAGE_ALL))
+        && (t.owner_id == caller.user_id() || others_visible)
         && !(caller.environment() == Environment::Test && t.environment == Environment::Live);
     if visible {
         Ok(t)
@@ -339,10 +351,10 @@ async fn visible_token(
     responses((status = 201, body = CreatedToken), ApiError))]
 pub async fn create_token(
     State(state): State<AppState>,
-    caller: Caller,
+    LoneCaller(caller): LoneCaller,
     ApiJson(body): ApiJson<CreateTokenRequest>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    require_token_issuer(&caller)?;
+    let from = token_issuer(&caller)?;
     if body.environment.is_some_and(|e| e != caller.environment()) {
         return Err(ApiError::Forbidden("environment_mismatch"));
     }
@@ -359,7 +371,7 @@ pub async fn create_token(
     v.finish()?;
     let issued = issue(
         &state,
-        &caller.resolved,
+        from,
         TokenKind::Environment,
         Some(name),
         ttl,
@@ -385,6 +397,7 @@ pub async fn list_tokens(
         workspace_id: Some(caller.workspace_id().to_owned()),
         owner_id: (!caller.allows(KEYS_MANAGE_ALL)).then(|| caller.user_id().to_owned()),
         kind: Some(TokenKind::Environment.as_str()),
+        hide_instance_admin_tokens: !caller.is_instance_admin(),
     };
     let mut page = state.store.list_tokens(&filter, page).await?;
     if caller.environment() == Environment::Test {
@@ -397,11 +410,15 @@ pub async fn list_tokens(
     responses((status = 201, body = CreatedToken), ApiError))]
 pub async fn renew_token(
     State(state): State<AppState>,
-    caller: Caller,
+    LoneCaller(caller): LoneCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    require_token_issuer(&caller)?;
+    token_issuer(&caller)?;
     let old = visible_token(&state, &caller, &id).await?;
+    // Only its owner renews a token: the new one is handed to the caller and acts as the owner.
+    if old.owner_id != caller.user_id() {
+        return Err(ApiError::insufficient_permissions());
+    }
     if old.revoked_at.is_some() {
         return Err(ApiError::Conflict(
             "A revoked token cannot be renewed".into(),
@@ -409,7 +426,7 @@ pub async fn renew_token(
     }
     // The successor comes from the same key as the old token, which must still be good.
     let from = match crate::auth::resolve_key_by_id(&state, &old.key_id).await? {
-        Some(r) if r.decide(&Demand::default()).is_ok() => r,
+        Some(r) if r.usable() => r,
         _ => {
             return Err(ApiError::Conflict(
                 "The API key this token came from is no longer valid".into(),
@@ -445,12 +462,15 @@ pub async fn renew_token(
     responses((status = 204, description = "Revoked (or already revoked)"), ApiError))]
 pub async fn revoke_token(
     State(state): State<AppState>,
-    caller: Caller,
+    LoneCaller(caller): LoneCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let t = visible_token(&state, &caller, &id).await?;
+    // A token may always revoke itself.
     if caller.resolved.credential_id() != t.id {
-        require_token_issuer(&caller)?;
+        caller
+            .require(KEYS_MANAGE_OWN)
+            .or_else(|_| caller.require(KEYS_MANAGE_ALL))?;
     }
     if let Some(changes) = state.store.revoke_token(&id, &caller.actor()).await? {
         state.changed(&changes);

@@ -836,3 +836,128 @@ async fn signing_keys_rotate_without_breaking_issued_tokens() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn environment_tokens_belong_to_their_owner() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Owners").await;
+        let (_, admin_key) = srv.member_with_key(&ws, "admin").await;
+        let (_, dev_key) = srv.member_with_key(&ws, "developer").await;
+        let devs = srv
+            .post("/v1/tokens", &dev_key, json!({"name": "dev's"}))
+            .await
+            .expect(201);
+        let id = devs["id"].as_str().unwrap();
+        // A workspace admin sees and may revoke it, but never renews it (that would hand them
+        // a credential acting as its owner).
+        srv.post(&format!("/v1/tokens/{id}/renew"), &admin_key, json!({}))
+            .await
+            .problem(403, "insufficient_permissions");
+        let listed = srv.get("/v1/tokens", &admin_key).await.expect(200);
+        assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+        // The instance admin's tokens are invisible to them, even in the instance admin's workspace.
+        let root = srv
+            .post("/v1/tokens", &srv.admin_key, json!({"name": "root"}))
+            .await
+            .expect(201);
+        let default_ws = srv.workspace_of(&srv.admin_key).await;
+        let (_, default_admin) = srv.member_with_key(&default_ws, "admin").await;
+        let root_id = root["id"].as_str().unwrap();
+        srv.post(
+            &format!("/v1/tokens/{root_id}/renew"),
+            &default_admin,
+            json!({}),
+        )
+        .await
+        .problem(404, "not_found");
+        srv.delete(&format!("/v1/tokens/{root_id}"), &default_admin)
+            .await
+            .problem(404, "not_found");
+        assert_eq!(
+            srv.get("/v1/tokens", &default_admin).await.expect(200)["data"],
+            json!([])
+        );
+        srv.get("/v1/me", root["access_token"].as_str().unwrap())
+            .await
+            .expect(200);
+        srv.delete(&format!("/v1/tokens/{id}"), &admin_key)
+            .await
+            .expect(204);
+        srv.get("/v1/me", devs["access_token"].as_str().unwrap())
+            .await
+            .problem(401, "invalid_credentials");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn environment_tokens_work_in_a_require_pair_workspace_and_with_ip_lists() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Paired").await;
+        let (user, _) = srv.member_with_key(&ws, "developer").await;
+        let fenced = srv
+            .key_for(&ws, &user, json!({"allowed_ips": ["127.0.0.1/32"]}))
+            .await;
+        let key = fenced["key"].as_str().unwrap().to_owned();
+        srv.patch(
+            &format!("/v1/workspaces/{ws}"),
+            &srv.admin_key,
+            json!({"require_pair": true}),
+        )
+        .await
+        .expect(200);
+        // Generating the pair's token needs only the key; then the pair is the credential.
+        let created = srv
+            .post("/v1/tokens", &key, json!({"name": "pair token"}))
+            .await
+            .expect(201);
+        let jwt = created["access_token"].as_str().unwrap().to_owned();
+        let pair = |m: Method, p: &str| {
+            srv.request(m, p)
+                .header("x-api-key", &key)
+                .bearer_auth(&jwt)
+        };
+        srv.send(pair(Method::GET, "/v1/me")).await.expect(200);
+        let id = created["id"].as_str().unwrap();
+        let renewed = srv
+            .send(pair(Method::POST, &format!("/v1/tokens/{id}/renew")))
+            .await
+            .expect(201);
+        assert_ne!(renewed["access_token"], created["access_token"]);
+        // Renewal does not trip over the key's IP list (the caller's context is not the key's).
+        let renewed_id = renewed["id"].as_str().unwrap();
+        srv.post(&format!("/v1/tokens/{renewed_id}/renew"), &key, json!({}))
+            .await
+            .expect(201);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn x_api_key_carries_keys_only_and_an_empty_exchange_body_is_fine() {
+    each_backend(|srv| async move {
+        let jwt = token_for(&srv, &srv.admin_key).await;
+        let r = srv
+            .send(srv.request(Method::GET, "/v1/me").header("x-api-key", &jwt))
+            .await;
+        r.problem(401, "invalid_credentials");
+        // Reversed pair (key as bearer, token as X-API-Key): two keys, ambiguous.
+        let r = srv
+            .send(
+                srv.request(Method::GET, "/v1/me")
+                    .bearer_auth(&srv.admin_key)
+                    .header("x-api-key", &jwt),
+            )
+            .await;
+        r.problem(400, "ambiguous_credentials");
+        let r = srv
+            .send(
+                srv.request(Method::POST, "/v1/auth/token")
+                    .bearer_auth(&srv.admin_key)
+                    .header("content-type", "application/json"),
+            )
+            .await;
+        assert_eq!(r.expect(200)["token_type"], "Bearer");
+    })
+    .await;
+}
