@@ -53,6 +53,7 @@ impl App {
             signing: SigningKeys::new(&secret),
             tokens: config.tokens,
             issuer: OnceLock::new(),
+            throttle: Default::default(),
         });
         state
             .signing

@@ -415,6 +415,7 @@ pub async fn authenticate(
 }
 
 /// The authenticated caller of a `/v1` endpoint: one credential, or the key + token pair.
+#[derive(Clone)]
 pub struct Caller {
     pub resolved: Resolved,
     /// The API key of a pair (then `resolved` is its access token).

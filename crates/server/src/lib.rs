@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod follower;

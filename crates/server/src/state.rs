@@ -22,6 +22,8 @@ pub struct Shared {
     /// `iss` (and `aud`) of our access tokens: the configured public URL, or the address we
     /// serve on, set once when serving starts.
     pub issuer: OnceLock<String>,
+    /// Failed dashboard sign-ins.
+    pub throttle: crate::dashboard::session::Throttle,
 }
 
 /// Lifetimes of access tokens, in seconds.

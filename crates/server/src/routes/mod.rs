@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
     let (api_router, doc) = api();
     let doc = Arc::new(doc);
     api_router
+        .merge(crate::dashboard::router(state.clone()))
         .layer(axum::Extension(doc))
         // Route layers see the matched route template: logs and metrics never carry raw paths,
         // which could hold ids or a key pasted into a URL by mistake.

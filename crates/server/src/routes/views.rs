@@ -75,6 +75,13 @@ impl KeyView {
     }
 }
 
+impl KeyView {
+    /// `secret` or `publishable` (templates cannot name a raw identifier).
+    pub fn kind(&self) -> &str {
+        &self.r#type
+    }
+}
+
 /// A key as created or rolled: the only response that ever carries the secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedKey {

@@ -167,6 +167,9 @@ impl Resp {
 pub struct TestServer {
     pub url: String,
     pub admin_key: String,
+    /// The bootstrap admin's dashboard sign-in.
+    pub admin_email: String,
+    pub admin_password: String,
     pub admin_user_id: String,
     pub http: reqwest::Client,
     /// What another node needs to join: the same database and server secret.
@@ -203,7 +206,10 @@ impl TestServer {
             .await
             .unwrap()
             .expect("fresh database bootstraps");
-        Self::serve(app, config, boot.admin_key, boot.admin_user_id, dir, pg)
+        let mut srv = Self::serve(app, config, boot.admin_key, boot.admin_user_id, dir, pg);
+        srv.admin_email = boot.admin_email;
+        srv.admin_password = boot.admin_password;
+        srv
     }
 
     /// The database URL and server secret, for running server-side commands against this deployment.
@@ -257,6 +263,8 @@ impl TestServer {
         Self {
             url,
             admin_key,
+            admin_email: String::new(),
+            admin_password: String::new(),
             admin_user_id,
             http: reqwest::Client::new(),
             config,

@@ -1,0 +1,1050 @@
+//! The dashboard's pages. Each action calls the API handler that does the same thing, so the
+//! rules (permissions, tenancy, validation, audit) are the API's own.
+
+use super::session::{self, DashUser};
+use crate::auth::{client_ip, resolve_key_by_id, Caller};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
+use crate::password;
+use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, RoleView};
+use crate::routes::{audit, keys, tokens, users, workspaces};
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{header, request::Parts, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use latchkey_core::permission::{AUDIT_READ, KEYS_MANAGE_ALL, KEYS_MANAGE_OWN, MEMBERS_MANAGE};
+use latchkey_core::{Environment, KeyType, Secret};
+use latchkey_store::TokenKind;
+use serde::Deserialize;
+
+// ---------------------------------------------------------------------------------------------
+// Shared page parts
+
+/// What every signed-in page shows around its content.
+pub struct Nav {
+    pub active: &'static str,
+    pub csrf: String,
+    pub email: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub workspaces: Vec<(String, String, String)>,
+    pub can_manage_members: bool,
+    pub can_read_audit: bool,
+    pub flashes: Vec<(&'static str, String)>,
+}
+
+async fn nav(state: &AppState, user: &DashUser, active: &'static str) -> Nav {
+    let c = &user.caller;
+    Nav {
+        active,
+        csrf: user.session.csrf_token.clone(),
+        email: c.resolved.principal.email.clone(),
+        workspace_id: c.workspace_id().to_owned(),
+        workspace_name: c.resolved.workspace.name.clone(),
+        workspaces: state
+            .store
+            .user_workspaces(c.user_id())
+            .await
+            .unwrap_or_default(),
+        can_manage_members: c.allows(MEMBERS_MANAGE),
+        can_read_audit: c.allows(AUDIT_READ),
+        flashes: vec![],
+    }
+}
+
+/// A secret shown once.
+pub struct NewSecret {
+    pub heading: String,
+    pub value: String,
+}
+
+fn render(t: impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a page failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response()
+        }
+    }
+}
+
+/// An API error as lines a person can read.
+fn messages(e: &ApiError) -> Vec<String> {
+    let p = e.problem();
+    match p.errors {
+        Some(errs) => errs
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect(),
+        None => vec![p.detail],
+    }
+}
+
+#[derive(Template)]
+#[template(path = "bare_error.html")]
+struct BareErrorPage<'a> {
+    heading: &'a str,
+    message: &'a str,
+}
+
+/// The 403 page, for a request that did not get as far as a session.
+pub fn forbidden(message: &str) -> Response {
+    let mut r = render(BareErrorPage {
+        heading: "Not allowed",
+        message,
+    });
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    nav: Nav,
+    heading: &'static str,
+    message: String,
+}
+
+async fn not_allowed(state: &AppState, user: &DashUser, message: &str) -> Response {
+    let page = ErrorPage {
+        nav: nav(state, user, "").await,
+        heading: "Not allowed",
+        message: message.into(),
+    };
+    let mut r = render(page);
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.split(['\n', ','])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    email: String,
+    error: Option<String>,
+}
+
+const LOGIN_CSRF: &str = "lk_login_csrf";
+
+/// The sign-in form carries a token that must match a cookie (double submit): no session yet.
+fn login_form(email: String, error: Option<String>, status: StatusCode) -> Response {
+    let csrf = session::random_token();
+    let mut r = render(LoginPage {
+        csrf: csrf.clone(),
+        email,
+        error,
+    });
+    *r.status_mut() = status;
+    let cookie =
+        format!("{LOGIN_CSRF}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
+    r.headers_mut()
+        .append(header::SET_COOKIE, cookie.parse().expect("valid cookie"));
+    r
+}
+
+pub async fn login_page() -> Response {
+    login_form(String::new(), None, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    csrf: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    parts: Parts,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let expected = session::cookie_value(&parts.headers, LOGIN_CSRF);
+    if expected.is_none() || expected != f.csrf {
+        return forbidden("This sign-in form has expired. Reload the page and try again.");
+    }
+    let email = f.email.trim().to_lowercase();
+    let ip = client_ip(&parts);
+    if !state.throttle.allowed(&email, ip) {
+        return login_form(
+            email,
+            Some("Too many failed attempts. Try again in 15 minutes.".into()),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let user = state.store.user_by_email(&email).await.ok().flatten();
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let password = Secret::new(f.password);
+    // Verify even without a user, so timing does not tell which emails exist.
+    let ok = tokio::task::spawn_blocking(move || match hash {
+        Some(h) => password::verify_blocking(&password, &h),
+        None => {
+            let _ = password::hash_blocking(&password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    let user = match user {
+        Some(u) if ok && u.is_active() => u,
+        _ => {
+            state.throttle.failed(&email, ip);
+            return login_form(
+                email,
+                Some("Email or password is incorrect.".into()),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    state.throttle.succeeded(&email);
+    let Some((workspace_id, _, _)) = state
+        .store
+        .user_workspaces(&user.id)
+        .await
+        .ok()
+        .and_then(|w| w.into_iter().next())
+    else {
+        return login_form(
+            email,
+            Some("Your account is not a member of any workspace yet.".into()),
+            StatusCode::FORBIDDEN,
+        );
+    };
+    let (secret, s) = session::new_session(&user.id, &workspace_id);
+    if state.store.create_session(&s).await.is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response();
+    }
+    let mut r = Redirect::to("/keys").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::session_cookie(&state, &secret, session::SESSION_SECONDS)
+            .parse()
+            .expect("valid cookie"),
+    );
+    r
+}
+
+pub async fn logout(State(state): State<AppState>, user: DashUser) -> Response {
+    let _ = state.store.delete_session(&user.session.id).await;
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::session_cookie(&state, "", 0)
+            .parse()
+            .expect("valid cookie"),
+    );
+    r
+}
+
+#[derive(Deserialize)]
+pub struct SwitchForm {
+    workspace_id: String,
+}
+
+pub async fn switch_workspace(
+    State(state): State<AppState>,
+    user: DashUser,
+    Form(f): Form<SwitchForm>,
+) -> Response {
+    let mine = state
+        .store
+        .user_workspaces(user.caller.user_id())
+        .await
+        .unwrap_or_default();
+    if mine.iter().any(|(id, _, _)| *id == f.workspace_id) {
+        let _ = state
+            .store
+            .switch_session_workspace(&user.session.id, &f.workspace_id)
+            .await;
+    }
+    Redirect::to("/keys").into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// API Keys
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage {
+    nav: Nav,
+    keys: Vec<KeyView>,
+    can_manage: bool,
+    new_secret: Option<NewSecret>,
+    errors: Vec<String>,
+}
+
+fn can_manage_keys(c: &Caller) -> bool {
+    c.allows(KEYS_MANAGE_OWN) || c.allows(KEYS_MANAGE_ALL)
+}
+
+async fn keys_view(
+    state: &AppState,
+    user: &DashUser,
+    new_secret: Option<NewSecret>,
+    errors: Vec<String>,
+) -> Response {
+    let c = &user.caller;
+    let params = keys::KeyListParams {
+        workspace_id: None,
+        owner_id: None,
+        environment: None,
+        status: None,
+        limit: Some(500),
+        cursor: None,
+    };
+    let keys = match keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await {
+        Ok(list) => list.0.data,
+        Err(_) => vec![],
+    };
+    render(KeysPage {
+        nav: nav(state, user, "keys").await,
+        keys,
+        can_manage: can_manage_keys(c),
+        new_secret,
+        errors,
+    })
+}
+
+pub async fn keys_page(State(state): State<AppState>, user: DashUser) -> Response {
+    keys_view(&state, &user, None, vec![]).await
+}
+
+#[derive(Deserialize)]
+pub struct CreateKeyForm {
+    name: String,
+    r#type: Option<String>,
+    environment: Option<String>,
+    expires_on: Option<String>,
+    permissions: Option<String>,
+    allowed_origins: Option<String>,
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    user: DashUser,
+    Form(f): Form<CreateKeyForm>,
+) -> Response {
+    let key_type = match f.r#type.as_deref() {
+        Some("publishable") => KeyType::Publishable,
+        _ => KeyType::Secret,
+    };
+    let environment = match f.environment.as_deref() {
+        Some("live") => Environment::Live,
+        _ => Environment::Test,
+    };
+    let list = |s: &Option<String>| s.as_deref().map(lines).filter(|l| !l.is_empty());
+    let req = keys::CreateKeyRequest {
+        name: f.name.clone(),
+        r#type: Some(key_type),
+        environment: Some(environment),
+        workspace_id: None,
+        owner_id: None,
+        permissions: list(&f.permissions),
+        // The key stops working at the end of the chosen day (UTC).
+        expires_at: f
+            .expires_on
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{d}T23:59:59Z")),
+        allowed_origins: list(&f.allowed_origins),
+        allowed_ips: None,
+        metadata: None,
+    };
+    match keys::create_key(State(state.clone()), user.caller.clone(), ApiJson(req)).await {
+        Ok((_, created)) => {
+            let heading = format!("Your new key “{}”", created.0.view.name);
+            keys_view(
+                &state,
+                &user,
+                Some(NewSecret {
+                    heading,
+                    value: created.0.key.clone(),
+                }),
+                vec![],
+            )
+            .await
+        }
+        Err(e) => keys_view(&state, &user, None, messages(&e)).await,
+    }
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(id): Path<String>,
+) -> Response {
+    match keys::revoke_key(State(state.clone()), user.caller.clone(), ApiPath(id)).await {
+        Ok(_) => Redirect::to("/keys").into_response(),
+        Err(e) => keys_view(&state, &user, None, messages(&e)).await,
+    }
+}
+
+pub async fn roll_key(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(id): Path<String>,
+) -> Response {
+    let roll = keys::RollKeyRequest {
+        grace_seconds: Some(0),
+    };
+    match keys::roll_key(
+        State(state.clone()),
+        user.caller.clone(),
+        ApiPath(id),
+        ApiJsonOrEmpty(roll),
+    )
+    .await
+    {
+        Ok((_, created)) => {
+            let heading = format!(
+                "The new key for “{}” (the old one has stopped working)",
+                created.0.view.name
+            );
+            keys_view(
+                &state,
+                &user,
+                Some(NewSecret {
+                    heading,
+                    value: created.0.key.clone(),
+                }),
+                vec![],
+            )
+            .await
+        }
+        Err(e) => keys_view(&state, &user, None, messages(&e)).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment access tokens
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    nav: Nav,
+    tokens: Vec<tokens::TokenView>,
+    /// (id, name, environment) of the keys a token can be generated from.
+    keys: Vec<(String, String, String)>,
+    can_manage: bool,
+    new_secret: Option<NewSecret>,
+    errors: Vec<String>,
+}
+
+async fn tokens_view(
+    state: &AppState,
+    user: &DashUser,
+    new_secret: Option<NewSecret>,
+    errors: Vec<String>,
+) -> Response {
+    let c = &user.caller;
+    let page = PageParams {
+        limit: Some(500),
+        cursor: None,
+    };
+    let list = match tokens::list_tokens(State(state.clone()), c.clone(), ApiQuery(page)).await {
+        Ok(l) => l.0.data,
+        Err(_) => vec![],
+    };
+    let params = keys::KeyListParams {
+        workspace_id: None,
+        owner_id: Some(c.user_id().to_owned()),
+        environment: None,
+        status: Some("active".into()),
+        limit: Some(500),
+        cursor: None,
+    };
+    let mine = match keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await {
+        Ok(l) => {
+            l.0.data
+                .into_iter()
+                .filter(|k| k.r#type == "secret")
+                .map(|k| (k.id, k.name, k.environment))
+                .collect()
+        }
+        Err(_) => vec![],
+    };
+    render(TokensPage {
+        nav: nav(state, user, "tokens").await,
+        tokens: list,
+        keys: mine,
+        can_manage: can_manage_keys(c),
+        new_secret,
+        errors,
+    })
+}
+
+pub async fn tokens_page(State(state): State<AppState>, user: DashUser) -> Response {
+    tokens_view(&state, &user, None, vec![]).await
+}
+
+#[derive(Deserialize)]
+pub struct GenerateForm {
+    key_id: String,
+    name: String,
+}
+
+/// "Generate": a token from one of the user's own active secret keys, in that key's environment.
+pub async fn generate_token(
+    State(state): State<AppState>,
+    user: DashUser,
+    Form(f): Form<GenerateForm>,
+) -> Response {
+    let c = &user.caller;
+    let mut v = latchkey_core::Validator::new();
+    let name = v.name("name", &f.name);
+    if let Err(e) = v.finish() {
+        return tokens_view(&state, &user, None, messages(&ApiError::Validation(e))).await;
+    }
+    let from = match resolve_key_by_id(&state, &f.key_id).await {
+        Ok(Some(r))
+            if can_manage_keys(c)
+                && r.key.owner_id == c.user_id()
+                && r.key.workspace_id == c.workspace_id()
+                && r.key.key_type == KeyType::Secret
+                && r.usable() =>
+        {
+            r
+        }
+        _ => {
+            return tokens_view(
+                &state,
+                &user,
+                None,
+                vec!["Choose one of your active secret keys.".into()],
+            )
+            .await
+        }
+    };
+    let ttl = state.tokens.environment_default_ttl;
+    match tokens::issue(
+        &state,
+        &from,
+        TokenKind::Environment,
+        Some(name),
+        ttl,
+        None,
+        &c.actor(),
+    )
+    .await
+    {
+        Ok(issued) => {
+            let heading = format!("Your new {} token", issued.record.environment);
+            tokens_view(
+                &state,
+                &user,
+                Some(NewSecret {
+                    heading,
+                    value: issued.jwt,
+                }),
+                vec![],
+            )
+            .await
+        }
+        Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
+    }
+}
+
+pub async fn renew_token(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(id): Path<String>,
+) -> Response {
+    let lone = crate::auth::LoneCaller(user.caller.clone());
+    match tokens::renew_token(State(state.clone()), lone, ApiPath(id)).await {
+        Ok((_, created)) => {
+            let heading = "The renewed token (the old one has stopped working)".to_owned();
+            tokens_view(
+                &state,
+                &user,
+                Some(NewSecret {
+                    heading,
+                    value: created.0.access_token.clone(),
+                }),
+                vec![],
+            )
+            .await
+        }
+        Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
+    }
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(id): Path<String>,
+) -> Response {
+    let lone = crate::auth::LoneCaller(user.caller.clone());
+    match tokens::revoke_token(State(state.clone()), lone, ApiPath(id)).await {
+        Ok(_) => Redirect::to("/tokens").into_response(),
+        Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members and roles
+
+#[derive(Template)]
+#[template(path = "members.html")]
+struct MembersPage {
+    nav: Nav,
+    members: Vec<MemberView>,
+    roles: Vec<RoleView>,
+    errors: Vec<String>,
+}
+
+async fn members_view(state: &AppState, user: &DashUser, errors: Vec<String>) -> Response {
+    let c = &user.caller;
+    if !c.allows(MEMBERS_MANAGE) {
+        return not_allowed(
+            state,
+            user,
+            "Managing members and roles needs latchkey:members:manage in this workspace.",
+        )
+        .await;
+    }
+    let ws = c.workspace_id().to_owned();
+    let page = PageParams {
+        limit: Some(500),
+        cursor: None,
+    };
+    let members = workspaces::list_members(
+        State(state.clone()),
+        c.clone(),
+        ApiPath(ws.clone()),
+        ApiQuery(page),
+    )
+    .await
+    .map(|l| l.0.data)
+    .unwrap_or_default();
+    let roles = workspaces::list_roles(State(state.clone()), c.clone(), ApiPath(ws))
+        .await
+        .map(|l| l.0.data)
+        .unwrap_or_default();
+    render(MembersPage {
+        nav: nav(state, user, "members").await,
+        members,
+        roles,
+        errors,
+    })
+}
+
+pub async fn members_page(State(state): State<AppState>, user: DashUser) -> Response {
+    members_view(&state, &user, vec![]).await
+}
+
+async fn after_members(state: &AppState, user: &DashUser, r: Result<(), ApiError>) -> Response {
+    match r {
+        Ok(()) => Redirect::to("/members").into_response(),
+        Err(ApiError::Forbidden(_)) if !user.caller.allows(MEMBERS_MANAGE) => {
+            not_allowed(
+                state,
+                user,
+                "Managing members needs latchkey:members:manage.",
+            )
+            .await
+        }
+        Err(e) => members_view(state, user, messages(&e)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    role: String,
+}
+
+pub async fn change_role(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(user_id): Path<String>,
+    Form(f): Form<RoleForm>,
+) -> Response {
+    let ws = user.caller.workspace_id().to_owned();
+    let req = workspaces::PutMemberRequest { role: f.role };
+    let r = workspaces::put_member(
+        State(state.clone()),
+        user.caller.clone(),
+        ApiPath((ws, user_id)),
+        ApiJson(req),
+    )
+    .await
+    .map(|_| ());
+    after_members(&state, &user, r).await
+}
+
+pub async fn remove_member(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(user_id): Path<String>,
+) -> Response {
+    let ws = user.caller.workspace_id().to_owned();
+    let r = workspaces::remove_member(
+        State(state.clone()),
+        user.caller.clone(),
+        ApiPath((ws, user_id)),
+    )
+    .await
+    .map(|_| ());
+    after_members(&state, &user, r).await
+}
+
+#[derive(Deserialize)]
+pub struct AddMemberForm {
+    email: String,
+    name: Option<String>,
+    password: Option<String>,
+    role: String,
+}
+
+/// Adds an existing user by email, or provisions a new one first.
+pub async fn add_member(
+    State(state): State<AppState>,
+    user: DashUser,
+    Form(f): Form<AddMemberForm>,
+) -> Response {
+    let c = &user.caller;
+    if !c.allows(MEMBERS_MANAGE) {
+        return not_allowed(
+            &state,
+            &user,
+            "Managing members needs latchkey:members:manage.",
+        )
+        .await;
+    }
+    let email = f.email.trim().to_lowercase();
+    let existing = state.store.user_by_email(&email).await.ok().flatten();
+    let user_id = match existing {
+        Some(u) => u.id,
+        None => {
+            let req = users::CreateUserRequest {
+                email: email.clone(),
+                name: f
+                    .name
+                    .clone()
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or_else(|| email.clone()),
+                password: f.password.clone().filter(|p| !p.is_empty()),
+                is_instance_admin: None,
+            };
+            match users::create_user(State(state.clone()), c.clone(), ApiJson(req)).await {
+                Ok((_, u)) => u.0.id.clone(),
+                Err(e) => return members_view(&state, &user, messages(&e)).await,
+            }
+        }
+    };
+    let ws = c.workspace_id().to_owned();
+    let req = workspaces::PutMemberRequest { role: f.role };
+    let r = workspaces::put_member(
+        State(state.clone()),
+        c.clone(),
+        ApiPath((ws, user_id)),
+        ApiJson(req),
+    )
+    .await
+    .map(|_| ());
+    after_members(&state, &user, r).await
+}
+
+#[derive(Deserialize)]
+pub struct EditRoleForm {
+    permissions: String,
+}
+
+pub async fn edit_role(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(role): Path<String>,
+    Form(f): Form<EditRoleForm>,
+) -> Response {
+    let ws = user.caller.workspace_id().to_owned();
+    let req = workspaces::PutRoleRequest {
+        permissions: lines(&f.permissions),
+    };
+    let r = workspaces::put_role(
+        State(state.clone()),
+        user.caller.clone(),
+        ApiPath((ws, role)),
+        ApiJson(req),
+    )
+    .await
+    .map(|_| ());
+    after_members(&state, &user, r).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workspace settings
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    nav: Nav,
+    require_pair: bool,
+    publishable_permissions: String,
+    errors: Vec<String>,
+}
+
+async fn settings_view(state: &AppState, user: &DashUser, errors: Vec<String>) -> Response {
+    if !user.caller.allows(MEMBERS_MANAGE) {
+        return not_allowed(
+            state,
+            user,
+            "Workspace settings need latchkey:members:manage.",
+        )
+        .await;
+    }
+    let ws = state.store.get_workspace(user.caller.workspace_id()).await;
+    let Ok(ws) = ws else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response();
+    };
+    render(SettingsPage {
+        nav: nav(state, user, "settings").await,
+        require_pair: ws.require_pair,
+        publishable_permissions: ws.publishable_permissions.to_strings().join("\n"),
+        errors,
+    })
+}
+
+pub async fn settings_page(State(state): State<AppState>, user: DashUser) -> Response {
+    settings_view(&state, &user, vec![]).await
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    require_pair: Option<String>,
+    publishable_permissions: String,
+}
+
+pub async fn save_settings(
+    State(state): State<AppState>,
+    user: DashUser,
+    Form(f): Form<SettingsForm>,
+) -> Response {
+    let ws = user.caller.workspace_id().to_owned();
+    let req = workspaces::UpdateWorkspaceRequest {
+        name: None,
+        require_pair: Some(f.require_pair.is_some()),
+        publishable_permissions: Some(lines(&f.publishable_permissions)),
+        max_key_ttl_seconds: None,
+    };
+    match workspaces::update_workspace(
+        State(state.clone()),
+        user.caller.clone(),
+        ApiPath(ws),
+        ApiJson(req),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to("/settings").into_response(),
+        Err(e) => settings_view(&state, &user, messages(&e)).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+pub struct AuditRow {
+    pub at: String,
+    pub action: String,
+    pub actor_name: String,
+    pub actor_user: Option<String>,
+    pub target: String,
+    pub ip: Option<String>,
+}
+
+impl From<AuditEventView> for AuditRow {
+    fn from(e: AuditEventView) -> Self {
+        Self {
+            at: e.at,
+            action: e.action,
+            actor_name: e.actor.credential_name.unwrap_or_else(|| "system".into()),
+            actor_user: e.actor.user_id,
+            target: format!("{} {}", e.target.r#type, e.target.id),
+            ip: e.ip,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    nav: Nav,
+    events: Vec<AuditRow>,
+    actions: Vec<String>,
+    filter_action: String,
+    filter_actor: String,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    action: Option<String>,
+    actor: Option<String>,
+    cursor: Option<String>,
+}
+
+const ACTIONS: [&str; 20] = [
+    "key.created",
+    "key.updated",
+    "key.rolled",
+    "key.revoked",
+    "token.issued",
+    "token.renewed",
+    "token.revoked",
+    "user.created",
+    "user.deactivated",
+    "workspace.created",
+    "workspace.updated",
+    "member.added",
+    "member.role_changed",
+    "member.removed",
+    "role.updated",
+    "grant.created",
+    "grant.deleted",
+    "signing_key.rotated",
+    "",
+    "",
+];
+
+pub async fn audit_page(
+    State(state): State<AppState>,
+    user: DashUser,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Response {
+    let c = &user.caller;
+    if !c.allows(AUDIT_READ) {
+        return not_allowed(
+            &state,
+            &user,
+            "Reading the audit log needs latchkey:audit:read.",
+        )
+        .await;
+    }
+    let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
+    let params = audit::AuditParams {
+        workspace_id: Some(c.workspace_id().to_owned()),
+        actor: nonempty(&q.actor),
+        action: nonempty(&q.action),
+        since: None,
+        limit: Some(100),
+        cursor: nonempty(&q.cursor),
+    };
+    let (events, next_cursor) =
+        match audit::list_audit(State(state.clone()), c.clone(), ApiQuery(params)).await {
+            Ok(l) => (
+                l.0.data.into_iter().map(AuditRow::from).collect(),
+                l.0.next_cursor,
+            ),
+            Err(_) => (vec![], None),
+        };
+    render(AuditPage {
+        nav: nav(&state, &user, "audit").await,
+        events,
+        actions: ACTIONS
+            .iter()
+            .filter(|a| !a.is_empty())
+            .map(|a| a.to_string())
+            .collect(),
+        filter_action: q.action.unwrap_or_default(),
+        filter_actor: q.actor.unwrap_or_default(),
+        next_cursor,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Account
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    nav: Nav,
+    errors: Vec<String>,
+}
+
+pub async fn account_page(State(state): State<AppState>, user: DashUser) -> Response {
+    render(AccountPage {
+        nav: nav(&state, &user, "account").await,
+        errors: vec![],
+    })
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    user: DashUser,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    let fail = |state: AppState, user: DashUser, msg: &str| {
+        let msg = msg.to_owned();
+        async move {
+            render(AccountPage {
+                nav: nav(&state, &user, "account").await,
+                errors: vec![msg],
+            })
+        }
+    };
+    let current = state
+        .store
+        .get_user(user.caller.user_id())
+        .await
+        .ok()
+        .and_then(|u| u.password_hash);
+    let given = Secret::new(f.current_password);
+    let ok = tokio::task::spawn_blocking(move || {
+        current.is_some_and(|h| password::verify_blocking(&given, &h))
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        return fail(state, user, "The current password is not right.").await;
+    }
+    if f.new_password != f.confirm_password {
+        return fail(state, user, "The new passwords do not match.").await;
+    }
+    let mut v = latchkey_core::Validator::new();
+    v.password("new_password", &f.new_password);
+    if v.finish().is_err() {
+        return fail(
+            state,
+            user,
+            "The new password must be 12 to 1024 characters.",
+        )
+        .await;
+    }
+    let Ok(hash) = password::hash(Secret::new(f.new_password)).await else {
+        return fail(state, user, "Could not change the password.").await;
+    };
+    if state
+        .store
+        .set_password(user.caller.user_id(), &hash, &user.session.id)
+        .await
+        .is_err()
+    {
+        return fail(state, user, "Could not change the password.").await;
+    }
+    let mut page = AccountPage {
+        nav: nav(&state, &user, "account").await,
+        errors: vec![],
+    };
+    page.nav.flashes.push((
+        "ok",
+        "Password changed. Your other sessions were signed out.".into(),
+    ));
+    render(page)
+}

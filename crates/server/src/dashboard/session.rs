@@ -1,0 +1,258 @@
+//! Dashboard sign-in: session cookies, CSRF tokens, sign-in throttling, and the [`DashUser`]
+//! extractor that turns a session into the same [`Caller`] the API uses, so every page obeys
+//! exactly the API's rules.
+
+use crate::auth::{client_ip, Caller, Resolved};
+use crate::error::ApiError;
+use crate::now;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::{header, request::Parts, HeaderMap};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use latchkey_core::{Environment, KeyType};
+use latchkey_store::{ApiKeyRecord, Session};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const COOKIE: &str = "lk_session";
+/// Sessions end after this long, whatever the activity.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+
+/// A random secret, base64url.
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    B64.encode(b)
+}
+
+/// Sessions are stored by the SHA-256 of the cookie's secret.
+pub fn session_id(cookie_secret: &str) -> String {
+    B64.encode(Sha256::digest(cookie_secret.as_bytes()))
+}
+
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// `Set-Cookie` for the session: HttpOnly, SameSite=Lax, Secure when served over HTTPS.
+pub fn session_cookie(state: &AppState, value: &str, max_age: i64) -> String {
+    let secure = if state.issuer().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+/// The signed-in user of a dashboard page.
+pub struct DashUser {
+    pub caller: Caller,
+    pub session: Session,
+}
+
+/// Where an unauthenticated page request goes.
+pub struct ToLogin;
+
+impl IntoResponse for ToLogin {
+    fn into_response(self) -> Response {
+        Redirect::to("/login").into_response()
+    }
+}
+
+impl FromRequestParts<AppState> for DashUser {
+    type Rejection = ToLogin;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ToLogin> {
+        let secret = cookie_value(&parts.headers, COOKIE).ok_or(ToLogin)?;
+        let session = state
+            .store
+            .session(&session_id(&secret))
+            .await
+            .ok()
+            .flatten()
+            .ok_or(ToLogin)?;
+        let caller = session_caller(state, &session, client_ip(parts), &parts.headers)
+            .await
+            .map_err(|_| ToLogin)?;
+        Ok(DashUser { caller, session })
+    }
+}
+
+/// The session as a credential: a key-shaped record that carries no restriction of its own, so
+/// the user acts with exactly their rights in the selected workspace, checked live like a key.
+pub async fn session_caller(
+    state: &AppState,
+    session: &Session,
+    ip: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    let principal = state
+        .store
+        .principal(&session.workspace_id, &session.user_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated { presented: true })?;
+    if !principal.active || !principal.is_member() {
+        return Err(ApiError::Unauthenticated { presented: true });
+    }
+    let workspace = state.store.get_workspace(&session.workspace_id).await?;
+    let key = ApiKeyRecord {
+        id: "dashboard".into(),
+        hash: String::new(),
+        redacted: String::new(),
+        name: format!("Dashboard ({})", principal.email),
+        key_type: KeyType::Secret,
+        environment: Environment::Live,
+        workspace_id: session.workspace_id.clone(),
+        owner_id: session.user_id.clone(),
+        permissions: None,
+        allowed_origins: vec![],
+        allowed_ips: vec![],
+        metadata: serde_json::json!({}),
+        enabled: true,
+        expires_at: None,
+        revoked_at: None,
+        rolled_to: None,
+        created_by: None,
+        created_at: session.created_at,
+        updated_at: session.created_at,
+        last_used_at: None,
+    };
+    Ok(Caller {
+        resolved: Resolved {
+            key: Arc::new(key),
+            token: None,
+            principal: Arc::new(principal),
+            workspace: Arc::new(workspace),
+        },
+        pair: None,
+        ip,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect()),
+    })
+}
+
+pub fn new_session(user_id: &str, workspace_id: &str) -> (String, Session) {
+    let secret = random_token();
+    let t = now();
+    let session = Session {
+        id: session_id(&secret),
+        user_id: user_id.to_owned(),
+        workspace_id: workspace_id.to_owned(),
+        csrf_token: random_token(),
+        created_at: t,
+        expires_at: t + SESSION_SECONDS,
+    };
+    (secret, session)
+}
+
+/// Constant-time comparison of a submitted CSRF token with the session's.
+pub fn csrf_ok(session: &Session, submitted: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    submitted.is_some_and(|s| bool::from(s.as_bytes().ct_eq(session.csrf_token.as_bytes())))
+}
+
+/// Failed sign-ins, per account and per client address, in a sliding window. Per node: a
+/// cluster multiplies the allowance by its size, which still stops password guessing.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const MAX_PER_ACCOUNT: usize = 5;
+pub const MAX_PER_ADDRESS: usize = 20;
+
+impl Throttle {
+    fn count(&self, key: &str) -> usize {
+        let mut f = self.failures.lock().expect("throttle lock");
+        let q = f.entry(key.to_owned()).or_default();
+        while q.front().is_some_and(|t| t.elapsed() > WINDOW) {
+            q.pop_front();
+        }
+        q.len()
+    }
+
+    /// Whether another attempt is allowed now.
+    pub fn allowed(&self, email: &str, ip: Option<IpAddr>) -> bool {
+        self.count(&format!("acct:{email}")) < MAX_PER_ACCOUNT
+            && ip.is_none_or(|ip| self.count(&format!("ip:{ip}")) < MAX_PER_ADDRESS)
+    }
+
+    pub fn failed(&self, email: &str, ip: Option<IpAddr>) {
+        let mut f = self.failures.lock().expect("throttle lock");
+        f.entry(format!("acct:{email}"))
+            .or_default()
+            .push_back(Instant::now());
+        if let Some(ip) = ip {
+            f.entry(format!("ip:{ip}"))
+                .or_default()
+                .push_back(Instant::now());
+        }
+    }
+
+    pub fn succeeded(&self, email: &str) {
+        self.failures
+            .lock()
+            .expect("throttle lock")
+            .remove(&format!("acct:{email}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttles_per_account_and_per_address() {
+        let t = Throttle::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..MAX_PER_ACCOUNT {
+            assert!(t.allowed("a@x", Some(ip)));
+            t.failed("a@x", Some(ip));
+        }
+        assert!(
+            !t.allowed("a@x", Some(ip)),
+            "the account is locked for a while"
+        );
+        assert!(
+            t.allowed("b@x", Some(ip)),
+            "another account from the same address is not, yet"
+        );
+        for i in 0..MAX_PER_ADDRESS {
+            t.failed(&format!("c{i}@x"), Some(ip));
+        }
+        assert!(!t.allowed("d@x", Some(ip)), "the address is");
+        t.succeeded("a@x");
+        assert!(t.allowed("a@x", None));
+    }
+
+    #[test]
+    fn csrf_and_cookies() {
+        let (secret, s) = new_session("usr_1", "ws_1");
+        assert_eq!(s.id, session_id(&secret));
+        assert!(csrf_ok(&s, Some(&s.csrf_token.clone())));
+        assert!(!csrf_ok(&s, Some("nope")));
+        assert!(!csrf_ok(&s, None));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            format!("a=1; {COOKIE}={secret}; b=2").parse().unwrap(),
+        );
+        assert_eq!(cookie_value(&h, COOKIE), Some(secret));
+    }
+}
