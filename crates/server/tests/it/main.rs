@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod cluster;
 mod credentials;
+mod dashboard;
 mod durability;
 mod errors;
 mod escalation;

@@ -1,0 +1,230 @@
+//! The dashboard over plain HTTP (the real browser runs in `browser.rs`): security headers,
+//! cookies, CSRF, sign-in throttling, and who may open which page.
+
+use crate::harness::{each_backend, TestServer};
+use reqwest::{header, redirect, Client, StatusCode};
+use serde_json::json;
+
+fn client() -> Client {
+    Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// Signs in through the form; returns the session cookie pair `lk_session=…` (or the response).
+async fn sign_in(
+    srv: &TestServer,
+    email: &str,
+    password: &str,
+) -> Result<String, reqwest::Response> {
+    let http = client();
+    let page = http.get(format!("{}/login", srv.url)).send().await.unwrap();
+    let login_cookie = cookie(&page, "lk_login_csrf").unwrap();
+    let html = page.text().await.unwrap();
+    let r = http
+        .post(format!("{}/login", srv.url))
+        .header(header::COOKIE, login_cookie.split(';').next().unwrap())
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf", &csrf_of(&html)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    match cookie(&r, "lk_session") {
+        Some(c) if r.status() == StatusCode::SEE_OTHER => Ok(c),
+        _ => Err(r),
+    }
+}
+
+#[tokio::test]
+async fn pages_are_locked_down() {
+    each_backend(|srv| async move {
+        let set_cookie = sign_in(&srv, &srv.admin_email, &srv.admin_password)
+            .await
+            .expect("admin signs in");
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+            "{set_cookie}"
+        );
+        assert!(
+            !set_cookie.contains("Secure"),
+            "plain HTTP on loopback: no Secure flag to lose the cookie"
+        );
+        let session = set_cookie.split(';').next().unwrap().to_owned();
+        let http = client();
+        let page = http
+            .get(format!("{}/keys", srv.url))
+            .header(header::COOKIE, &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let h = page.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'")
+                && !csp.contains("unsafe-inline")
+                && csp.contains("frame-ancestors 'none'")
+        );
+        assert_eq!(h["x-frame-options"], "DENY");
+        let html = page.text().await.unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains(" style=\""),
+            "no inline script or style"
+        );
+
+        // A state-changing POST without the session's CSRF token is refused and changes nothing.
+        let before = srv.key_count(&srv.admin_key).await;
+        let r = http
+            .post(format!("{}/keys", srv.url))
+            .header(header::COOKIE, &session)
+            .form(&[("name", "csrf-less")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let r = http
+            .post(format!("{}/keys", srv.url))
+            .header(header::COOKIE, &session)
+            .form(&[("name", "forged"), ("csrf", "not-the-token")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        assert_eq!(srv.key_count(&srv.admin_key).await, before);
+        // With it, the key is created and shown once.
+        let r = http
+            .post(format!("{}/keys", srv.url))
+            .header(header::COOKIE, &session)
+            .form(&[
+                ("name", "from the form"),
+                ("environment", "test"),
+                ("csrf", &csrf_of(&html)),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let shown = r.text().await.unwrap();
+        let at = shown
+            .find("id=\"new-key-value\">")
+            .expect("the new key is shown once")
+            + 19;
+        let secret = shown[at..].split('<').next().unwrap().to_owned();
+        assert!(secret.starts_with("sk_test_") && secret.len() == 46);
+        let again = http
+            .get(format!("{}/keys", srv.url))
+            .header(header::COOKIE, &session)
+            .send()
+            .await
+            .unwrap();
+        let again = again.text().await.unwrap();
+        assert!(
+            !again.contains("new-key-value") && !again.contains(&secret),
+            "reloading never shows it again"
+        );
+        let me = srv.get("/v1/me", &secret).await.expect(200);
+        assert_eq!(me["credential"]["name"], "from the form");
+
+        // Signed out, the pages send you to sign in.
+        let r = http.get(format!("{}/keys", srv.url)).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], "/login");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_and_needs_the_right_password() {
+    each_backend(|srv| async move {
+        let r = sign_in(&srv, &srv.admin_email, "wrong password!")
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), 401);
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("Email or password is incorrect"));
+        for _ in 0..4 {
+            sign_in(&srv, &srv.admin_email, "still wrong!!")
+                .await
+                .unwrap_err();
+        }
+        // Even the right password waits now.
+        let r = sign_in(&srv, &srv.admin_email, &srv.admin_password)
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), 429);
+        // Nobody learns whether an email exists: same answer for unknown accounts.
+        let r = sign_in(&srv, "nobody@example.com", "whatever123456")
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), 401);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn members_without_the_permission_cannot_open_admin_pages() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Pages").await;
+        let email = format!("member-{}@example.com", crate::harness::random_suffix());
+        let u = srv
+            .post(
+                "/v1/users",
+                &srv.admin_key,
+                json!({"email": email, "name": "M", "password": "a long password 1"}),
+            )
+            .await
+            .expect(201);
+        srv.set_member(&ws, u["id"].as_str().unwrap(), "member")
+            .await;
+        let session = sign_in(&srv, &email, "a long password 1")
+            .await
+            .expect("member signs in");
+        let session = session.split(';').next().unwrap().to_owned();
+        let http = client();
+        for page in ["/members", "/settings", "/audit"] {
+            let r = http
+                .get(format!("{}{page}", srv.url))
+                .header(header::COOKIE, &session)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{page}");
+            assert!(r.text().await.unwrap().contains("Not allowed"));
+        }
+        let keys = http
+            .get(format!("{}/keys", srv.url))
+            .header(header::COOKIE, &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            keys.contains("id=\"no-key-permission\""),
+            "a member sees why they cannot create keys"
+        );
+        assert!(!keys.contains("id=\"nav-members\""));
+    })
+    .await;
+}
