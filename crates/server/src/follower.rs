@@ -1,5 +1,6 @@
 //! Follows the `changes` log so that writes made on *other* nodes invalidate this node's cache
-//! (SPEC §9). Each node applies its own writes at once; this loop catches everyone else's.
+//! (SPEC §9). Each node applies its own writes at once; this loop catches everyone else's,
+//! woken at once by PostgreSQL `LISTEN/NOTIFY` and by a short poll everywhere.
 //!
 //! On PostgreSQL a sequence number is taken at insert but becomes visible at commit, so a
 //! lower number can appear after a higher one was read. The follower therefore keeps a floor
@@ -9,7 +10,9 @@
 
 use crate::state::AppState;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 const GAP_TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH: i64 = 1000;
@@ -69,12 +72,25 @@ impl Follower {
         }
     }
 
-    /// Polls every `every` until the task is aborted; prunes the log now and then.
+    /// Reads the log when PostgreSQL notifies a change, and every `every` regardless (a
+    /// notification can be lost while the listener reconnects); until the task is aborted.
     pub async fn run(mut self, state: AppState, every: Duration) {
+        let wake = Arc::new(Notify::new());
+        let _listener = match state.store.change_listener().await {
+            Ok(Some(listener)) => Some(AbortOnDrop(tokio::spawn(listen(listener, wake.clone())))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "no change-log listener; following the log by polling only");
+                None
+            }
+        };
         let mut tick = tokio::time::interval(every);
         let mut last_prune = Instant::now();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = wake.notified() => {}
+            }
             if let Err(e) = self.poll(&state).await {
                 tracing::warn!(error = %e, "could not read the change log; will retry");
             }
@@ -86,6 +102,28 @@ impl Follower {
                     .await;
             }
         }
+    }
+}
+
+/// Wakes the follower on every notification. `PgListener` reconnects by itself on the next
+/// `recv` after its connection drops.
+async fn listen(mut listener: latchkey_store::ChangeListener, wake: Arc<Notify>) {
+    loop {
+        match listener.recv().await {
+            Ok(_) => wake.notify_one(),
+            Err(e) => {
+                tracing::warn!(error = %e, "change-log listener lost its connection; reconnecting");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

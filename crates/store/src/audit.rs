@@ -6,6 +6,9 @@ use latchkey_core::ids;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
+/// The PostgreSQL notification channel that wakes followers of the change log.
+pub const CHANGES_CHANNEL: &str = "latchkey_changes";
+
 /// What a write appends besides itself.
 pub(crate) struct Log<'a> {
     actor: &'a Actor,
@@ -72,6 +75,13 @@ impl<'a> Log<'a> {
             .await?;
         }
         let at = now();
+        if !self.changes.is_empty() && conn.backend_name().eq_ignore_ascii_case("postgresql") {
+            // Delivered at commit, only if the transaction commits: followers wake at once.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(CHANGES_CHANNEL)
+                .execute(&mut *conn)
+                .await?;
+        }
         for c in &self.changes {
             let (kind, subject) = c.kind_subject();
             sqlx::query("INSERT INTO changes (at, kind, subject) VALUES ($1, $2, $3)")

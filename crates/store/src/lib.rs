@@ -16,6 +16,7 @@ mod tokens;
 mod users;
 mod workspaces;
 
+pub use audit::CHANGES_CHANNEL;
 pub use error::StoreError;
 pub use model::*;
 pub use sessions::Session;
@@ -41,6 +42,8 @@ pub struct SqlStore {
     /// Used for reads; on SQLite WAL readers never block the writer.
     read: AnyPool,
     backend: Backend,
+    /// For the change-log listener (PostgreSQL only).
+    url: String,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -77,6 +80,7 @@ impl SqlStore {
                 write: pool.clone(),
                 read: pool,
                 backend: Backend::Postgres,
+                url: url.to_owned(),
             });
         }
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -102,6 +106,7 @@ impl SqlStore {
             write,
             read,
             backend: Backend::Sqlite,
+            url: any_url,
         })
     }
 
@@ -113,6 +118,17 @@ impl SqlStore {
             Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.write.begin().await?,
         })
+    }
+
+    /// On PostgreSQL, a listener for change-log notifications. It reconnects by itself when
+    /// its connection drops (notifications sent meanwhile are lost: callers also poll).
+    pub async fn change_listener(&self) -> Result<Option<ChangeListener>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut l = sqlx::postgres::PgListener::connect(&self.url).await?;
+        l.listen(CHANGES_CHANNEL).await?;
+        Ok(Some(ChangeListener(l)))
     }
 
     pub fn backend(&self) -> Backend {
@@ -148,6 +164,17 @@ fn sqlite_pragmas(
         }
         Ok(())
     })
+}
+
+/// Notifications that the change log grew (PostgreSQL `LISTEN`).
+pub struct ChangeListener(sqlx::postgres::PgListener);
+
+impl ChangeListener {
+    /// Waits for the next notification. After a dropped connection the next call reconnects.
+    pub async fn recv(&mut self) -> Result<()> {
+        self.0.recv().await?;
+        Ok(())
+    }
 }
 
 pub(crate) fn affected(r: &AnyQueryResult) -> u64 {

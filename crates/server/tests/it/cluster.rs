@@ -2,7 +2,7 @@
 //! caches by the change log, without waiting for cache expiry. The bound below is generous on
 //! purpose: this asserts convergence, not speed (the propagation time is a benchmark's job).
 
-use crate::harness::{each_backend, TestServer};
+use crate::harness::{backends, each_backend, Backend, TestServer};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -75,4 +75,70 @@ async fn changes_on_one_node_reach_the_other() {
         b.stop().await;
     })
     .await;
+}
+
+/// PostgreSQL: node B polls only once a minute, so it can only hear of changes in time through
+/// LISTEN/NOTIFY; its listener's connection is killed and must come back by itself.
+#[tokio::test]
+async fn the_listener_reconnects_after_its_connection_is_killed() {
+    let Some(Backend::Postgres(admin_url)) = backends()
+        .into_iter()
+        .find(|b| matches!(b, Backend::Postgres(_)))
+    else {
+        // Without PostgreSQL there is no listener to test (SQLite nodes follow the log by polling,
+        // covered above); CI always sets LATCHKEY_TEST_POSTGRES_URL.
+        eprintln!("not run: needs LATCHKEY_TEST_POSTGRES_URL");
+        return;
+    };
+    let a = TestServer::start(&Backend::Postgres(admin_url.clone())).await;
+    let b = a.another_node_polling(Duration::from_secs(60)).await;
+    let k1 = a
+        .post("/v1/keys", &a.admin_key, json!({"name": "one"}))
+        .await
+        .expect(201);
+    let k2 = a
+        .post("/v1/keys", &a.admin_key, json!({"name": "two"}))
+        .await
+        .expect(201);
+    for k in [&k1, &k2] {
+        b.get("/v1/me", k["key"].as_str().unwrap())
+            .await
+            .expect(200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // the first poll tick has passed
+
+    a.delete(
+        &format!("/v1/keys/{}", k1["id"].as_str().unwrap()),
+        &a.admin_key,
+    )
+    .await
+    .expect(204);
+    eventually("revocation by notification", || async {
+        b.get("/v1/me", k1["key"].as_str().unwrap()).await.status == 401
+    })
+    .await;
+
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+    )
+    .bind(a.pg_database().unwrap())
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "found the listeners' connections");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    a.delete(
+        &format!("/v1/keys/{}", k2["id"].as_str().unwrap()),
+        &a.admin_key,
+    )
+    .await
+    .expect(204);
+    eventually("revocation after the listener reconnected", || async {
+        b.get("/v1/me", k2["key"].as_str().unwrap()).await.status == 401
+    })
+    .await;
+    b.stop().await;
 }

@@ -212,6 +212,11 @@ impl TestServer {
         srv
     }
 
+    /// The PostgreSQL database of this deployment, if it runs on PostgreSQL.
+    pub fn pg_database(&self) -> Option<&str> {
+        self._pg.as_ref().map(|p| p.name.as_str())
+    }
+
     /// The database URL and server secret, for running server-side commands against this deployment.
     pub fn database_and_secret(&self) -> (String, String) {
         let db = self.config.database.clone().expect("set at start");
@@ -227,14 +232,21 @@ impl TestServer {
 
     /// A second node on the same database with the same server secret (SPEC §9).
     pub async fn another_node(&self) -> Self {
-        let app = App::open(&self.config).await.expect("second node opens");
+        self.another_node_polling(self.config.change_poll).await
+    }
+
+    /// A second node that reads the change log every `poll` (besides PostgreSQL notifications).
+    pub async fn another_node_polling(&self, poll: std::time::Duration) -> Self {
+        let mut config = self.config.clone();
+        config.change_poll = poll;
+        let app = App::open(&config).await.expect("second node opens");
         assert!(
             app.bootstrap().await.unwrap().is_none(),
             "the deployment is already initialised"
         );
         Self::serve(
             app,
-            self.config.clone(),
+            config,
             self.admin_key.clone(),
             self.admin_user_id.clone(),
             TempDir::new(),
