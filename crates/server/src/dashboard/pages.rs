@@ -118,6 +118,14 @@ async fn not_allowed(state: &AppState, user: &DashUser, message: &str) -> Respon
     r
 }
 
+/// `2026-11-22T06:57:46Z` → `2026-11-22 06:57 UTC`, for people.
+fn short_time(t: &str) -> String {
+    match (t.get(..10), t.get(11..16)) {
+        (Some(d), Some(hm)) if t.ends_with('Z') => format!("{d} {hm} UTC"),
+        _ => t.to_owned(),
+    }
+}
+
 fn lines(s: &str) -> Vec<String> {
     s.split(['\n', ','])
         .map(str::trim)
@@ -304,10 +312,15 @@ async fn keys_view(
         limit: Some(500),
         cursor: None,
     };
-    let keys = match keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await {
+    let mut keys = match keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await {
         Ok(list) => list.0.data,
         Err(_) => vec![],
     };
+    for k in &mut keys {
+        k.created_at = short_time(&k.created_at);
+        k.last_used_at = k.last_used_at.as_deref().map(short_time);
+        k.expires_at = k.expires_at.as_deref().map(short_time);
+    }
     render(KeysPage {
         nav: nav(state, user, "keys").await,
         keys,
@@ -453,10 +466,15 @@ async fn tokens_view(
         limit: Some(500),
         cursor: None,
     };
-    let list = match tokens::list_tokens(State(state.clone()), c.clone(), ApiQuery(page)).await {
+    let mut list = match tokens::list_tokens(State(state.clone()), c.clone(), ApiQuery(page)).await
+    {
         Ok(l) => l.0.data,
         Err(_) => vec![],
     };
+    for t in &mut list {
+        t.created_at = short_time(&t.created_at);
+        t.expires_at = short_time(&t.expires_at);
+    }
     let params = keys::KeyListParams {
         workspace_id: None,
         owner_id: Some(c.user_id().to_owned()),
@@ -865,7 +883,7 @@ pub struct AuditRow {
 impl From<AuditEventView> for AuditRow {
     fn from(e: AuditEventView) -> Self {
         Self {
-            at: e.at,
+            at: short_time(&e.at),
             action: e.action,
             actor_name: e.actor.credential_name.unwrap_or_else(|| "system".into()),
             actor_user: e.actor.user_id,
