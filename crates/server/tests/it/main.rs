@@ -2,6 +2,7 @@
 //! against SQLite and, when LATCHKEY_TEST_POSTGRES_URL is set, PostgreSQL.
 
 mod audit;
+mod browser;
 mod cli;
 mod cluster;
 mod credentials;
