@@ -31,6 +31,10 @@ enum Command {
     /// Manage the keys that sign access tokens (against the database, like `init`).
     #[command(subcommand)]
     SigningKeys(SigningKeysCommand),
+    /// Bulk-create keys directly in the database, for load tests and benchmarks (same hashing
+    /// and schema as `POST /v1/keys`). Writes the new keys, one per line, to `--out`.
+    #[command(hide = true)]
+    SeedKeys(SeedArgs),
     /// Manage API keys on a running server.
     #[command(subcommand)]
     Keys(client::KeysCommand),
@@ -43,6 +47,21 @@ enum Command {
     /// Exchange a key for an access token, and manage environment tokens, on a running server.
     #[command(subcommand)]
     Tokens(client::TokensCommand),
+}
+
+#[derive(clap::Args)]
+struct SeedArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// How many keys.
+    #[arg(long)]
+    count: usize,
+    /// Where to write the keys (at most `--keep` of them), one per line.
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// How many of the keys to write out.
+    #[arg(long, default_value_t = 10_000)]
+    keep: usize,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +77,7 @@ pub async fn main() -> i32 {
     let result = match cli.command {
         Command::Serve(args) => serve(&args).await,
         Command::Init(args) => init(&args, cli.client.json).await,
+        Command::SeedKeys(args) => seed_keys(&args).await,
         Command::SigningKeys(SigningKeysCommand::Rotate(args)) => {
             rotate_signing_key(&args, cli.client.json).await
         }
@@ -148,6 +168,74 @@ async fn init(args: &ServerArgs, json: bool) -> anyhow::Result<()> {
             b.admin_email, b.admin_password, b.admin_key, b.workspace_id
         );
     }
+    Ok(())
+}
+
+/// Keys for the instance admin in its first workspace, in batches of 10,000 per transaction.
+async fn seed_keys(args: &SeedArgs) -> anyhow::Result<()> {
+    use latchkey_core::{ids, ApiKey, Environment, KeyType};
+    use std::io::Write;
+    let config = Config::load(&args.server)?;
+    let app = App::open(&config).await?;
+    let store = &app.state.store;
+    let admin = store
+        .user_by_email(&config.admin_email)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no instance admin {}: run `latchkey init` first",
+                config.admin_email
+            )
+        })?;
+    let (workspace_id, _, _) = store
+        .user_workspaces(&admin.id)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the instance admin is in no workspace"))?;
+    let actor = latchkey_store::Actor {
+        user_id: Some(admin.id.clone()),
+        credential_name: Some("latchkey seed-keys".into()),
+        ..Default::default()
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&args.out)?);
+    let started = std::time::Instant::now();
+    let mut done = 0;
+    while done < args.count {
+        let n = (args.count - done).min(10_000);
+        let mut batch = Vec::with_capacity(n);
+        for i in 0..n {
+            let key = ApiKey::generate(KeyType::Secret, Environment::Live);
+            if done + i < args.keep {
+                writeln!(out, "{}", key.secret().expose())?;
+            }
+            batch.push(latchkey_store::NewApiKey {
+                id: ids::new_id(ids::KEY),
+                hash: app.state.hasher.hash(key.secret().expose()).to_hex(),
+                redacted: key.redacted(),
+                name: format!("seeded {}", done + i),
+                key_type: KeyType::Secret,
+                environment: Environment::Live,
+                workspace_id: workspace_id.clone(),
+                owner_id: admin.id.clone(),
+                permissions: None,
+                allowed_origins: vec![],
+                allowed_ips: vec![],
+                metadata: serde_json::json!({}),
+                expires_at: None,
+                created_by: None,
+            });
+        }
+        store.insert_keys_bulk(&batch, &actor).await?;
+        done += n;
+    }
+    out.flush()?;
+    store.close().await;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "seeded {done} keys in {secs:.1} s ({:.0} keys/s)",
+        done as f64 / secs
+    );
     Ok(())
 }
 
