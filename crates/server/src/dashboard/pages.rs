@@ -148,7 +148,12 @@ struct LoginPage {
 const LOGIN_CSRF: &str = "lk_login_csrf";
 
 /// The sign-in form carries a token that must match a cookie (double submit): no session yet.
-fn login_form(email: String, error: Option<String>, status: StatusCode) -> Response {
+fn login_form(
+    state: &AppState,
+    email: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
     let csrf = session::random_token();
     let mut r = render(LoginPage {
         csrf: csrf.clone(),
@@ -156,15 +161,21 @@ fn login_form(email: String, error: Option<String>, status: StatusCode) -> Respo
         error,
     });
     *r.status_mut() = status;
-    let cookie =
-        format!("{LOGIN_CSRF}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
+    let secure = if state.issuer().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{LOGIN_CSRF}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+    );
     r.headers_mut()
         .append(header::SET_COOKIE, cookie.parse().expect("valid cookie"));
     r
 }
 
-pub async fn login_page() -> Response {
-    login_form(String::new(), None, StatusCode::OK)
+pub async fn login_page(State(state): State<AppState>) -> Response {
+    login_form(&state, String::new(), None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -187,6 +198,7 @@ pub async fn login(
     let ip = client_ip(&parts);
     if !state.throttle.allowed(&email, ip) {
         return login_form(
+            &state,
             email,
             Some("Too many failed attempts. Try again in 15 minutes.".into()),
             StatusCode::TOO_MANY_REQUESTS,
@@ -210,6 +222,7 @@ pub async fn login(
         _ => {
             state.throttle.failed(&email, ip);
             return login_form(
+                &state,
                 email,
                 Some("Email or password is incorrect.".into()),
                 StatusCode::UNAUTHORIZED,
@@ -225,6 +238,7 @@ pub async fn login(
         .and_then(|w| w.into_iter().next())
     else {
         return login_form(
+            &state,
             email,
             Some("Your account is not a member of any workspace yet.".into()),
             StatusCode::FORBIDDEN,
