@@ -366,50 +366,12 @@ impl SqlStore {
     }
 
     /// Bulk creation for seeding large deployments and benchmarks: the same rows as
-    /// [`create_key`](Self::create_key), many per statement and one transaction per call, with
-    /// one audit event for the batch instead of one per key.
+    /// [`create_key`](Self::create_key) in one transaction per call (one prepared statement,
+    /// executed per key), with one audit event for the batch instead of one per key.
     pub async fn insert_keys_bulk(&self, keys: &[NewApiKey], actor: &Actor) -> Result<()> {
-        const COLS: usize = 16;
-        const ROWS_PER_STATEMENT: usize = 1000;
-        let t = now();
         let mut tx = self.begin_write().await?;
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO api_keys (id, hash, redacted, name, key_type, environment, workspace_id, \
-                 owner_id, permissions, allowed_origins, allowed_ips, metadata, enabled, expires_at, \
-                 created_at, updated_at) VALUES ",
-            );
-            for r in 0..chunk.len() {
-                let b = r * COLS;
-                if r > 0 {
-                    sql.push(',');
-                }
-                let ps: Vec<String> = (1..=COLS).map(|c| format!("${}", b + c)).collect();
-                sql.push_str(&format!("({})", ps.join(",")));
-            }
-            let mut q = sqlx::query(&sql);
-            for k in chunk {
-                q = q
-                    .bind(&k.id)
-                    .bind(&k.hash)
-                    .bind(&k.redacted)
-                    .bind(&k.name)
-                    .bind(k.key_type.as_str())
-                    .bind(k.environment.as_str())
-                    .bind(&k.workspace_id)
-                    .bind(&k.owner_id)
-                    .bind(k.permissions.as_ref().map(to_json))
-                    .bind(to_json(&k.allowed_origins))
-                    .bind(to_json(&k.allowed_ips))
-                    .bind(k.metadata.to_string())
-                    .bind(1_i64)
-                    .bind(k.expires_at)
-                    .bind(t)
-                    .bind(t);
-            }
-            q.execute(&mut *tx)
-                .await
-                .map_err(StoreError::unique("key"))?;
+        for k in keys {
+            insert_key(&mut tx, k).await?;
         }
         if let Some(first) = keys.first() {
             let mut log = Log::new(actor);
