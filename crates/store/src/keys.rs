@@ -393,8 +393,12 @@ impl SqlStore {
         if uses.is_empty() {
             return Ok(());
         }
+        // In id order: nodes flushing overlapping keys then lock rows in the same order and
+        // cannot deadlock each other on PostgreSQL.
+        let mut uses = uses.to_vec();
+        uses.sort_unstable();
         let mut tx = self.begin_write().await?;
-        for (id, at) in uses {
+        for (id, at) in &uses {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \
                  AND (last_used_at IS NULL OR last_used_at < $1)",
