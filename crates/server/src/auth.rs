@@ -451,6 +451,18 @@ pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
+/// What any request demands of its credential: its `Origin` and client address must be allowed.
+pub fn request_demand(parts: &Parts) -> Demand<'_> {
+    Demand {
+        origin: parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok()),
+        ip: client_ip(parts),
+        ..Demand::default()
+    }
+}
+
 impl Caller {
     async fn from_parts(parts: &Parts, state: &AppState, lone_ok: bool) -> Result<Self, ApiError> {
         let presented = presented_credentials(&parts.headers)?;
@@ -458,15 +470,7 @@ impl Caller {
             return Err(ApiError::Unauthenticated { presented: false });
         }
         let ip = client_ip(parts);
-        let origin = parts
-            .headers
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok());
-        let demand = Demand {
-            origin,
-            ip,
-            ..Demand::default()
-        };
+        let demand = request_demand(parts);
         let (resolved, pair) = match authenticate(state, &presented, &demand, lone_ok).await {
             Ok(ok) => ok,
             Err((_, d)) => {

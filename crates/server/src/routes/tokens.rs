@@ -2,8 +2,8 @@
 //! long-lived environment tokens (`/v1/tokens`, Plutu's "Generate" and "Renew").
 
 use crate::auth::{
-    authenticate, client_ip, count_verification, presented_credentials, Caller, LoneCaller,
-    Presented, Resolved,
+    authenticate, client_ip, count_verification, presented_credentials, request_demand, Caller,
+    LoneCaller, Presented, Resolved,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
@@ -16,7 +16,7 @@ use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::Json;
 use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN};
 use latchkey_core::token::{scope_string, AccessTokenClaims};
-use latchkey_core::{ids, Demand, Environment, KeyType, Permission, PermissionSet, Validator};
+use latchkey_core::{ids, Environment, KeyType, Permission, PermissionSet, Validator};
 use latchkey_store::{Actor, NewToken, StoreError, TokenFilter, TokenKind, TokenRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -159,16 +159,7 @@ pub async fn exchange_key(
     if key.key.is_none() {
         return Err(ApiError::Unauthenticated { presented: false });
     }
-    let ip = client_ip(parts);
-    let origin = parts
-        .headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok());
-    let demand = Demand {
-        origin,
-        ip,
-        ..Demand::default()
-    };
+    let demand = request_demand(parts);
     let resolved = match authenticate(state, &key, &demand, true).await {
         Ok((r, _)) => r,
         Err((_, d)) => {
