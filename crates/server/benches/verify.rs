@@ -1,0 +1,240 @@
+//! In-process cost of verifying an API key, next to its floor.
+//!
+//! Requirement: a cached verification of a valid key costs at most 2× one HMAC-SHA256 plus one
+//! hash-map lookup (`baseline`, measured here in the same group), and a malformed key (bad
+//! checksum) is refused in well under one HMAC (`hmac_only`).
+//!
+//! The verification benchmarks run the real path (`auth::resolve_key` then
+//! `Resolved::decide`) on a state opened the real way (`App::open` on SQLite in a temporary
+//! directory, `App::bootstrap` for a valid key), with the cache warmed by one resolve first. They
+//! run on a tokio current-thread runtime through criterion's `to_async`, which enters the
+//! runtime once per sample (one `block_on` around the whole timed loop), so the per-iteration
+//! overhead is only polling a future that never suspends.
+//!
+//! The `hmac_only`, `parse_*` and `step_*` benchmarks time the pieces of that path alone, for
+//! the breakdown. `cached_verify_valid_1m_keys` runs last: it first fills the key cache to just
+//! under its capacity.
+//!
+//! Run: `cargo bench -p latchkey-server --bench verify` (a filter selects some, e.g.
+//! `-- 'verify/(baseline|cached)'`).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use latchkey_core::{ApiKey, Demand, KeyHash, KeyHasher};
+use latchkey_server::auth::resolve_key;
+use latchkey_server::state::AppState;
+use latchkey_server::{App, Config};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Entries in the baseline's map, and (just under the cache's capacity) the cache's fill for
+/// the "many keys" variant.
+const MAP_ENTRIES: usize = 1_000_000;
+const CACHE_FILLERS: usize = 999_000;
+
+/// A temporary data directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let mut suffix = String::new();
+        latchkey_core::base62::push_random(12, &mut suffix);
+        let p = std::env::temp_dir().join(format!("latchkey-bench-{suffix}"));
+        std::fs::create_dir_all(&p).expect("creating the bench data directory");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A real state on SQLite with the bootstrap admin's key, verified once so that the key, its
+/// owner's standing and the workspace are all in the cache.
+async fn open_state(dir: &TempDir) -> (AppState, String) {
+    let mut config = Config::for_data_dir(&dir.0);
+    // The default TTL (300 s) could expire the warmed entries during a long run and send a
+    // sample to SQLite; a longer TTL costs the same per lookup.
+    config.cache_ttl = Duration::from_secs(3600);
+    let app = App::open(&config).await.expect("opening the app");
+    let boot = app
+        .bootstrap()
+        .await
+        .expect("bootstrap")
+        .expect("a fresh data directory");
+    let state = app.state.clone();
+    let warmed = resolve_key(&state, &boot.admin_key)
+        .await
+        .expect("resolving the admin key")
+        .expect("the admin key exists");
+    warmed
+        .decide(&Demand::default())
+        .expect("the admin key is usable");
+    assert!(
+        state
+            .cache
+            .key(&state.hasher.hash(&boot.admin_key))
+            .is_some(),
+        "the admin key is cached"
+    );
+    (state, boot.admin_key)
+}
+
+/// The same key with one character of its random part changed: right shape, wrong checksum.
+fn bad_checksum(key: &str) -> String {
+    let mut b = key.as_bytes().to_vec();
+    let i = 8 + 5; // inside the 32 random characters after `sk_live_`
+    b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+    let s = String::from_utf8(b).expect("ascii");
+    assert_eq!(
+        ApiKey::parse(&s),
+        Err(latchkey_core::key::ParseKeyError::BadChecksum)
+    );
+    s
+}
+
+/// Fills the key cache with `n` more entries (distinct hashes sharing one record), so lookups
+/// run against a cache as large as a big deployment's.
+fn fill_key_cache(state: &AppState, valid_key: &str, n: usize) {
+    let hasher = KeyHasher::new(b"filler keys: any secret will do here");
+    let record = state
+        .cache
+        .key(&state.hasher.hash(valid_key))
+        .expect("the admin key is cached");
+    for i in 0..n {
+        let epoch = state.cache.epoch();
+        state
+            .cache
+            .insert_key(hasher.hash(&format!("filler-{i}")), record.clone(), epoch);
+    }
+}
+
+fn verify(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dir = TempDir::new();
+    let (state, key) = rt.block_on(open_state(&dir));
+    let bad = bad_checksum(&key);
+    assert!(
+        rt.block_on(resolve_key(&state, &bad))
+            .expect("no error for a bad checksum")
+            .is_none(),
+        "a bad checksum resolves to nothing"
+    );
+
+    // The baseline: a pre-keyed HMAC of the same 46-byte key, one lookup in a 1M-entry map.
+    let hasher = KeyHasher::new(b"0123456789abcdef0123456789abcdef0123456789abcdef");
+    let value: Arc<String> = Arc::new("record".to_owned());
+    let mut map: HashMap<KeyHash, Arc<String>> = HashMap::with_capacity(MAP_ENTRIES);
+    for i in 0..MAP_ENTRIES - 1 {
+        map.insert(hasher.hash(&format!("filler-{i}")), value.clone());
+    }
+    map.insert(hasher.hash(&key), value.clone());
+    assert_eq!(map.len(), MAP_ENTRIES);
+
+    let mut g = c.benchmark_group("verify");
+
+    g.bench_function("baseline_hmac_plus_hashmap_1m", |b| {
+        b.iter(|| {
+            let h = hasher.hash(black_box(&key));
+            black_box(map.get(&h).cloned())
+        })
+    });
+
+    g.bench_function("hmac_only", |b| b.iter(|| hasher.hash(black_box(&key))));
+
+    g.bench_function("parse_valid", |b| b.iter(|| ApiKey::parse(black_box(&key))));
+
+    g.bench_function("parse_bad_checksum", |b| {
+        b.iter(|| ApiKey::parse(black_box(&bad)))
+    });
+
+    g.bench_function("cached_verify_valid", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = resolve_key(&state, black_box(&key))
+                .await
+                .expect("resolve")
+                .expect("found");
+            black_box(r.decide(&Demand::default()).is_ok())
+        })
+    });
+
+    g.bench_function("reject_bad_checksum", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                resolve_key(&state, black_box(&bad))
+                    .await
+                    .expect("resolve")
+                    .is_none(),
+            )
+        })
+    });
+
+    // The breakdown: each step of the cached path alone, on the same state.
+    let resolved = rt
+        .block_on(resolve_key(&state, &key))
+        .expect("resolve")
+        .expect("found");
+    let key_hash = state.hasher.hash(&key);
+    let (ws, user) = (
+        resolved.key.workspace_id.clone(),
+        resolved.key.owner_id.clone(),
+    );
+    g.bench_function("step_cache_key", |b| {
+        b.iter(|| state.cache.key(black_box(&key_hash)))
+    });
+    g.bench_function("step_cache_principal", |b| {
+        b.iter(|| state.cache.principal(black_box(&ws), black_box(&user)))
+    });
+    g.bench_function("step_cache_workspace", |b| {
+        b.iter(|| state.cache.workspace(black_box(&ws)))
+    });
+    g.bench_function("step_principal_key_strings", |b| {
+        b.iter(|| black_box((black_box(&ws).to_owned(), black_box(&user).to_owned())))
+    });
+    g.bench_function("step_hash_from_hex_ct_eq", |b| {
+        b.iter(|| {
+            KeyHash::from_hex(black_box(&resolved.key.hash)).is_some_and(|h| h.ct_eq(&key_hash))
+        })
+    });
+    // As `load_key` counts a hit: a labelled `counter!` looks the series up in the registry
+    // each time; a handle registered once is one atomic add.
+    g.bench_function("step_metrics_counter_macro", |b| {
+        b.iter(|| metrics::counter!("latchkey_cache_hits_total", "kind" => "key").increment(1))
+    });
+    let hits = metrics::counter!("latchkey_cache_hits_total", "kind" => "key");
+    g.bench_function("step_metrics_counter_handle", |b| {
+        b.iter(|| black_box(&hits).increment(1))
+    });
+    g.bench_function("step_decide", |b| {
+        b.iter(|| black_box(resolved.decide(&Demand::default()).is_ok()))
+    });
+
+    // The same verification with the key cache nearly full: filled on first use only, so a
+    // filtered run that skips this benchmark skips the fill too.
+    let mut filled = false;
+    g.bench_function("cached_verify_valid_1m_keys", |b| {
+        if !filled {
+            fill_key_cache(&state, &key, CACHE_FILLERS);
+            filled = true;
+        }
+        b.to_async(&rt).iter(|| async {
+            let r = resolve_key(&state, black_box(&key))
+                .await
+                .expect("resolve")
+                .expect("found");
+            black_box(r.decide(&Demand::default()).is_ok())
+        })
+    });
+
+    g.finish();
+}
+
+criterion_group!(benches, verify);
+criterion_main!(benches);
