@@ -134,11 +134,6 @@ impl Effective<'_> {
         }
         set
     }
-
-    /// An upper bound for keys created by this credential: it may only hand out what it has.
-    pub fn bound(&self) -> PermissionSet {
-        self.listing()
-    }
 }
 
 pub fn effective<'a>(

@@ -508,10 +508,6 @@ impl Caller {
     pub fn is_instance_admin(&self) -> bool {
         self.resolved.principal.is_instance_admin
     }
-    pub fn is_token(&self) -> bool {
-        self.resolved.token.is_some()
-    }
-
     pub fn allows(&self, permission: &str) -> bool {
         Permission::parse(permission).is_ok_and(|p| Grants::allows(self, &p))
     }

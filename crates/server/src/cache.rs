@@ -143,8 +143,4 @@ impl VerifyCache {
             self.principals.invalidate(&*k);
         }
     }
-
-    pub fn key_count(&self) -> u64 {
-        self.keys.entry_count()
-    }
 }

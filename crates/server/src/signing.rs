@@ -153,11 +153,6 @@ impl SigningKeys {
         self.set.read().expect("key set lock").clone()
     }
 
-    /// The kid that signs new tokens.
-    pub fn current_kid(&self) -> Option<String> {
-        self.current().signer.as_ref().map(|s| s.kid.clone())
-    }
-
     pub fn sign(&self, claims: &AccessTokenClaims) -> Result<(String, String), ApiError> {
         let set = self.current();
         let signer = set.signer.as_ref().ok_or(ApiError::Internal)?;

@@ -293,11 +293,6 @@ impl SqlStore {
         Ok(Page::from_rows(list, page.limit, |m| m.user_id.clone()))
     }
 
-    pub async fn get_member(&self, ws: &str, user: &str) -> Result<Option<Member>> {
-        let mut conn = self.read.acquire().await?;
-        fetch_member(&mut conn, ws, user).await
-    }
-
     /// Adds a member or changes their role. Returns the member and whether they were added.
     pub async fn put_member(
         &self,
