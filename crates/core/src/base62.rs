@@ -5,13 +5,20 @@ use rand::RngCore;
 pub const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Encodes `value` as exactly `width` digits (most significant first); higher digits are dropped.
-pub fn encode_fixed(mut value: u64, width: usize, out: &mut String) {
-    let mut digits = vec![b'0'; width];
+pub fn encode_fixed(value: u64, width: usize, out: &mut String) {
+    let mut digits = [0u8; 16];
+    let digits = &mut digits[..width];
+    encode_into(value, digits);
+    out.extend(digits.iter().map(|&d| char::from(d)));
+}
+
+/// As [`encode_fixed`], into a buffer whose length is the width (no allocation: the key
+/// checksum is checked on every request).
+pub fn encode_into(mut value: u64, digits: &mut [u8]) {
     for slot in digits.iter_mut().rev() {
         *slot = ALPHABET[(value % 62) as usize];
         value /= 62;
     }
-    out.extend(digits.into_iter().map(char::from));
 }
 
 pub fn is_base62(b: u8) -> bool {

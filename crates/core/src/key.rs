@@ -113,8 +113,19 @@ impl ApiKey {
         }
     }
 
-    /// Checks shape and checksum only: cheap, allocation-free until success.
+    /// Checks shape and checksum only; the key is copied only once it checks out.
     pub fn parse(s: &str) -> Result<Self, ParseKeyError> {
+        let (key_type, environment) = Self::check(s)?;
+        Ok(Self {
+            key_type,
+            environment,
+            secret: Secret::new(s),
+        })
+    }
+
+    /// [`ApiKey::parse`] without keeping the key: no allocation, so junk and typos cost a CRC32
+    /// and nothing else.
+    pub fn check(s: &str) -> Result<(KeyType, Environment), ParseKeyError> {
         let b = s.as_bytes();
         if b.len() != KEY_LEN || b[2] != b'_' || b[7] != b'_' {
             return Err(ParseKeyError::Malformed);
@@ -132,21 +143,13 @@ impl ApiKey {
         if !b[PREFIX_LEN..].iter().all(|&c| base62::is_base62(c)) {
             return Err(ParseKeyError::Malformed);
         }
-        let (payload, checksum) = s.split_at(KEY_LEN - CHECKSUM_LEN);
-        let mut expected = String::with_capacity(CHECKSUM_LEN);
-        base62::encode_fixed(
-            u64::from(crc32fast::hash(payload.as_bytes())),
-            CHECKSUM_LEN,
-            &mut expected,
-        );
+        let (payload, checksum) = b.split_at(KEY_LEN - CHECKSUM_LEN);
+        let mut expected = [0u8; CHECKSUM_LEN];
+        base62::encode_into(u64::from(crc32fast::hash(payload)), &mut expected);
         if expected != checksum {
             return Err(ParseKeyError::BadChecksum);
         }
-        Ok(Self {
-            key_type,
-            environment,
-            secret: Secret::new(s),
-        })
+        Ok((key_type, environment))
     }
 
     /// Whether a string is shaped like one of our keys (used to spot keys in query strings).

@@ -50,6 +50,8 @@ impl App {
             cache: VerifyCache::new(config.cache_capacity, config.cache_ttl),
             usage: UsageRecorder::default(),
             metrics: metrics_layer::install(),
+            // After `install`: handles taken before the recorder exists count nothing.
+            counters: metrics_layer::Counters::register(),
             signing: SigningKeys::new(&secret),
             tokens: config.tokens,
             issuer: OnceLock::new(),

@@ -1,6 +1,7 @@
 //! Who is calling: reading the credentials from the request (SPEC §4), resolving API keys and
 //! access tokens through the cache, and the [`Caller`] extractor that authenticated handlers take.
 
+use crate::cache::{CachedKey, KeyEntry};
 use crate::error::ApiError;
 use crate::now;
 use crate::state::AppState;
@@ -14,7 +15,7 @@ use latchkey_core::{
     ApiKey, Demand, Denial, Environment, KeyFacts, KeyHash, OwnerFacts, Permission, PermissionSet,
     WorkspacePolicy,
 };
-use latchkey_store::{Actor, ApiKeyRecord, Principal, TokenRecord, Workspace};
+use latchkey_store::{Actor, Principal, TokenRecord, Workspace};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -120,13 +121,22 @@ pub fn query_has_credential(query: &str) -> bool {
 /// token if it was one, the owner's current standing and the workspace's policy.
 #[derive(Clone)]
 pub struct Resolved {
-    pub key: Arc<ApiKeyRecord>,
+    pub key: Arc<KeyEntry>,
     pub token: Option<Arc<TokenRecord>>,
     pub principal: Arc<Principal>,
     pub workspace: Arc<Workspace>,
 }
 
 impl Resolved {
+    fn from_cache(cached: &CachedKey, token: Option<Arc<TokenRecord>>) -> Self {
+        Self {
+            key: cached.key.clone(),
+            token,
+            principal: cached.principal.clone(),
+            workspace: cached.workspace.clone(),
+        }
+    }
+
     pub fn facts(&self) -> KeyFacts<'_> {
         KeyFacts {
             key_type: self.key.key_type,
@@ -247,18 +257,18 @@ async fn resolve_api_key(
 /// Finds a key by its full secret: checksum first (no lookup for junk), then the cache, then
 /// the database. `Ok(None)` means no such key.
 pub async fn resolve_key(state: &AppState, raw: &str) -> Result<Option<Resolved>, ApiError> {
-    let Ok(key) = ApiKey::parse(raw) else {
+    if ApiKey::check(raw).is_err() {
         return Ok(None);
-    };
-    let hash = state.hasher.hash(key.secret().expose());
-    let Some(record) = load_key(state, hash).await? else {
+    }
+    let hash = state.hasher.hash(raw);
+    let Some(cached) = load_key(state, hash).await? else {
         return Ok(None);
     };
     // The lookup was by hash; confirm in constant time before trusting the record.
-    if !KeyHash::from_hex(&record.hash).is_some_and(|h| h.ct_eq(&hash)) {
+    if !cached.key.hash.ct_eq(&hash) {
         return Ok(None);
     }
-    with_standing(state, record, None).await.map(Some)
+    Ok(Some(Resolved::from_cache(&cached, None)))
 }
 
 async fn resolve_token(state: &AppState, jwt: &str) -> Result<Result<Resolved, Denial>, ApiError> {
@@ -289,49 +299,78 @@ async fn resolve_token(state: &AppState, jwt: &str) -> Result<Result<Resolved, D
     let Some(hash) = KeyHash::from_hex(&token.key_hash) else {
         return Err(ApiError::Internal);
     };
-    let Some(key) = load_key(state, hash).await? else {
+    let Some(cached) = load_key(state, hash).await? else {
         return Ok(Err(Denial::NotFound));
     };
-    with_standing(state, key, Some(token)).await.map(Ok)
+    Ok(Ok(Resolved::from_cache(&cached, Some(token))))
 }
 
 /// Loads a key by id (for a token's renewal), with its owner's standing.
 pub async fn resolve_key_by_id(state: &AppState, id: &str) -> Result<Option<Resolved>, ApiError> {
-    match state.store.get_key(id).await {
-        Ok(k) => with_standing(state, Arc::new(k), None).await.map(Some),
-        Err(latchkey_store::StoreError::NotFound) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn load_key(state: &AppState, hash: KeyHash) -> Result<Option<Arc<ApiKeyRecord>>, ApiError> {
-    if let Some(r) = state.cache.key(&hash) {
-        metrics::counter!("latchkey_cache_hits_total", "kind" => "key").increment(1);
-        return Ok(Some(r));
-    }
-    metrics::counter!("latchkey_cache_misses_total", "kind" => "key").increment(1);
-    let epoch = state.cache.epoch();
-    let Some(r) = state.store.key_by_hash(&hash.to_hex()).await? else {
-        return Ok(None);
+    let record = match state.store.get_key(id).await {
+        Ok(k) => k,
+        Err(latchkey_store::StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    let r = Arc::new(r);
-    state.cache.insert_key(hash, r.clone(), epoch);
-    Ok(Some(r))
-}
-
-async fn with_standing(
-    state: &AppState,
-    key: Arc<ApiKeyRecord>,
-    token: Option<Arc<TokenRecord>>,
-) -> Result<Resolved, ApiError> {
+    let key = Arc::new(KeyEntry::new(record).ok_or(ApiError::Internal)?);
     let principal = load_principal(state, &key.workspace_id, &key.owner_id).await?;
     let workspace = load_workspace(state, &key.workspace_id).await?;
-    Ok(Resolved {
+    Ok(Some(Resolved {
         key,
-        token,
+        token: None,
         principal,
         workspace,
-    })
+    }))
+}
+
+/// The key with a hash, with its owner's standing and workspace: from the cache while nothing
+/// has changed since they were read; otherwise the standing is read again (from its own cache,
+/// so a change elsewhere costs two lookups, not a database read).
+async fn load_key(state: &AppState, hash: KeyHash) -> Result<Option<Arc<CachedKey>>, ApiError> {
+    let epoch = state.cache.epoch();
+    let key = match state.cache.key(&hash) {
+        Some(cached) => {
+            state.counters.key_hits.increment(1);
+            if cached.is_current(epoch) {
+                return Ok(Some(cached));
+            }
+            let (principal, workspace) = load_standing(state, &cached.key).await?;
+            if Arc::ptr_eq(&principal, &cached.principal)
+                && Arc::ptr_eq(&workspace, &cached.workspace)
+            {
+                cached.confirm(epoch);
+                return Ok(Some(cached));
+            }
+            let fresh = Arc::new(CachedKey::new(
+                cached.key.clone(),
+                principal,
+                workspace,
+                epoch,
+            ));
+            state.cache.insert_key(hash, fresh.clone(), epoch);
+            return Ok(Some(fresh));
+        }
+        None => {
+            state.counters.key_misses.increment(1);
+            match state.store.key_by_hash(&hash.to_hex()).await? {
+                Some(r) => Arc::new(KeyEntry::new(r).ok_or(ApiError::Internal)?),
+                None => return Ok(None),
+            }
+        }
+    };
+    let (principal, workspace) = load_standing(state, &key).await?;
+    let cached = Arc::new(CachedKey::new(key, principal, workspace, epoch));
+    state.cache.insert_key(hash, cached.clone(), epoch);
+    Ok(Some(cached))
+}
+
+async fn load_standing(
+    state: &AppState,
+    key: &KeyEntry,
+) -> Result<(Arc<Principal>, Arc<Workspace>), ApiError> {
+    let principal = load_principal(state, &key.workspace_id, &key.owner_id).await?;
+    let workspace = load_workspace(state, &key.workspace_id).await?;
+    Ok((principal, workspace))
 }
 
 async fn load_principal(
@@ -363,9 +402,8 @@ async fn load_workspace(state: &AppState, ws: &str) -> Result<Arc<Workspace>, Ap
     Ok(w)
 }
 
-pub fn count_verification(code: &'static str, source: &'static str) {
-    metrics::counter!("latchkey_verifications_total", "code" => code, "source" => source)
-        .increment(1);
+pub fn count_verification(state: &AppState, code: &'static str, source: &'static str) {
+    state.counters.verification(code, source);
 }
 
 /// Checks presented credentials against a demand: each must be valid; a pair must be of the
@@ -474,14 +512,15 @@ impl Caller {
         let (resolved, pair) = match authenticate(state, &presented, &demand, lone_ok).await {
             Ok(ok) => ok,
             Err((_, d)) => {
-                count_verification(d.verify_code(), "auth");
+                count_verification(state, d.verify_code(), "auth");
                 return Err(ApiError::from_denial(d));
             }
         };
-        count_verification("VALID", "auth");
-        state.usage.touch(&resolved.key.id, now());
+        count_verification(state, "VALID", "auth");
+        let at = now();
+        state.usage.touch(&resolved.key, at);
         if let Some(p) = &pair {
-            state.usage.touch(&p.key.id, now());
+            state.usage.touch(&p.key, at);
         }
         let user_agent = parts
             .headers

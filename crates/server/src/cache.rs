@@ -1,20 +1,126 @@
-//! The in-memory view that answers verifications without the database: keys by hash, owners'
-//! standing per workspace, and workspace policies.
+//! The in-memory view that answers verifications without the database: keys by hash (each with
+//! its owner's standing and its workspace, so a verification is one lookup), and the owners'
+//! standing, workspaces and tokens on their own.
 //!
-//! Correctness rule: after a write commits, [`VerifyCache::apply`] removes what it affected, so
-//! the next request on this node reads fresh data. A load racing with a write could re-insert a
-//! stale value; the global epoch closes that window (see [`VerifyCache::insert_key`]).
+//! Correctness rule: after a write commits, [`VerifyCache::apply`] bumps the epoch and removes
+//! what it affected, so the next request on this node reads fresh data. A load racing with a
+//! write could re-insert a stale value; the epoch closes that window (see [`VerifyCache::fill`]).
+//! A key's bundled standing is trusted only while the epoch has not moved since it was read;
+//! after any change it is read again from the standing and workspace caches (see
+//! [`CachedKey::is_current`]).
 
 use latchkey_core::KeyHash;
 use latchkey_store::{ApiKeyRecord, Change, Principal, TokenRecord, Workspace};
 use moka::sync::Cache;
-use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A stored key as verification uses it: the record, its hash parsed once, and when its use was
+/// last recorded (so `last_used_at` costs no lock on most requests).
+#[derive(Debug)]
+pub struct KeyEntry {
+    record: ApiKeyRecord,
+    pub hash: KeyHash,
+    last_use_recorded: AtomicI64,
+}
+
+impl KeyEntry {
+    /// `None` if the stored hash is not one of ours (a corrupt row).
+    pub fn new(record: ApiKeyRecord) -> Option<Self> {
+        Some(Self {
+            hash: KeyHash::from_hex(&record.hash)?,
+            last_use_recorded: AtomicI64::new(record.last_used_at.unwrap_or(i64::MIN)),
+            record,
+        })
+    }
+
+    /// For credentials that are not stored keys (a dashboard session): never matches a hash.
+    pub fn detached(record: ApiKeyRecord) -> Self {
+        Self {
+            hash: KeyHash::from_hex(&"0".repeat(64)).expect("64 hex digits"),
+            last_use_recorded: AtomicI64::new(i64::MAX),
+            record,
+        }
+    }
+
+    /// Claims the recording of a use at `at` unless one was recorded less than `every` seconds
+    /// before: true for exactly one caller per period.
+    pub fn claim_use(&self, at: i64, every: i64) -> bool {
+        let last = self.last_use_recorded.load(Ordering::Relaxed);
+        at >= last.saturating_add(every)
+            && self
+                .last_use_recorded
+                .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+impl Deref for KeyEntry {
+    type Target = ApiKeyRecord;
+    fn deref(&self) -> &ApiKeyRecord {
+        &self.record
+    }
+}
+
+/// What the key cache holds: the key with its owner's standing and its workspace as of epoch
+/// `checked`.
+pub struct CachedKey {
+    pub key: Arc<KeyEntry>,
+    pub principal: Arc<Principal>,
+    pub workspace: Arc<Workspace>,
+    checked: AtomicU64,
+}
+
+impl CachedKey {
+    pub fn new(
+        key: Arc<KeyEntry>,
+        principal: Arc<Principal>,
+        workspace: Arc<Workspace>,
+        read_at: Epoch,
+    ) -> Self {
+        Self {
+            key,
+            principal,
+            workspace,
+            checked: AtomicU64::new(read_at.0),
+        }
+    }
+
+    /// True while nothing has been invalidated since the standing was read (or re-checked).
+    pub fn is_current(&self, now: Epoch) -> bool {
+        self.checked.load(Ordering::Acquire) == now.0
+    }
+
+    /// Records that the standing, re-read at `read_at`, was unchanged.
+    pub fn confirm(&self, read_at: Epoch) {
+        self.checked.fetch_max(read_at.0, Ordering::AcqRel);
+    }
+}
+
+/// Passes [`KeyHash`]'s own `u64` through (see its `Hash` impl).
+#[derive(Default)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is expected; fold anything else in rather than lose it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 pub struct VerifyCache {
-    keys: Cache<KeyHash, Arc<ApiKeyRecord>>,
+    keys: Cache<KeyHash, Arc<CachedKey>, BuildHasherDefault<PassThrough>>,
     principals: Cache<(String, String), Arc<Principal>>,
     workspaces: Cache<String, Arc<Workspace>>,
     tokens: Cache<String, Arc<TokenRecord>>,
@@ -32,7 +138,7 @@ impl VerifyCache {
             keys: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .build(),
+                .build_with_hasher(BuildHasherDefault::default()),
             principals: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
@@ -53,7 +159,7 @@ impl VerifyCache {
         Epoch(self.epoch.load(Ordering::Acquire))
     }
 
-    pub fn key(&self, hash: &KeyHash) -> Option<Arc<ApiKeyRecord>> {
+    pub fn key(&self, hash: &KeyHash) -> Option<Arc<CachedKey>> {
         self.keys.get(hash)
     }
 
@@ -74,7 +180,7 @@ impl VerifyCache {
         self.fill(&self.tokens, v.id.clone(), v, loaded_at);
     }
 
-    pub fn insert_key(&self, hash: KeyHash, v: Arc<ApiKeyRecord>, loaded_at: Epoch) {
+    pub fn insert_key(&self, hash: KeyHash, v: Arc<CachedKey>, loaded_at: Epoch) {
         self.fill(&self.keys, hash, v, loaded_at);
     }
 
@@ -89,10 +195,11 @@ impl VerifyCache {
 
     /// Inserts, then undoes the insert if any invalidation started since the load began: either
     /// the invalidation sees our entry and removes it, or we see its epoch bump.
-    fn fill<K, V>(&self, cache: &Cache<K, V>, k: K, v: V, loaded_at: Epoch)
+    fn fill<K, V, S>(&self, cache: &Cache<K, V, S>, k: K, v: V, loaded_at: Epoch)
     where
         K: Hash + Eq + Send + Sync + Clone + 'static,
         V: Clone + Send + Sync + 'static,
+        S: std::hash::BuildHasher + Clone + Send + Sync + 'static,
     {
         cache.insert(k.clone(), v);
         if self.epoch.load(Ordering::Acquire) != loaded_at.0 {

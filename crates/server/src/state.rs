@@ -17,6 +17,7 @@ pub struct Shared {
     pub cache: VerifyCache,
     pub usage: UsageRecorder,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub counters: crate::metrics_layer::Counters,
     pub signing: SigningKeys,
     pub tokens: TokenSettings,
     /// `iss` (and `aud`) of our access tokens: the configured public URL, or the address we

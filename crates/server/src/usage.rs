@@ -1,6 +1,8 @@
-//! `last_used_at` without a database write per verification: uses are collected in memory and
-//! flushed in one transaction every interval and at shutdown.
+//! `last_used_at` without a database write per verification: a key's use is recorded at most
+//! once a minute, collected in memory and flushed in one transaction every interval and at
+//! shutdown. Writes then grow with the number of keys in use, not with the request rate.
 
+use crate::cache::KeyEntry;
 use latchkey_store::SqlStore;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,8 +12,19 @@ pub struct UsageRecorder {
     pending: Mutex<HashMap<String, i64>>,
 }
 
+/// How stale `last_used_at` may be, in seconds.
+pub const PRECISION: i64 = 60;
+
 impl UsageRecorder {
-    pub fn touch(&self, key_id: &str, at: i64) {
+    /// Records a use of `key` at `at` (unix seconds) unless one was recorded within
+    /// [`PRECISION`]; the check is one atomic read, so most requests take no lock.
+    pub fn touch(&self, key: &KeyEntry, at: i64) {
+        if key.claim_use(at, PRECISION) {
+            self.record(&key.id, at);
+        }
+    }
+
+    fn record(&self, key_id: &str, at: i64) {
         let mut p = self.pending.lock().expect("usage lock");
         match p.get_mut(key_id) {
             Some(t) => *t = (*t).max(at),

@@ -3,6 +3,7 @@
 //! exactly the API's rules.
 
 use crate::auth::{client_ip, Caller, Resolved};
+use crate::cache::KeyEntry;
 use crate::error::ApiError;
 use crate::now;
 use crate::state::AppState;
@@ -132,7 +133,7 @@ pub async fn session_caller(
     };
     Ok(Caller {
         resolved: Resolved {
-            key: Arc::new(key),
+            key: Arc::new(KeyEntry::detached(key)),
             token: None,
             principal: Arc::new(principal),
             workspace: Arc::new(workspace),

@@ -163,7 +163,7 @@ pub async fn exchange_key(
     let resolved = match authenticate(state, &key, &demand, true).await {
         Ok((r, _)) => r,
         Err((_, d)) => {
-            count_verification(d.verify_code(), "exchange");
+            count_verification(state, d.verify_code(), "exchange");
             return Err(ApiError::from_denial(d));
         }
     };

@@ -119,7 +119,7 @@ pub async fn verify(
         ),
     };
     let Some(r) = resolved else {
-        count_verification(Denial::NotFound.verify_code(), "verify");
+        count_verification(&state, Denial::NotFound.verify_code(), "verify");
         return Ok(Json(VerifyResponse {
             code: Denial::NotFound.verify_code(),
             ..Default::default()
@@ -129,9 +129,9 @@ pub async fn verify(
         Ok(_) => "VALID",
         Err(d) => d.verify_code(),
     };
-    count_verification(code, "verify");
+    count_verification(&state, code, "verify");
     if outcome.is_ok() {
-        state.usage.touch(&r.key.id, now());
+        state.usage.touch(&r.key, now());
     }
     let k = &r.key;
     Ok(Json(VerifyResponse {
