@@ -63,6 +63,10 @@ async fn handle(
         .expect("valid response"))
 }
 
+// The same allocator as Latchkey, so the comparison measures the work, not the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -3,11 +3,35 @@
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{header, request::Parts};
+use axum::http::{header, request::Parts, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// A JSON body. Syntax errors are 400; a well-formed body with a wrong field is 422 naming it.
+/// As a response: the value serialized into one right-sized buffer (axum's `Json` writes
+/// through a growing `BytesMut`, which showed up in the verification profile).
 pub struct ApiJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        let mut buf = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                buf,
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "serializing a response failed");
+                ApiError::Internal.into_response()
+            }
+        }
+    }
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
@@ -28,17 +52,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// `application/json` or any `application/*+json`.
+/// `application/json` or any `application/*+json`, in any letter case.
 fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
-    headers
+    let Some(m) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .map(|m| {
-            let m = m.trim().to_ascii_lowercase();
-            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-        })
-        .unwrap_or(false)
+        .map(str::trim)
+    else {
+        return false;
+    };
+    let starts = |p: &str| m.len() >= p.len() && m[..p.len()].eq_ignore_ascii_case(p);
+    let ends = |p: &str| m.len() >= p.len() && m[m.len() - p.len()..].eq_ignore_ascii_case(p);
+    m.eq_ignore_ascii_case("application/json") || (starts("application/") && ends("+json"))
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

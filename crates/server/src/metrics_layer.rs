@@ -1,13 +1,11 @@
-//! Prometheus metrics: the recorder (installed once per process) and the request-latency middleware.
+//! Prometheus metrics: the recorder (installed once per process), the per-verification
+//! counters and the request-latency histogram.
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{Method, StatusCode};
 use metrics::Counter;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::Duration;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -40,9 +38,7 @@ pub struct Counters {
 impl Counters {
     /// Call after [`install`], or the handles are no-ops.
     pub fn register() -> Self {
-        let valid = |source: &'static str| {
-            metrics::counter!("latchkey_verifications_total", "code" => "VALID", "source" => source)
-        };
+        let valid = |source: &'static str| metrics::counter!("latchkey_verifications_total", "code" => "VALID", "source" => source);
         Self {
             key_hits: metrics::counter!("latchkey_cache_hits_total", "kind" => "key"),
             key_misses: metrics::counter!("latchkey_cache_misses_total", "kind" => "key"),
@@ -62,11 +58,10 @@ impl Counters {
     }
 }
 
-/// Labels by route template (`/v1/keys/{id}`), never by raw path: ids stay out of metrics.
-pub async fn record(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // Only standard methods become labels: arbitrary ones would grow the metrics without bound.
-    let method: &'static str = match *req.method() {
+/// The method as a label: only standard methods, since arbitrary ones would grow the metrics
+/// without bound.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
         Method::GET => "GET",
         Method::POST => "POST",
         Method::PUT => "PUT",
@@ -75,19 +70,17 @@ pub async fn record(req: Request, next: Next) -> Response {
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
-    };
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let resp = next.run(req).await;
+    }
+}
+
+/// Records one request's latency, labelled by route template (`/v1/keys/{id}`), never by raw
+/// path: ids stay out of metrics.
+pub fn observe(method: &'static str, route: &str, status: StatusCode, elapsed: Duration) {
     metrics::histogram!(
         "latchkey_http_request_duration_seconds",
         "method" => method,
-        "route" => route,
-        "status" => resp.status().as_u16().to_string()
+        "route" => route.to_owned(),
+        "status" => status.as_u16().to_string()
     )
-    .record(start.elapsed().as_secs_f64());
-    resp
+    .record(elapsed.as_secs_f64());
 }

@@ -3,12 +3,12 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::ApiJson;
 use crate::extract::ApiQuery;
 use crate::routes::views::{AuditEventView, List};
 use crate::routes::{page_request, parse_time};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::Json;
 use latchkey_core::permission::AUDIT_READ;
 use latchkey_core::{ids, Validator};
 use latchkey_store::AuditFilter;
@@ -35,7 +35,7 @@ pub async fn list_audit(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<AuditParams>,
-) -> Result<Json<List<AuditEventView>>, ApiError> {
+) -> Result<ApiJson<List<AuditEventView>>, ApiError> {
     caller.require(AUDIT_READ)?;
     let page = page_request(q.limit, q.cursor.as_deref(), ids::EVENT)?;
     let mut v = Validator::new();
@@ -55,5 +55,5 @@ pub async fn list_audit(
         since,
     };
     let page = state.store.list_audit(&filter, page).await?;
-    Ok(Json(List::from_page(page)))
+    Ok(ApiJson(List::from_page(page)))
 }

@@ -14,7 +14,6 @@ use crate::routes::{nullable, page_request, parse_time};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN};
 use latchkey_core::{ids, ApiKey, Environment, KeyType, Validator};
 use latchkey_store::{ApiKeyRecord, KeyFilter, KeyPatch, KeyStatus, NewApiKey};
@@ -179,7 +178,7 @@ pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateKeyRequest>,
-) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
     let workspace_id = caller.target_workspace(body.workspace_id.as_deref())?;
     let owner_id = body
         .owner_id
@@ -267,7 +266,7 @@ pub async fn create_key(
     state.changed(&changes);
     Ok((
         StatusCode::CREATED,
-        Json(CreatedKey {
+        ApiJson(CreatedKey {
             key: key.secret().expose().to_owned(),
             view: view(&state, &rec),
         }),
@@ -280,7 +279,7 @@ pub async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<KeyListParams>,
-) -> Result<Json<List<KeyView>>, ApiError> {
+) -> Result<ApiJson<List<KeyView>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref(), ids::KEY)?;
     let status = match q.status.as_deref() {
         None => None,
@@ -293,7 +292,7 @@ pub async fn list_keys(
     }
     let workspace_id = caller.target_workspace(q.workspace_id.as_deref())?;
     let empty = || {
-        Ok(Json(List {
+        Ok(ApiJson(List {
             data: vec![],
             next_cursor: None,
         }))
@@ -319,7 +318,7 @@ pub async fn list_keys(
         hide_instance_admin_keys: !caller.is_instance_admin(),
     };
     let page = state.store.list_keys(&filter, page).await?;
-    Ok(Json(List::map(page, |k| view(&state, k))))
+    Ok(ApiJson(List::map(page, |k| view(&state, k))))
 }
 
 #[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
@@ -328,9 +327,9 @@ pub async fn get_key(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<KeyView>, ApiError> {
+) -> Result<ApiJson<KeyView>, ApiError> {
     let k = visible_key(&state, &caller, &id).await?;
-    Ok(Json(view(&state, &k)))
+    Ok(ApiJson(view(&state, &k)))
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
@@ -340,7 +339,7 @@ pub async fn update_key(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateKeyRequest>,
-) -> Result<Json<KeyView>, ApiError> {
+) -> Result<ApiJson<KeyView>, ApiError> {
     let k = visible_key(&state, &caller, &id).await?;
     require_manage(&caller, &k.owner_id, k.environment)?;
     let issuer = caller.issuer();
@@ -394,7 +393,7 @@ pub async fn update_key(
     v.finish()?;
     let (rec, changes) = state.store.update_key(&id, &patch, &caller.actor()).await?;
     state.changed(&changes);
-    Ok(Json(view(&state, &rec)))
+    Ok(ApiJson(view(&state, &rec)))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/roll", tag = "keys", params(("id" = String, Path)),
@@ -404,7 +403,7 @@ pub async fn roll_key(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJsonOrEmpty(body): ApiJsonOrEmpty<RollKeyRequest>,
-) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
     let old = visible_key(&state, &caller, &id).await?;
     require_manage(&caller, &old.owner_id, old.environment)?;
     let grace = body.grace_seconds.unwrap_or(0);
@@ -446,7 +445,7 @@ pub async fn roll_key(
     state.changed(&changes);
     Ok((
         StatusCode::CREATED,
-        Json(CreatedKey {
+        ApiJson(CreatedKey {
             key: key.secret().expose().to_owned(),
             view: view(&state, &rec),
         }),

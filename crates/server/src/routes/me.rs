@@ -2,8 +2,8 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::ApiJson;
 use crate::routes::views::ts_opt;
-use axum::Json;
 use latchkey_core::KeyType;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -51,9 +51,9 @@ pub struct Me {
 
 #[utoipa::path(get, path = "/v1/me", tag = "identity",
     responses((status = 200, body = Me), ApiError))]
-pub async fn me(caller: Caller) -> Result<Json<Me>, ApiError> {
+pub async fn me(caller: Caller) -> Result<ApiJson<Me>, ApiError> {
     let r = &caller.resolved;
-    Ok(Json(Me {
+    Ok(ApiJson(Me {
         user: MeUser {
             id: r.principal.user_id.clone(),
             email: (r.key.key_type == KeyType::Secret).then(|| r.principal.email.clone()),

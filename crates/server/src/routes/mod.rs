@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use latchkey_store::PageRequest;
 use serde::{Deserialize, Deserializer};
-use std::sync::Arc;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use std::time::Instant;
+use tracing::Instrument;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -95,28 +95,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api_router, doc) = api();
-    let doc = Arc::new(doc);
+    let (api_router, _) = api();
     api_router
         .merge(crate::dashboard::router(state.clone()))
-        .layer(axum::Extension(doc))
-        // Route layers see the matched route template: logs and metrics never carry raw paths,
-        // which could hold ids or a key pasted into a URL by mistake.
-        .route_layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("", |m| m.as_str());
-                    tracing::info_span!("request", method = %req.method(), route = %route)
-                })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn(guard_request))
-        .layer(middleware::from_fn(metrics_layer::record))
+        .layer(middleware::from_fn(edge))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             // The panic payload may hold anything; the client gets a bare 500.
             ApiError::Internal.into_response()
@@ -124,26 +108,51 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Refuses what no handler should see. SPEC §4: a credential in a URL ends up in proxy and
-/// server logs, so it is refused outright. Control characters (`%00`, …) in the path or query
-/// are refused before they reach a handler or the database. Responses are never cached (some
-/// carry a secret shown once).
-async fn guard_request(req: Request, next: Next) -> Response {
-    if req.uri().query().is_some_and(auth::query_has_credential) {
-        return ApiError::BadRequest {
-            code: "credentials_in_query",
-            detail: "Credentials must be sent in a header, never in the URL".into(),
-        }
-        .into_response();
-    }
-    if has_encoded_control(req.uri().path()) || req.uri().query().is_some_and(has_encoded_control) {
-        return ApiError::bad_request("The URL contains control characters").into_response();
-    }
-    let mut resp = next.run(req).await;
+/// Every request passes here once (one layer rather than a stack of them: each layer boxes and
+/// moves the request's future). In order: refuse what no handler should see, run the handler
+/// inside the request's log span, forbid caching, log and record the latency. Logs and metrics
+/// carry the matched route template, never the raw path, which could hold ids or a key pasted
+/// into a URL by mistake.
+async fn edge(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = metrics_layer::method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!("request", method, route);
+    let mut resp = match refusal(&req) {
+        Some(refused) => refused.into_response(),
+        None => next.run(req).instrument(span.clone()).await,
+    };
+    // Responses are never cached: some carry a secret shown once.
     resp.headers_mut()
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
+    let elapsed = start.elapsed();
+    span.in_scope(|| {
+        tracing::info!(
+            status = resp.status().as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1e3,
+            "finished processing request"
+        )
+    });
+    metrics_layer::observe(method, route, resp.status(), elapsed);
     resp
+}
+
+/// SPEC §4: a credential in a URL ends up in proxy and server logs, so it is refused outright.
+/// Control characters (`%00`, …) in the path or query are refused before they reach a handler
+/// or the database.
+fn refusal(req: &Request) -> Option<ApiError> {
+    if req.uri().query().is_some_and(auth::query_has_credential) {
+        return Some(ApiError::BadRequest {
+            code: "credentials_in_query",
+            detail: "Credentials must be sent in a header, never in the URL".into(),
+        });
+    }
+    if has_encoded_control(req.uri().path()) || req.uri().query().is_some_and(has_encoded_control) {
+        return Some(ApiError::bad_request("The URL contains control characters"));
+    }
+    None
 }
 
 /// `%00`–`%1F` or `%7F` anywhere in a raw URL component.

@@ -5,13 +5,13 @@
 //! these endpoints use the OAuth format (RFC 6749 §5.2), as OAuth libraries expect.
 
 use crate::auth::{basic_credentials, presented_credentials, resolve, Caller, Presented};
+use crate::extract::ApiJson;
 use crate::routes::tokens::{exchange_key, issue, TokenResponse};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, request::Parts, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN, VERIFY};
 use latchkey_core::token::scope_string;
 use latchkey_core::{Demand, Permission, PermissionSet};
@@ -67,7 +67,7 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let mut resp = (
             self.status,
-            Json(OAuthErrorBody {
+            ApiJson(OAuthErrorBody {
                 error: self.error,
                 error_description: self.description,
             }),
@@ -224,7 +224,7 @@ pub async fn token(
             "Could not issue a token",
         )
     })?;
-    let mut resp = Json(TokenResponse::from(&issued)).into_response();
+    let mut resp = ApiJson(TokenResponse::from(&issued)).into_response();
     resp.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(resp)
@@ -297,7 +297,7 @@ pub async fn introspect(
     let token = form
         .get("token")
         .ok_or(OAuthError::invalid_request("token is required"))?;
-    let inactive = || Json(json!({"active": false})).into_response();
+    let inactive = || ApiJson(json!({"active": false})).into_response();
     let Ok(Ok(r)) = resolve(&state, token).await else {
         return Ok(inactive());
     };
@@ -325,7 +325,7 @@ pub async fn introspect(
         "workspace_id": t.workspace_id,
         "environment": t.environment.as_str(),
     });
-    Ok(Json(body).into_response())
+    Ok(ApiJson(body).into_response())
 }
 
 #[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
@@ -366,7 +366,7 @@ pub async fn revoke(
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth", security(),
     responses((status = 200, description = "The public keys that sign access tokens (RFC 7517)")))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let mut resp = Json(state.signing.jwks()).into_response();
+    let mut resp = ApiJson(state.signing.jwks()).into_response();
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
@@ -378,7 +378,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "Authorization server metadata (RFC 8414)")))]
 pub async fn metadata(State(state): State<AppState>) -> Response {
     let iss = state.issuer();
-    let mut resp = Json(json!({
+    let mut resp = ApiJson(json!({
         "issuer": iss,
         "token_endpoint": format!("{iss}/oauth/token"),
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),

@@ -1,13 +1,13 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics and the OpenAPI document.
 
 use crate::error::ApiError;
+use crate::extract::ApiJson;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::{Extension, Json};
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::OnceLock;
 use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
@@ -17,18 +17,18 @@ pub struct Health {
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(),
     responses((status = 200, body = Health)))]
-pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+pub async fn healthz() -> ApiJson<Health> {
+    ApiJson(Health { status: "ok" })
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(),
     responses((status = 200, body = Health), (status = 503, description = "Database unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(Health { status: "ok" })),
+        Ok(()) => (StatusCode::OK, ApiJson(Health { status: "ok" })),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
+            ApiJson(Health {
                 status: "database unreachable",
             }),
         ),
@@ -48,8 +48,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", security(),
     responses((status = 200, description = "This document (OpenAPI 3.1)")))]
-pub async fn openapi(
-    Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
-) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(doc.as_ref().clone()))
+pub async fn openapi() -> Result<impl IntoResponse, ApiError> {
+    // Built from the same annotations as the router, once, on first request.
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    Ok(ApiJson(DOC.get_or_init(|| super::api().1)))
 }

@@ -13,7 +13,6 @@ use crate::routes::views::{ts, List, PageParams};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
-use axum::Json;
 use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN};
 use latchkey_core::token::{scope_string, AccessTokenClaims};
 use latchkey_core::{ids, Environment, KeyType, Permission, PermissionSet, Validator};
@@ -192,7 +191,7 @@ pub async fn exchange(
     State(state): State<AppState>,
     parts: Parts,
     ApiJsonOrEmpty(body): ApiJsonOrEmpty<ExchangeRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<ApiJson<TokenResponse>, ApiError> {
     let mut presented = presented_credentials(&parts.headers)?;
     if let Some(k) = &body.api_key {
         if presented.key.as_ref().is_some_and(|h| h != k) || presented.token.is_some() {
@@ -225,7 +224,7 @@ pub async fn exchange(
         &actor,
     )
     .await?;
-    Ok(Json(TokenResponse::from(&issued)))
+    Ok(ApiJson(TokenResponse::from(&issued)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -344,7 +343,7 @@ pub async fn create_token(
     State(state): State<AppState>,
     LoneCaller(caller): LoneCaller,
     ApiJson(body): ApiJson<CreateTokenRequest>,
-) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+) -> Result<(StatusCode, ApiJson<CreatedToken>), ApiError> {
     let from = token_issuer(&caller)?;
     if body.environment.is_some_and(|e| e != caller.environment()) {
         return Err(ApiError::Forbidden("environment_mismatch"));
@@ -370,7 +369,7 @@ pub async fn create_token(
         &caller.actor(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(CreatedToken::from(&issued))))
+    Ok((StatusCode::CREATED, ApiJson(CreatedToken::from(&issued))))
 }
 
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(PageParams),
@@ -379,7 +378,7 @@ pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<PageParams>,
-) -> Result<Json<List<TokenView>>, ApiError> {
+) -> Result<ApiJson<List<TokenView>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref(), ids::TOKEN)?;
     if !(caller.allows(KEYS_MANAGE_OWN) || caller.allows(KEYS_MANAGE_ALL)) {
         return Err(ApiError::insufficient_permissions());
@@ -394,7 +393,7 @@ pub async fn list_tokens(
     if caller.environment() == Environment::Test {
         page.data.retain(|t| t.environment == Environment::Test);
     }
-    Ok(Json(List::from_page(page)))
+    Ok(ApiJson(List::from_page(page)))
 }
 
 #[utoipa::path(post, path = "/v1/tokens/{id}/renew", tag = "tokens", params(("id" = String, Path)),
@@ -403,7 +402,7 @@ pub async fn renew_token(
     State(state): State<AppState>,
     LoneCaller(caller): LoneCaller,
     ApiPath(id): ApiPath<String>,
-) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+) -> Result<(StatusCode, ApiJson<CreatedToken>), ApiError> {
     token_issuer(&caller)?;
     let old = visible_token(&state, &caller, &id).await?;
     // Only its owner renews a token: the new one is handed to the caller and acts as the owner.
@@ -446,7 +445,7 @@ pub async fn renew_token(
     };
     state.changed(&changes);
     let issued = Issued { jwt, record, scope };
-    Ok((StatusCode::CREATED, Json(CreatedToken::from(&issued))))
+    Ok((StatusCode::CREATED, ApiJson(CreatedToken::from(&issued))))
 }
 
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),

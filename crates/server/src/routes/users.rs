@@ -13,7 +13,6 @@ use crate::routes::views::{List, UserView};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use latchkey_core::permission::MEMBERS_MANAGE;
 use latchkey_core::{ids, Secret, Validator};
 use latchkey_store::{NewUser, User};
@@ -60,7 +59,7 @@ pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateUserRequest>,
-) -> Result<(StatusCode, Json<UserView>), ApiError> {
+) -> Result<(StatusCode, ApiJson<UserView>), ApiError> {
     if !caller.is_instance_admin() {
         caller.require(MEMBERS_MANAGE)?;
     }
@@ -93,7 +92,7 @@ pub async fn create_user(
             &caller.actor(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+    Ok((StatusCode::CREATED, ApiJson(UserView::from(&user))))
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(UserListParams),
@@ -102,7 +101,7 @@ pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<UserListParams>,
-) -> Result<Json<List<UserView>>, ApiError> {
+) -> Result<ApiJson<List<UserView>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref(), ids::USER)?;
     let workspace = if caller.is_instance_admin() {
         q.workspace_id
@@ -111,7 +110,7 @@ pub async fn list_users(
         Some(caller.target_workspace(q.workspace_id.as_deref())?)
     };
     let page = state.store.list_users(workspace.as_deref(), page).await?;
-    Ok(Json(List::from_page(page)))
+    Ok(ApiJson(List::from_page(page)))
 }
 
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
@@ -120,9 +119,9 @@ pub async fn get_user(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<UserView>, ApiError> {
+) -> Result<ApiJson<UserView>, ApiError> {
     let user = visible_user(&state, &caller, &id).await?;
-    Ok(Json(UserView::from(&user)))
+    Ok(ApiJson(UserView::from(&user)))
 }
 
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),

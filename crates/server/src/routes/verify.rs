@@ -11,7 +11,6 @@ use crate::now;
 use crate::routes::views::ts_opt;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::Json;
 use latchkey_core::permission::VERIFY;
 use latchkey_core::token::looks_like_jwt;
 use latchkey_core::{Demand, Denial, Environment, PermissionSet, Validator};
@@ -63,7 +62,7 @@ pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<VerifyRequest>,
-) -> Result<Json<VerifyResponse>, ApiError> {
+) -> Result<ApiJson<VerifyResponse>, ApiError> {
     caller.require(VERIFY)?;
     let mut v = Validator::new();
     let presented = match (&body.credential, &body.key, &body.access_token) {
@@ -120,7 +119,7 @@ pub async fn verify(
     };
     let Some(r) = resolved else {
         count_verification(&state, Denial::NotFound.verify_code(), "verify");
-        return Ok(Json(VerifyResponse {
+        return Ok(ApiJson(VerifyResponse {
             code: Denial::NotFound.verify_code(),
             ..Default::default()
         }));
@@ -134,7 +133,7 @@ pub async fn verify(
         state.usage.touch(&r.key, now());
     }
     let k = &r.key;
-    Ok(Json(VerifyResponse {
+    Ok(ApiJson(VerifyResponse {
         valid: outcome.is_ok(),
         code,
         key_id: Some(k.id.clone()),

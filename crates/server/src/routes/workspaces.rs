@@ -12,7 +12,6 @@ use crate::routes::{nullable, page_request, views::PageParams};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use latchkey_core::permission::MEMBERS_MANAGE;
 use latchkey_core::{ids, roles, Permission, Validator};
 use latchkey_store::{Page, StoreError, WorkspacePatch};
@@ -118,7 +117,7 @@ pub async fn create_workspace(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateWorkspaceRequest>,
-) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+) -> Result<(StatusCode, ApiJson<WorkspaceView>), ApiError> {
     if !caller.is_instance_admin() {
         return Err(ApiError::insufficient_permissions());
     }
@@ -135,7 +134,7 @@ pub async fn create_workspace(
             &caller.actor(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(WorkspaceView::from(&ws))))
+    Ok((StatusCode::CREATED, ApiJson(WorkspaceView::from(&ws))))
 }
 
 #[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces", params(PageParams),
@@ -144,7 +143,7 @@ pub async fn list_workspaces(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<PageParams>,
-) -> Result<Json<List<WorkspaceView>>, ApiError> {
+) -> Result<ApiJson<List<WorkspaceView>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref(), ids::WORKSPACE)?;
     let page = if caller.is_instance_admin() {
         state.store.list_workspaces(None, page).await?
@@ -160,7 +159,7 @@ pub async fn list_workspaces(
             next_cursor: None,
         }
     };
-    Ok(Json(List::from_page(page)))
+    Ok(ApiJson(List::from_page(page)))
 }
 
 #[utoipa::path(get, path = "/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
@@ -169,9 +168,9 @@ pub async fn get_workspace(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<WorkspaceView>, ApiError> {
+) -> Result<ApiJson<WorkspaceView>, ApiError> {
     visible(&caller, &id)?;
-    Ok(Json(WorkspaceView::from(
+    Ok(ApiJson(WorkspaceView::from(
         &state.store.get_workspace(&id).await?,
     )))
 }
@@ -183,7 +182,7 @@ pub async fn update_workspace(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateWorkspaceRequest>,
-) -> Result<Json<WorkspaceView>, ApiError> {
+) -> Result<ApiJson<WorkspaceView>, ApiError> {
     changeable(&caller, &id)?;
     let mut v = Validator::new();
     let name = body.name.as_deref().map(|n| v.name("name", n));
@@ -216,7 +215,7 @@ pub async fn update_workspace(
         .update_workspace(&id, &patch, &caller.actor())
         .await?;
     state.changed(&changes);
-    Ok(Json(WorkspaceView::from(&ws)))
+    Ok(ApiJson(WorkspaceView::from(&ws)))
 }
 
 #[utoipa::path(get, path = "/v1/workspaces/{id}/members", tag = "workspaces", params(("id" = String, Path), PageParams),
@@ -226,11 +225,11 @@ pub async fn list_members(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageParams>,
-) -> Result<Json<List<MemberView>>, ApiError> {
+) -> Result<ApiJson<List<MemberView>>, ApiError> {
     managed(&caller, &id)?;
     let page = page_request(q.limit, q.cursor.as_deref(), ids::USER)?;
     let page = state.store.list_members(&id, page).await?;
-    Ok(Json(List::from_page(page)))
+    Ok(ApiJson(List::from_page(page)))
 }
 
 #[utoipa::path(put, path = "/v1/workspaces/{id}/members/{user_id}", tag = "workspaces",
@@ -241,7 +240,7 @@ pub async fn put_member(
     caller: Caller,
     ApiPath((id, user_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutMemberRequest>,
-) -> Result<(StatusCode, Json<MemberView>), ApiError> {
+) -> Result<(StatusCode, ApiJson<MemberView>), ApiError> {
     changeable(&caller, &id)?;
     may_manage_member(&state, &caller, &id, &user_id).await?;
     if !roles::is_valid_name(&body.role) {
@@ -270,7 +269,7 @@ pub async fn put_member(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(MemberView::from(&member))))
+    Ok((status, ApiJson(MemberView::from(&member))))
 }
 
 #[utoipa::path(delete, path = "/v1/workspaces/{id}/members/{user_id}", tag = "workspaces",
@@ -297,10 +296,10 @@ pub async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<List<RoleView>>, ApiError> {
+) -> Result<ApiJson<List<RoleView>>, ApiError> {
     visible(&caller, &id)?;
     let roles = state.store.list_roles(&id).await?;
-    Ok(Json(List {
+    Ok(ApiJson(List {
         data: roles.iter().map(RoleView::from).collect(),
         next_cursor: None,
     }))
@@ -313,12 +312,12 @@ pub async fn get_role(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((id, role)): ApiPath<(String, String)>,
-) -> Result<Json<RoleView>, ApiError> {
+) -> Result<ApiJson<RoleView>, ApiError> {
     visible(&caller, &id)?;
     if !roles::is_valid_name(&role) {
         return Err(ApiError::NotFound);
     }
-    Ok(Json(RoleView::from(
+    Ok(ApiJson(RoleView::from(
         &state.store.get_role(&id, &role).await?,
     )))
 }
@@ -331,7 +330,7 @@ pub async fn put_role(
     caller: Caller,
     ApiPath((id, role)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutRoleRequest>,
-) -> Result<Json<RoleView>, ApiError> {
+) -> Result<ApiJson<RoleView>, ApiError> {
     changeable(&caller, &id)?;
     let mut v = Validator::new();
     v.check(
@@ -346,7 +345,7 @@ pub async fn put_role(
         .put_role(&id, &role, &perms, &caller.actor())
         .await?;
     state.changed(&changes);
-    Ok(Json(RoleView::from(&r)))
+    Ok(ApiJson(RoleView::from(&r)))
 }
 
 #[utoipa::path(post, path = "/v1/workspaces/{id}/grants", tag = "workspaces", params(("id" = String, Path)),
@@ -356,7 +355,7 @@ pub async fn create_grant(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateGrantRequest>,
-) -> Result<(StatusCode, Json<GrantView>), ApiError> {
+) -> Result<(StatusCode, ApiJson<GrantView>), ApiError> {
     changeable(&caller, &id)?;
     let mut v = Validator::new();
     let perm = Permission::parse(&body.permission);
@@ -372,7 +371,7 @@ pub async fn create_grant(
         .create_grant(&id, &body.user_id, &body.permission, &caller.actor())
         .await?;
     state.changed(&changes);
-    Ok((StatusCode::CREATED, Json(GrantView::from(&grant))))
+    Ok((StatusCode::CREATED, ApiJson(GrantView::from(&grant))))
 }
 
 #[utoipa::path(get, path = "/v1/workspaces/{id}/grants", tag = "workspaces",
@@ -383,7 +382,7 @@ pub async fn list_grants(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<GrantListParams>,
-) -> Result<Json<List<GrantView>>, ApiError> {
+) -> Result<ApiJson<List<GrantView>>, ApiError> {
     managed(&caller, &id)?;
     let page = page_request(q.limit, q.cursor.as_deref(), ids::GRANT)?;
     if q.user_id
@@ -396,7 +395,7 @@ pub async fn list_grants(
         .store
         .list_grants(&id, q.user_id.as_deref(), page)
         .await?;
-    Ok(Json(List::from_page(page)))
+    Ok(ApiJson(List::from_page(page)))
 }
 
 #[utoipa::path(delete, path = "/v1/workspaces/{id}/grants/{grant_id}", tag = "workspaces",
