@@ -21,8 +21,10 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use latchkey_core::{ApiKey, Demand, KeyHash, KeyHasher};
 use latchkey_server::auth::resolve_key;
+use latchkey_server::cache::{CachedKey, KeyEntry};
 use latchkey_server::state::AppState;
 use latchkey_server::{App, Config};
+use latchkey_store::ApiKeyRecord;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -97,20 +99,43 @@ fn bad_checksum(key: &str) -> String {
     s
 }
 
-/// Fills the key cache with `n` more entries (distinct hashes sharing one record), so lookups
-/// run against a cache as large as a big deployment's.
-fn fill_key_cache(state: &AppState, valid_key: &str, n: usize) {
+/// Fills the key cache with `n` more keys, each with its own record (a copy of the admin key's
+/// under another hash) and the admin's standing, so lookups run against a cache as large as a
+/// big deployment's. Returns the resident memory this added per key, in bytes.
+fn fill_key_cache(state: &AppState, valid_key: &str, n: usize) -> u64 {
     let hasher = KeyHasher::new(b"filler keys: any secret will do here");
-    let record = state
+    let cached = state
         .cache
         .key(&state.hasher.hash(valid_key))
         .expect("the admin key is cached");
+    let before = resident_bytes();
     for i in 0..n {
+        let hash = hasher.hash(&format!("filler-{i}"));
+        let mut record = ApiKeyRecord::clone(&cached.key);
+        record.id = format!("key_filler{i:012}");
+        record.hash = hash.to_hex();
+        let key = KeyEntry::new(record, state.cache.generation()).expect("valid hash");
         let epoch = state.cache.epoch();
-        state
-            .cache
-            .insert_key(hasher.hash(&format!("filler-{i}")), record.clone(), epoch);
+        let entry = CachedKey::new(
+            Arc::new(key),
+            cached.principal.clone(),
+            cached.workspace.clone(),
+            epoch,
+        );
+        state.cache.insert_key(hash, Arc::new(entry), epoch);
     }
+    resident_bytes().saturating_sub(before) / n as u64
+}
+
+/// This process's resident set size (Linux).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
 }
 
 fn verify(c: &mut Criterion) {
@@ -219,7 +244,8 @@ fn verify(c: &mut Criterion) {
     let mut filled = false;
     g.bench_function("cached_verify_valid_1m_keys", |b| {
         if !filled {
-            fill_key_cache(&state, &key, CACHE_FILLERS);
+            let per_key = fill_key_cache(&state, &key, CACHE_FILLERS);
+            eprintln!("memory per cached key: {per_key} bytes ({CACHE_FILLERS} keys cached)");
             filled = true;
         }
         b.to_async(&rt).iter(|| async {

@@ -115,6 +115,18 @@ impl App {
                 }
             })
         };
+        let ager = {
+            let state = self.state.clone();
+            let half_ttl = (self.config.cache_ttl / 2).max(Duration::from_millis(1));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(half_ttl);
+                tick.tick().await; // the first tick is immediate
+                loop {
+                    tick.tick().await;
+                    state.cache.tick();
+                }
+            })
+        };
         let follower = tokio::spawn(
             Follower::start(&self.state)
                 .await?
@@ -139,6 +151,7 @@ impl App {
         };
         follower.abort();
         flusher.abort();
+        ager.abort();
         self.state.usage.flush(&self.state.store).await;
         self.state.store.close().await;
         served.context("serving HTTP")

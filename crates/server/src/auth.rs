@@ -312,7 +312,7 @@ pub async fn resolve_key_by_id(state: &AppState, id: &str) -> Result<Option<Reso
         Err(latchkey_store::StoreError::NotFound) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let key = Arc::new(KeyEntry::new(record).ok_or(ApiError::Internal)?);
+    let key = Arc::new(KeyEntry::new(record, state.cache.generation()).ok_or(ApiError::Internal)?);
     let principal = load_principal(state, &key.workspace_id, &key.owner_id).await?;
     let workspace = load_workspace(state, &key.workspace_id).await?;
     Ok(Some(Resolved {
@@ -352,8 +352,9 @@ async fn load_key(state: &AppState, hash: KeyHash) -> Result<Option<Arc<CachedKe
         }
         None => {
             state.counters.key_misses.increment(1);
+            let generation = state.cache.generation();
             match state.store.key_by_hash(&hash.to_hex()).await? {
-                Some(r) => Arc::new(KeyEntry::new(r).ok_or(ApiError::Internal)?),
+                Some(r) => Arc::new(KeyEntry::new(r, generation).ok_or(ApiError::Internal)?),
                 None => return Ok(None),
             }
         }

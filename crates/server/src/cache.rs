@@ -12,6 +12,7 @@
 use latchkey_core::KeyHash;
 use latchkey_store::{ApiKeyRecord, Change, Principal, TokenRecord, Workspace};
 use moka::sync::Cache;
+use quick_cache::UnitWeighter;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -25,14 +26,18 @@ pub struct KeyEntry {
     record: ApiKeyRecord,
     pub hash: KeyHash,
     last_use_recorded: AtomicI64,
+    /// The cache generation it was read from the database in (see [`VerifyCache::tick`]).
+    generation: u64,
 }
 
 impl KeyEntry {
-    /// `None` if the stored hash is not one of ours (a corrupt row).
-    pub fn new(record: ApiKeyRecord) -> Option<Self> {
+    /// A record just read from the database. `None` if the stored hash is not one of ours (a
+    /// corrupt row).
+    pub fn new(record: ApiKeyRecord, read_in: Generation) -> Option<Self> {
         Some(Self {
             hash: KeyHash::from_hex(&record.hash)?,
             last_use_recorded: AtomicI64::new(record.last_used_at.unwrap_or(i64::MIN)),
+            generation: read_in.0,
             record,
         })
     }
@@ -42,6 +47,7 @@ impl KeyEntry {
         Self {
             hash: KeyHash::from_hex(&"0".repeat(64)).expect("64 hex digits"),
             last_use_recorded: AtomicI64::new(i64::MAX),
+            generation: 0,
             record,
         }
     }
@@ -119,8 +125,19 @@ impl Hasher for PassThrough {
     }
 }
 
+type KeyMap = quick_cache::sync::Cache<
+    KeyHash,
+    Arc<CachedKey>,
+    UnitWeighter,
+    BuildHasherDefault<PassThrough>,
+>;
+
 pub struct VerifyCache {
-    keys: Cache<KeyHash, Arc<CachedKey>, BuildHasherDefault<PassThrough>>,
+    /// On every verification's path, so not moka: a read here is a shard read-lock and a probe
+    /// (moka's also records the read and checks a clock, ~3x the cost). Expiry is by
+    /// generation instead of a clock read per lookup. `None` when caching is off.
+    keys: Option<KeyMap>,
+    generation: AtomicU64,
     principals: Cache<(String, String), Arc<Principal>>,
     workspaces: Cache<String, Arc<Workspace>>,
     tokens: Cache<String, Arc<TokenRecord>>,
@@ -131,14 +148,25 @@ pub struct VerifyCache {
 #[derive(Clone, Copy)]
 pub struct Epoch(u64);
 
+/// The age of a cached key, in half-TTLs (see [`VerifyCache::tick`]).
+#[derive(Clone, Copy)]
+pub struct Generation(u64);
+
 impl VerifyCache {
-    /// `ttl` bounds how long an entry lives even if an invalidation were missed.
+    /// `ttl` bounds how long an entry lives even if an invalidation were missed (for keys:
+    /// call [`VerifyCache::tick`] every `ttl / 2`).
     pub fn new(capacity: u64, ttl: Duration) -> Self {
         Self {
-            keys: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build_with_hasher(BuildHasherDefault::default()),
+            keys: (capacity > 0).then(|| {
+                KeyMap::with(
+                    usize::try_from(capacity).unwrap_or(usize::MAX),
+                    capacity,
+                    UnitWeighter,
+                    BuildHasherDefault::default(),
+                    Default::default(),
+                )
+            }),
+            generation: AtomicU64::new(0),
             principals: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
@@ -159,8 +187,20 @@ impl VerifyCache {
         Epoch(self.epoch.load(Ordering::Acquire))
     }
 
+    /// A cached key, unless it was read from the database more than a generation ago.
     pub fn key(&self, hash: &KeyHash) -> Option<Arc<CachedKey>> {
-        self.keys.get(hash)
+        let cached = self.keys.as_ref()?.get(hash)?;
+        (self.generation.load(Ordering::Relaxed) <= cached.key.generation + 1).then_some(cached)
+    }
+
+    pub fn generation(&self) -> Generation {
+        Generation(self.generation.load(Ordering::Relaxed))
+    }
+
+    /// Ages cached keys: one read two ticks ago is no longer served. Ticking every `ttl / 2`
+    /// keeps every key younger than `ttl` without a clock read per lookup.
+    pub fn tick(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn principal(&self, workspace_id: &str, user_id: &str) -> Option<Arc<Principal>> {
@@ -181,7 +221,12 @@ impl VerifyCache {
     }
 
     pub fn insert_key(&self, hash: KeyHash, v: Arc<CachedKey>, loaded_at: Epoch) {
-        self.fill(&self.keys, hash, v, loaded_at);
+        let Some(keys) = &self.keys else { return };
+        keys.insert(hash, v);
+        // As in `fill`.
+        if self.epoch.load(Ordering::Acquire) != loaded_at.0 {
+            keys.remove(&hash);
+        }
     }
 
     pub fn insert_principal(&self, v: Arc<Principal>, loaded_at: Epoch) {
@@ -195,11 +240,10 @@ impl VerifyCache {
 
     /// Inserts, then undoes the insert if any invalidation started since the load began: either
     /// the invalidation sees our entry and removes it, or we see its epoch bump.
-    fn fill<K, V, S>(&self, cache: &Cache<K, V, S>, k: K, v: V, loaded_at: Epoch)
+    fn fill<K, V>(&self, cache: &Cache<K, V>, k: K, v: V, loaded_at: Epoch)
     where
         K: Hash + Eq + Send + Sync + Clone + 'static,
         V: Clone + Send + Sync + 'static,
-        S: std::hash::BuildHasher + Clone + Send + Sync + 'static,
     {
         cache.insert(k.clone(), v);
         if self.epoch.load(Ordering::Acquire) != loaded_at.0 {
@@ -212,8 +256,8 @@ impl VerifyCache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         match change {
             Change::Key(hex) => {
-                if let Some(h) = KeyHash::from_hex(hex) {
-                    self.keys.invalidate(&h);
+                if let (Some(h), Some(keys)) = (KeyHash::from_hex(hex), &self.keys) {
+                    keys.remove(&h);
                 }
             }
             Change::Principal {
@@ -249,5 +293,120 @@ impl VerifyCache {
         for k in doomed {
             self.principals.invalidate(&*k);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_core::{Environment, KeyHasher, KeyType, PermissionSet};
+
+    fn entry(cache: &VerifyCache, hash: KeyHash) -> Arc<CachedKey> {
+        let record = ApiKeyRecord {
+            id: "key_1".into(),
+            hash: hash.to_hex(),
+            redacted: "sk_live_…abcd".into(),
+            name: "k".into(),
+            key_type: KeyType::Secret,
+            environment: Environment::Live,
+            workspace_id: "ws_1".into(),
+            owner_id: "usr_1".into(),
+            permissions: None,
+            allowed_origins: vec![],
+            allowed_ips: vec![],
+            metadata: serde_json::json!({}),
+            enabled: true,
+            expires_at: None,
+            revoked_at: None,
+            rolled_to: None,
+            created_by: None,
+            created_at: 0,
+            updated_at: 0,
+            last_used_at: None,
+        };
+        let principal = Principal {
+            user_id: "usr_1".into(),
+            email: "a@example.com".into(),
+            name: "A".into(),
+            workspace_id: "ws_1".into(),
+            active: true,
+            is_instance_admin: false,
+            role: Some("admin".into()),
+            permissions: PermissionSet::default(),
+        };
+        let workspace = Workspace {
+            id: "ws_1".into(),
+            name: "W".into(),
+            require_pair: false,
+            publishable_permissions: PermissionSet::default(),
+            max_key_ttl_seconds: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let key = KeyEntry::new(record, cache.generation()).expect("valid hash");
+        Arc::new(CachedKey::new(
+            Arc::new(key),
+            Arc::new(principal),
+            Arc::new(workspace),
+            cache.epoch(),
+        ))
+    }
+
+    fn hash(s: &str) -> KeyHash {
+        KeyHasher::new(b"0123456789abcdef0123456789abcdef").hash(s)
+    }
+
+    #[test]
+    fn a_key_expires_after_two_ticks() {
+        let cache = VerifyCache::new(100, Duration::from_secs(300));
+        let h = hash("k");
+        cache.insert_key(h, entry(&cache, h), cache.epoch());
+        assert!(cache.key(&h).is_some());
+        cache.tick();
+        assert!(cache.key(&h).is_some(), "younger than the TTL");
+        cache.tick();
+        assert!(cache.key(&h).is_none(), "a whole TTL old");
+    }
+
+    #[test]
+    fn any_change_makes_the_bundled_standing_unconfirmed() {
+        let cache = VerifyCache::new(100, Duration::from_secs(300));
+        let h = hash("k");
+        cache.insert_key(h, entry(&cache, h), cache.epoch());
+        let cached = cache.key(&h).expect("cached");
+        assert!(cached.is_current(cache.epoch()));
+        cache.apply(&Change::User("usr_2".into()));
+        assert!(
+            !cached.is_current(cache.epoch()),
+            "re-read after any change"
+        );
+        cached.confirm(cache.epoch());
+        assert!(cached.is_current(cache.epoch()));
+    }
+
+    #[test]
+    fn a_fill_racing_an_invalidation_is_dropped() {
+        let cache = VerifyCache::new(100, Duration::from_secs(300));
+        let h = hash("k");
+        let read_at = cache.epoch();
+        let stale = entry(&cache, h);
+        cache.apply(&Change::Key(h.to_hex()));
+        cache.insert_key(h, stale, read_at);
+        assert!(cache.key(&h).is_none(), "read before the change: not kept");
+        cache.insert_key(h, entry(&cache, h), cache.epoch());
+        assert!(cache.key(&h).is_some(), "read after it: kept");
+        cache.apply(&Change::Key(h.to_hex()));
+        assert!(
+            cache.key(&h).is_none(),
+            "the next change to the key removes it"
+        );
+    }
+
+    #[test]
+    fn capacity_zero_caches_nothing() {
+        let cache = VerifyCache::new(0, Duration::from_secs(300));
+        let h = hash("k");
+        cache.insert_key(h, entry(&cache, h), cache.epoch());
+        assert!(cache.key(&h).is_none());
     }
 }
