@@ -1,7 +1,9 @@
 //! The audit log and the change log, both appended inside the transaction of the write they describe.
 
 use crate::query::{Arg, ListQuery};
-use crate::{now, Actor, AuditEvent, AuditFilter, Change, Page, PageRequest, Result, SqlStore};
+use crate::{
+    now, Actor, AuditEvent, AuditFilter, Change, Page, PageRequest, Result, SqlStore, WriteTx,
+};
 use latchkey_core::ids;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
@@ -51,8 +53,10 @@ impl<'a> Log<'a> {
         self
     }
 
-    /// Writes the events and changes on `conn` (inside the caller's transaction).
-    pub async fn write(self, conn: &mut AnyConnection) -> Result<Vec<Change>> {
+    /// Writes the events and changes inside the caller's transaction.
+    pub async fn write(self, tx: &mut WriteTx) -> Result<Vec<Change>> {
+        tx.logged_changes |= !self.changes.is_empty();
+        let conn: &mut AnyConnection = tx;
         for e in &self.events {
             sqlx::query(
                 "INSERT INTO audit_events (id, at, workspace_id, action, actor_user_id, \
@@ -75,13 +79,6 @@ impl<'a> Log<'a> {
             .await?;
         }
         let at = now();
-        if !self.changes.is_empty() && conn.backend_name().eq_ignore_ascii_case("postgresql") {
-            // Delivered at commit, only if the transaction commits: followers wake at once.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(CHANGES_CHANNEL)
-                .execute(&mut *conn)
-                .await?;
-        }
         for c in &self.changes {
             let (kind, subject) = c.kind_subject();
             sqlx::query("INSERT INTO changes (at, kind, subject) VALUES ($1, $2, $3)")

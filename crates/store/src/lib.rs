@@ -24,7 +24,9 @@ pub use sessions::Session;
 use sqlx::any::{AnyPoolOptions, AnyQueryResult};
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -44,6 +46,8 @@ pub struct SqlStore {
     backend: Backend,
     /// For the change-log listener (PostgreSQL only).
     url: String,
+    /// Wakes the task that tells other nodes the change log grew (PostgreSQL only).
+    announce: Option<Arc<Notify>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -76,11 +80,14 @@ impl SqlStore {
                 .run(&pool)
                 .await
                 .map_err(|e| StoreError::Migration(e.to_string()))?;
+            let announce = Arc::new(Notify::new());
+            tokio::spawn(announce_changes(pool.clone(), announce.clone()));
             return Ok(Self {
                 write: pool.clone(),
                 read: pool,
                 backend: Backend::Postgres,
                 url: url.to_owned(),
+                announce: Some(announce),
             });
         }
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -107,16 +114,22 @@ impl SqlStore {
             read,
             backend: Backend::Sqlite,
             url: any_url,
+            announce: None,
         })
     }
 
     /// A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE): a deferred
     /// transaction that reads and then writes fails at once with SQLITE_BUSY if another
     /// process committed in between, instead of waiting its turn.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+        let tx = match self.backend {
             Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.write.begin().await?,
+        };
+        Ok(WriteTx {
+            tx,
+            logged_changes: false,
+            announce: self.announce.clone(),
         })
     }
 
@@ -144,6 +157,65 @@ impl SqlStore {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        if let Some(a) = &self.announce {
+            a.notify_one(); // lets the announcing task see the pool closed and end
+        }
+    }
+}
+
+/// A write transaction (see [`SqlStore::begin_write`]); derefs to its connection.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    /// Set by [`audit::Log::write`]: committing must tell other nodes.
+    pub(crate) logged_changes: bool,
+    announce: Option<Arc<Notify>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        if self.logged_changes {
+            if let Some(a) = &self.announce {
+                a.notify_one();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// Tells followers on every node that the change log grew: one `NOTIFY` per burst of commits,
+/// sent after they commit. Not inside the writes' transactions, on purpose: PostgreSQL holds a
+/// cluster-wide lock while committing a transaction that notified, which would serialize every
+/// write (and defeat group commit). A notification lost here is covered by the followers' poll.
+async fn announce_changes(pool: AnyPool, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(audit::CHANGES_CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "could not notify other nodes of changes; they will poll");
+        }
     }
 }
 
