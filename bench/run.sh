@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Latchkey's HTTP benchmark, with its baseline in the same run. One command:
 #
-#   bench/run.sh                      # defaults: 1,000 and 1,000,000 keys, 64 connections, 10 s
-#   DURATION=30s SIZES="1000 100000" bench/run.sh
+#   bench/run.sh                      # defaults: 1,000 and 1,000,000 keys, 64 connections,
+#                                     # 3 runs of 10 s per row, medians
+#   DURATION=30s RUNS=5 SIZES="1000 100000" bench/run.sh
 #
 # Builds release binaries, seeds keys in bulk (same hashing and schema as POST /v1/keys), starts
 # Latchkey (SQLite, and PostgreSQL for the cache-miss and write rows when LATCHKEY_BENCH_PG is set)
@@ -12,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
+RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 SIZES=${SIZES:-"1000 1000000"}
@@ -30,24 +32,48 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() { for _ in $(seq 200); do curl -sf "$1/readyz" >/dev/null && return; sleep 0.05; done; echo "not ready: $1" >&2; exit 1; }
 
-# wrk_row NAME URL SCRIPT [BASELINE_RPS] → prints "name|rps|p50|p99|ratio", sets LAST_RPS
-wrk_row() {
-  local name=$1 url=$2 script=$3 base=${4:-}
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s "$script" "$url" >/dev/null 2>&1 || true   # warm-up
-  local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$url")
-  local rps p50 p99 errors
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  local ratio="—"
-  [ -n "$base" ] && ratio=$(python3 -c "print(f'{$rps/$base*100:.0f} %')")
-  printf '| %s | %.0f | %s | %s | %s |%s\n' "$name" "$rps" "$p50" "$p99" "$ratio" "${errors:+ non-2xx: $errors}"
-  LAST_RPS=$rps
+# run_wrk URL SCRIPT → "rps p50 p99 non2xx" of one wrk run (after a short warm-up)
+run_wrk() {
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$2" "$1" >/dev/null 2>&1 || true   # warm-up
+  local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$2" "$1")
+  printf '%s %s %s %s\n' \
+    "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" \
+    "$(awk '$1=="50%" {print $2}' <<<"$out")" \
+    "$(awk '$1=="99%" {print $2}' <<<"$out")" \
+    "$(awk '/Non-2xx/ {print $5}' <<<"$out")"
 }
 
-echo "| scenario | req/s | p50 | p99 | vs baseline |"
-echo "|---|---:|---:|---:|---:|"
+# rows SCRIPT NAME URL [NAME URL]: RUNS rounds, the scenarios taking turns within each round (so
+# drift in the machine's speed hits both alike); prints one row per scenario with the median
+# round's figures (by req/s), the second scenario's ratio to the first (the baseline).
+rows() {
+  local script=$1; shift
+  local -a names=() urls=() results=()
+  while [ $# -gt 0 ]; do names+=("$1"); urls+=("$2"); shift 2; done
+  for _ in $(seq "$RUNS"); do
+    for i in "${!urls[@]}"; do results[$i]+="$(run_wrk "${urls[$i]}" "$script");"; done
+  done
+  python3 - "${names[@]}" -- "${results[@]}" <<'PY'
+import sys
+args = sys.argv[1:]
+sep = args.index("--")
+names, results = args[:sep], args[sep + 1:]
+def median_run(r):
+    runs = [x.split() for x in r.strip(";").split(";")]
+    runs.sort(key=lambda x: float(x[0]))
+    return runs[len(runs) // 2], [float(x[0]) for x in runs]
+base = None
+for name, r in zip(names, results):
+    (rps, p50, p99, *err), all_rps = median_run(r)
+    ratio = f"{float(rps) / base * 100:.0f} %" if base else "—"
+    spread = f"{min(all_rps):.0f}–{max(all_rps):.0f}"
+    note = f" non-2xx: {err[0]}" if err else ""
+    print(f"| {name} | {float(rps):.0f} | {p50} | {p99} | {ratio} | {spread} |{note}")
+    base = base or float(rps)
+PY
+}
+echo "| scenario | req/s | p50 | p99 | vs baseline | req/s of the $RUNS runs |"
+echo "|---|---:|---:|---:|---:|---:|"
 for n in $SIZES; do
   dir="$work/sqlite-$n"; mkdir -p "$dir"
   boot=$("$LK" init --json --data-dir "$dir")
@@ -64,10 +90,10 @@ for n in $SIZES; do
   bport=$(free_port)
   "$BASE" 127.0.0.1:$bport "$dir/keys.txt" "$vsize" "$msize" & pids+=($!)
   sleep 0.5
-  wrk_row "baseline, verify ($n keys)" "http://127.0.0.1:$bport" bench/verify.lua; b=$LAST_RPS
-  wrk_row "**latchkey POST /v1/verify** ($n keys)" "http://127.0.0.1:$port" bench/verify.lua "$b"
-  wrk_row "baseline, me ($n keys)" "http://127.0.0.1:$bport" bench/me.lua; b=$LAST_RPS
-  wrk_row "**latchkey GET /v1/me** ($n keys)" "http://127.0.0.1:$port" bench/me.lua "$b"
+  rows bench/verify.lua "baseline, verify ($n keys)" "http://127.0.0.1:$bport" \
+    "**latchkey POST /v1/verify** ($n keys)" "http://127.0.0.1:$port"
+  rows bench/me.lua "baseline, me ($n keys)" "http://127.0.0.1:$bport" \
+    "**latchkey GET /v1/me** ($n keys)" "http://127.0.0.1:$port"
   rss=$(ps -o rss= -p "${pids[-2]}")
   echo "<!-- latchkey RSS after the $n-key runs: ${rss} KiB -->"
   kill "${pids[-1]}" "${pids[-2]}" 2>/dev/null || true
@@ -85,8 +111,8 @@ miss_and_writes() {
   LATCHKEY_LOG=warn LATCHKEY_CACHE_CAPACITY=0 "$LK" serve --listen 127.0.0.1:$port --data-dir "$dir" "$@" >"$dir/out.log" 2>&1 &
   pids+=($!); wait_ready "http://127.0.0.1:$port"
   export LK_ADMIN_KEY=$admin LK_KEYS_FILE="$dir/keys.txt"
-  wrk_row "latchkey verify, cache off ($label)" "http://127.0.0.1:$port" bench/verify.lua
-  wrk_row "latchkey POST /v1/keys, durable writes ($label)" "http://127.0.0.1:$port" bench/create.lua
+  rows bench/verify.lua "latchkey verify, cache off ($label)" "http://127.0.0.1:$port"
+  rows bench/create.lua "latchkey POST /v1/keys, durable writes ($label)" "http://127.0.0.1:$port"
   kill "${pids[-1]}" 2>/dev/null || true
 }
 miss_and_writes sqlite
@@ -97,4 +123,4 @@ if [ -n "$PG" ]; then
   miss_and_writes postgres --database "${PG%/*}/$db"
   psql "$PG" -qc "DROP DATABASE $db WITH (FORCE)"
 fi
-echo "<!-- $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(date -u +%Y-%m-%dT%H:%MZ) -->"
+echo "<!-- $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, median of $RUNS runs, $(date -u +%Y-%m-%dT%H:%MZ) -->"

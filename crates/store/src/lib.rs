@@ -121,11 +121,21 @@ impl SqlStore {
     /// A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE): a deferred
     /// transaction that reads and then writes fails at once with SQLITE_BUSY if another
     /// process committed in between, instead of waiting its turn.
+    ///
+    /// BEGIN runs in its own task, so that a caller cancelled meanwhile (a client that gave up)
+    /// cannot leave the connection inside a half-started transaction: sqlx's BEGIN is not
+    /// cancel-safe (launchbadge/sqlx#3932), and on SQLite's single writer connection that would
+    /// fail every later write. Once BEGIN has completed, dropping the transaction rolls it back.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.write.begin().await?,
-        };
+        let pool = self.write.clone();
+        let backend = self.backend;
+        let tx = detached(async move {
+            match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
+        })
+        .await?;
         Ok(WriteTx {
             tx,
             logged_changes: false,
@@ -172,8 +182,10 @@ pub(crate) struct WriteTx {
 }
 
 impl WriteTx {
+    /// COMMIT, in its own task for the same reason as BEGIN: once asked for, it completes.
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+        let tx = self.tx;
+        detached(tx.commit()).await?;
         if self.logged_changes {
             if let Some(a) = &self.announce {
                 a.notify_one();
@@ -194,6 +206,15 @@ impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
     }
+}
+
+/// Runs `f` to completion in its own task, whether or not the caller is still waiting.
+async fn detached<T: Send + 'static>(
+    f: impl std::future::Future<Output = std::result::Result<T, sqlx::Error>> + Send + 'static,
+) -> std::result::Result<T, sqlx::Error> {
+    tokio::spawn(f)
+        .await
+        .unwrap_or_else(|e| Err(sqlx::Error::Io(std::io::Error::other(e))))
 }
 
 /// Tells followers on every node that the change log grew: one `NOTIFY` per burst of commits,
