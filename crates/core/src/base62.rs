@@ -4,7 +4,8 @@ use rand::RngCore;
 
 pub const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// Encodes `value` as exactly `width` digits (most significant first); higher digits are dropped.
+/// Encodes `value` as exactly `width` (at most 16) digits, most significant first; higher digits
+/// are dropped.
 pub fn encode_fixed(value: u64, width: usize, out: &mut String) {
     let mut digits = [0u8; 16];
     let digits = &mut digits[..width];

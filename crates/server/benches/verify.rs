@@ -120,7 +120,7 @@ fn fill_key_cache(state: &AppState, valid_key: &str, n: usize) -> u64 {
             Arc::new(key),
             cached.principal.clone(),
             cached.workspace.clone(),
-            epoch,
+            state.cache.standing_epoch(),
         );
         state.cache.insert_key(hash, Arc::new(entry), epoch);
     }

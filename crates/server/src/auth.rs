@@ -323,32 +323,30 @@ pub async fn resolve_key_by_id(state: &AppState, id: &str) -> Result<Option<Reso
     }))
 }
 
-/// The key with a hash, with its owner's standing and workspace: from the cache while nothing
-/// has changed since they were read; otherwise the standing is read again (from its own cache,
-/// so a change elsewhere costs two lookups, not a database read).
+/// The key with a hash, with its owner's standing and workspace: from the cache while no
+/// standing has changed since they were read; otherwise the standing is read again (from its
+/// own cache, so a change elsewhere costs two lookups, not a database read).
 async fn load_key(state: &AppState, hash: KeyHash) -> Result<Option<Arc<CachedKey>>, ApiError> {
     let epoch = state.cache.epoch();
+    let standing = state.cache.standing_epoch();
     let key = match state.cache.key(&hash) {
         Some(cached) => {
             state.counters.key_hits.increment(1);
-            if cached.is_current(epoch) {
+            if cached.is_current(standing) {
                 return Ok(Some(cached));
             }
             let (principal, workspace) = load_standing(state, &cached.key).await?;
             if Arc::ptr_eq(&principal, &cached.principal)
                 && Arc::ptr_eq(&workspace, &cached.workspace)
             {
-                cached.confirm(epoch);
+                cached.confirm(standing);
                 return Ok(Some(cached));
             }
-            let fresh = Arc::new(CachedKey::new(
-                cached.key.clone(),
-                principal,
-                workspace,
-                epoch,
-            ));
-            state.cache.insert_key(hash, fresh.clone(), epoch);
-            return Ok(Some(fresh));
+            // This request gets the fresh standing; the entry goes, so the next one reads the
+            // key from the database too.
+            state.cache.forget_key(&hash);
+            let fresh = CachedKey::new(cached.key.clone(), principal, workspace, standing);
+            return Ok(Some(Arc::new(fresh)));
         }
         None => {
             state.counters.key_misses.increment(1);
@@ -360,7 +358,7 @@ async fn load_key(state: &AppState, hash: KeyHash) -> Result<Option<Arc<CachedKe
         }
     };
     let (principal, workspace) = load_standing(state, &key).await?;
-    let cached = Arc::new(CachedKey::new(key, principal, workspace, epoch));
+    let cached = Arc::new(CachedKey::new(key, principal, workspace, standing));
     state.cache.insert_key(hash, cached.clone(), epoch);
     Ok(Some(cached))
 }

@@ -2,12 +2,13 @@
 //! its owner's standing and its workspace, so a verification is one lookup), and the owners'
 //! standing, workspaces and tokens on their own.
 //!
-//! Correctness rule: after a write commits, [`VerifyCache::apply`] bumps the epoch and removes
-//! what it affected, so the next request on this node reads fresh data. A load racing with a
-//! write could re-insert a stale value; the epoch closes that window (see [`VerifyCache::fill`]).
-//! A key's bundled standing is trusted only while the epoch has not moved since it was read;
-//! after any change it is read again from the standing and workspace caches (see
-//! [`CachedKey::is_current`]).
+//! Correctness rule: after a write commits, [`VerifyCache::apply`] removes what it affected, so
+//! the next request on this node reads fresh data. A load racing with a write could re-insert a
+//! stale value; the epoch, bumped before and after the removals, closes that window (see
+//! [`VerifyCache::fill`]). A key's bundled standing is trusted only while the standing epoch
+//! (bumped by changes to principals, workspaces and users, not by key changes) has not moved
+//! since it was read; after such a change it is read again from the standing and workspace
+//! caches (see [`CachedKey::is_current`]).
 
 use latchkey_core::KeyHash;
 use latchkey_store::{ApiKeyRecord, Change, Principal, TokenRecord, Workspace};
@@ -21,7 +22,6 @@ use std::time::Duration;
 
 /// A stored key as verification uses it: the record, its hash parsed once, and when its use was
 /// last recorded (so `last_used_at` costs no lock on most requests).
-#[derive(Debug)]
 pub struct KeyEntry {
     record: ApiKeyRecord,
     pub hash: KeyHash,
@@ -42,10 +42,11 @@ impl KeyEntry {
         })
     }
 
-    /// For credentials that are not stored keys (a dashboard session): never matches a hash.
+    /// For credentials that are not stored keys (a dashboard session); never looked up by hash.
     pub fn detached(record: ApiKeyRecord) -> Self {
+        const NONE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
         Self {
-            hash: KeyHash::from_hex(&"0".repeat(64)).expect("64 hex digits"),
+            hash: KeyHash::from_hex(NONE).expect("64 hex digits"),
             last_use_recorded: AtomicI64::new(i64::MAX),
             generation: 0,
             record,
@@ -64,6 +65,13 @@ impl KeyEntry {
     }
 }
 
+impl std::fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the record: its hash is a lookup handle.
+        f.debug_struct("KeyEntry").field("id", &self.id).finish()
+    }
+}
+
 impl Deref for KeyEntry {
     type Target = ApiKeyRecord;
     fn deref(&self) -> &ApiKeyRecord {
@@ -71,8 +79,8 @@ impl Deref for KeyEntry {
     }
 }
 
-/// What the key cache holds: the key with its owner's standing and its workspace as of epoch
-/// `checked`.
+/// What the key cache holds: the key with its owner's standing and its workspace as of standing
+/// epoch `checked`.
 pub struct CachedKey {
     pub key: Arc<KeyEntry>,
     pub principal: Arc<Principal>,
@@ -106,9 +114,9 @@ impl CachedKey {
     }
 }
 
-/// Passes [`KeyHash`]'s own `u64` through (see its `Hash` impl).
+/// Passes [`KeyHash`]'s own `u64` through (see its `Hash` impl); for `KeyHash` keys only.
 #[derive(Default)]
-pub struct PassThrough(u64);
+struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -142,6 +150,7 @@ pub struct VerifyCache {
     workspaces: Cache<String, Arc<Workspace>>,
     tokens: Cache<String, Arc<TokenRecord>>,
     epoch: AtomicU64,
+    standing_epoch: AtomicU64,
 }
 
 /// Taken before reading the database for a cache fill.
@@ -180,11 +189,25 @@ impl VerifyCache {
                 .time_to_live(ttl)
                 .build(),
             epoch: AtomicU64::new(0),
+            standing_epoch: AtomicU64::new(0),
         }
     }
 
     pub fn epoch(&self) -> Epoch {
         Epoch(self.epoch.load(Ordering::Acquire))
+    }
+
+    /// Taken before reading an owner's standing or a workspace for a cached key.
+    pub fn standing_epoch(&self) -> Epoch {
+        Epoch(self.standing_epoch.load(Ordering::Acquire))
+    }
+
+    /// Drops a cached key whose bundled standing turned out stale: the next use reads the key
+    /// again too, rather than trusting a record that may have changed meanwhile.
+    pub fn forget_key(&self, hash: &KeyHash) {
+        if let Some(keys) = &self.keys {
+            keys.remove(hash);
+        }
     }
 
     /// A cached key, unless it was read from the database more than a generation ago.
@@ -253,7 +276,24 @@ impl VerifyCache {
 
     /// Forgets everything a committed change may have made stale.
     pub fn apply(&self, change: &Change) {
+        self.bump(change);
+        self.remove(change);
+        // Again after the removals: a reader that took the first bump's epoch and then read a
+        // value that was about to be removed must not keep it (its stamp now lags too).
+        self.bump(change);
+    }
+
+    fn bump(&self, change: &Change) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        if matches!(
+            change,
+            Change::Principal { .. } | Change::Workspace(_) | Change::User(_)
+        ) {
+            self.standing_epoch.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn remove(&self, change: &Change) {
         match change {
             Change::Key(hex) => {
                 if let (Some(h), Some(keys)) = (KeyHash::from_hex(hex), &self.keys) {
@@ -348,7 +388,7 @@ mod tests {
             Arc::new(key),
             Arc::new(principal),
             Arc::new(workspace),
-            cache.epoch(),
+            cache.standing_epoch(),
         ))
     }
 
@@ -369,19 +409,30 @@ mod tests {
     }
 
     #[test]
-    fn any_change_makes_the_bundled_standing_unconfirmed() {
+    fn a_change_of_standing_makes_the_bundled_standing_unconfirmed() {
         let cache = VerifyCache::new(100, Duration::from_secs(300));
         let h = hash("k");
         cache.insert_key(h, entry(&cache, h), cache.epoch());
         let cached = cache.key(&h).expect("cached");
-        assert!(cached.is_current(cache.epoch()));
+        assert!(cached.is_current(cache.standing_epoch()));
+        cache.apply(&Change::Key(hash("other").to_hex()));
+        assert!(
+            cached.is_current(cache.standing_epoch()),
+            "another key's change leaves it alone"
+        );
+        let read_during = cache.standing_epoch();
         cache.apply(&Change::User("usr_2".into()));
         assert!(
-            !cached.is_current(cache.epoch()),
-            "re-read after any change"
+            !cached.is_current(cache.standing_epoch()),
+            "re-read after any change of standing"
         );
-        cached.confirm(cache.epoch());
-        assert!(cached.is_current(cache.epoch()));
+        cached.confirm(read_during);
+        assert!(
+            !cached.is_current(cache.standing_epoch()),
+            "a check that began before the change does not confirm it"
+        );
+        cached.confirm(cache.standing_epoch());
+        assert!(cached.is_current(cache.standing_epoch()));
     }
 
     #[test]

@@ -165,11 +165,14 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
         if let Some(a) = &self.announce {
+            // An announcement may still be pending (a CLI command closes right after its
+            // write): send one now rather than leave other nodes to their poll.
+            let _ = announce(&self.write).await;
             a.notify_one(); // lets the announcing task see the pool closed and end
         }
+        self.write.close().await;
+        self.read.close().await;
     }
 }
 
@@ -182,15 +185,22 @@ pub(crate) struct WriteTx {
 }
 
 impl WriteTx {
-    /// COMMIT, in its own task for the same reason as BEGIN: once asked for, it completes.
+    /// COMMIT, in its own task for the same reason as BEGIN: once asked for, it completes, and
+    /// so does the announcement to other nodes.
     pub async fn commit(self) -> Result<()> {
-        let tx = self.tx;
-        detached(tx.commit()).await?;
-        if self.logged_changes {
-            if let Some(a) = &self.announce {
+        let WriteTx {
+            tx,
+            logged_changes,
+            announce,
+        } = self;
+        detached(async move {
+            tx.commit().await?;
+            if let (true, Some(a)) = (logged_changes, &announce) {
                 a.notify_one();
             }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 }
@@ -222,22 +232,32 @@ async fn detached<T: Send + 'static>(
 /// cluster-wide lock while committing a transaction that notified, which would serialize every
 /// write (and defeat group commit). A notification lost here is covered by the followers' poll.
 async fn announce_changes(pool: AnyPool, wake: Arc<Notify>) {
+    let mut warned = false;
     loop {
         wake.notified().await;
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(audit::CHANGES_CHANNEL)
-            .execute(&pool)
-            .await
-        {
+        if let Err(e) = announce(&pool).await {
             if pool.is_closed() {
                 return;
             }
-            tracing::warn!(error = %e, "could not notify other nodes of changes; they will poll");
+            // Once: an engine without LISTEN/NOTIFY (some PostgreSQL-compatible databases)
+            // would fail every time, and the poll carries changes there anyway.
+            if !warned {
+                tracing::warn!(error = %e, "could not notify other nodes of changes; they will poll");
+                warned = true;
+            }
         }
     }
+}
+
+async fn announce(pool: &AnyPool) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(audit::CHANGES_CHANNEL)
+        .execute(pool)
+        .await
+        .map(drop)
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

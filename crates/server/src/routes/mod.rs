@@ -100,11 +100,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::dashboard::router(state.clone()))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn(edge))
+        // Inside `edge`, so a panic's 500 is logged, counted and marked no-store like the rest.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             // The panic payload may hold anything; the client gets a bare 500.
             ApiError::Internal.into_response()
         }))
+        .layer(middleware::from_fn(edge))
         .with_state(state)
 }
 
@@ -113,14 +114,22 @@ pub fn router(state: AppState) -> Router {
 /// inside the request's log span, forbid caching, log and record the latency. Logs and metrics
 /// carry the matched route template, never the raw path, which could hold ids or a key pasted
 /// into a URL by mistake.
+///
+/// A request that may write runs in its own task: a client that disconnects must not stop a
+/// handler between its commit and the cache invalidation that follows it (this node would
+/// serve the old answer until its change-log poll). `POST /v1/verify` only reads.
 async fn edge(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = metrics_layer::method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let span = tracing::info_span!("request", method, route);
+    let writes = !matches!(method, "GET" | "HEAD" | "OPTIONS") && route != "/v1/verify";
     let mut resp = match refusal(&req) {
         Some(refused) => refused.into_response(),
+        None if writes => tokio::spawn(next.run(req).instrument(span.clone()))
+            .await
+            .unwrap_or_else(|_| ApiError::Internal.into_response()),
         None => next.run(req).instrument(span.clone()).await,
     };
     // Responses are never cached: some carry a secret shown once.
@@ -128,12 +137,13 @@ async fn edge(req: Request, next: Next) -> Response {
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     let elapsed = start.elapsed();
+    let (status, latency_ms) = (resp.status().as_u16(), elapsed.as_secs_f64() * 1e3);
     span.in_scope(|| {
-        tracing::info!(
-            status = resp.status().as_u16(),
-            latency_ms = elapsed.as_secs_f64() * 1e3,
-            "finished processing request"
-        )
+        if resp.status().is_server_error() {
+            tracing::error!(status, latency_ms, "finished processing request");
+        } else {
+            tracing::info!(status, latency_ms, "finished processing request");
+        }
     });
     metrics_layer::observe(method, route, resp.status(), elapsed);
     resp
