@@ -313,8 +313,7 @@ pub async fn resolve_key_by_id(state: &AppState, id: &str) -> Result<Option<Reso
         Err(e) => return Err(e.into()),
     };
     let key = Arc::new(KeyEntry::new(record, state.cache.generation()).ok_or(ApiError::Internal)?);
-    let principal = load_principal(state, &key.workspace_id, &key.owner_id).await?;
-    let workspace = load_workspace(state, &key.workspace_id).await?;
+    let (principal, workspace) = load_standing(state, &key).await?;
     Ok(Some(Resolved {
         key,
         token: None,
