@@ -20,8 +20,10 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures::FutureExt;
 use latchkey_store::PageRequest;
 use serde::{Deserialize, Deserializer};
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 use tracing::Instrument;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -100,20 +102,15 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::dashboard::router(state.clone()))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // Inside `edge`, so a panic's 500 is logged, counted and marked no-store like the rest.
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            // The panic payload may hold anything; the client gets a bare 500.
-            ApiError::Internal.into_response()
-        }))
         .layer(middleware::from_fn(edge))
         .with_state(state)
 }
 
-/// Every request passes here once (one layer rather than a stack of them: each layer boxes and
-/// moves the request's future). In order: refuse what no handler should see, run the handler
-/// inside the request's log span, forbid caching, log and record the latency. Logs and metrics
-/// carry the matched route template, never the raw path, which could hold ids or a key pasted
-/// into a URL by mistake.
+/// Every request passes here once (one layer rather than a stack of them: each layer boxes,
+/// clones and moves per request). In order: refuse what no handler should see, run the handler
+/// inside the request's log span, turn a panic into a bare 500 (the payload may hold anything),
+/// forbid caching, log and record the latency. Logs and metrics carry the matched route
+/// template, never the raw path, which could hold ids or a key pasted into a URL by mistake.
 ///
 /// A request that may write runs in its own task: a client that disconnects must not stop a
 /// handler between its commit and the cache invalidation that follows it (this node would
@@ -127,10 +124,14 @@ async fn edge(req: Request, next: Next) -> Response {
     let writes = !matches!(method, "GET" | "HEAD" | "OPTIONS") && route != "/v1/verify";
     let mut resp = match refusal(&req) {
         Some(refused) => refused.into_response(),
+        // A panic in the spawned task comes back as a `JoinError`.
         None if writes => tokio::spawn(next.run(req).instrument(span.clone()))
             .await
             .unwrap_or_else(|_| ApiError::Internal.into_response()),
-        None => next.run(req).instrument(span.clone()).await,
+        None => AssertUnwindSafe(next.run(req).instrument(span.clone()))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| ApiError::Internal.into_response()),
     };
     // Responses are never cached: some carry a secret shown once.
     resp.headers_mut()
@@ -211,6 +212,46 @@ pub fn parse_time(v: &mut latchkey_core::Validator, field: &str, s: &str) -> Opt
                 "must be an RFC 3339 timestamp like 2030-01-31T00:00:00Z",
             );
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{to_bytes, Body};
+    use axum::http::{Method, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_bare_500_that_is_not_cached() {
+        async fn boom() -> &'static str {
+            panic!("a payload that must not reach the client: sk_live_0123456789")
+        }
+        let app: Router = Router::new()
+            .route("/boom", get(boom).post(boom))
+            .layer(middleware::from_fn(edge));
+        // GET runs in the request's task, POST in a task of its own (writes): both are caught.
+        for method in [Method::GET, Method::POST] {
+            let req = Request::builder()
+                .method(method.clone())
+                .uri("/boom")
+                .body(Body::empty())
+                .unwrap();
+            let resp = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{method}");
+            assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+            assert_eq!(
+                resp.headers()[header::CONTENT_TYPE],
+                "application/problem+json"
+            );
+            let body = to_bytes(resp.into_body(), 4096).await.unwrap();
+            let body = String::from_utf8_lossy(&body);
+            assert!(
+                !body.contains("sk_live") && !body.contains("payload"),
+                "{body}"
+            );
         }
     }
 }
