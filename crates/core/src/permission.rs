@@ -30,6 +30,12 @@ pub struct InvalidPermission(pub &'static str);
 
 impl Permission {
     pub fn parse(s: &str) -> Result<Self, InvalidPermission> {
+        Self::validate(s)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    /// Checks a permission's syntax without keeping it (no allocation).
+    pub fn validate(s: &str) -> Result<(), InvalidPermission> {
         if s.is_empty() || s.len() > MAX_LEN {
             return Err(InvalidPermission("must be 1 to 200 characters"));
         }
@@ -51,7 +57,7 @@ impl Permission {
         if count > MAX_SEGMENTS {
             return Err(InvalidPermission("at most 8 segments"));
         }
-        Ok(Self(s.to_owned()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
@@ -59,7 +65,7 @@ impl Permission {
     }
 
     pub fn is_latchkey(&self) -> bool {
-        self.0.split(':').next() == Some(NAMESPACE)
+        is_latchkey(&self.0)
     }
 
     /// Whether everything `other` matches is matched by `self`. With a concrete `other`
@@ -67,6 +73,10 @@ impl Permission {
     pub fn implies(&self, other: &Permission) -> bool {
         implies(&self.0, &other.0)
     }
+}
+
+pub(crate) fn is_latchkey(p: &str) -> bool {
+    p.split(':').next() == Some(NAMESPACE)
 }
 
 fn implies(granted: &str, wanted: &str) -> bool {
@@ -163,11 +173,18 @@ impl PermissionSet {
     }
 
     pub fn allows(&self, wanted: &Permission) -> bool {
-        self.0.iter().any(|g| g.implies(wanted))
+        self.allows_valid(wanted.as_str())
     }
 
+    /// [`allows`](Self::allows) for a permission not parsed yet (such as a constant): checked
+    /// for syntax, never allocated.
     pub fn allows_str(&self, wanted: &str) -> bool {
-        Permission::parse(wanted).is_ok_and(|p| self.allows(&p))
+        Permission::validate(wanted).is_ok() && self.allows_valid(wanted)
+    }
+
+    /// `wanted` must be a valid permission.
+    pub(crate) fn allows_valid(&self, wanted: &str) -> bool {
+        self.0.iter().any(|g| implies(&g.0, wanted))
     }
 
     pub fn union(&self, other: &PermissionSet) -> PermissionSet {

@@ -109,16 +109,21 @@ pub struct Effective<'a> {
 
 impl Effective<'_> {
     pub fn allows(&self, wanted: &Permission) -> bool {
-        self.owner.allows(wanted)
-            && self.restriction.is_none_or(|r| r.allows(wanted))
-            && self.token_scope.is_none_or(|s| s.allows(wanted))
-            && self
-                .publishable
-                .is_none_or(|p| !wanted.is_latchkey() && p.allows(wanted))
+        self.allows_valid(wanted.as_str())
     }
 
+    /// [`allows`](Self::allows) for a permission not parsed yet: checked, never allocated.
     pub fn allows_str(&self, wanted: &str) -> bool {
-        Permission::parse(wanted).is_ok_and(|p| self.allows(&p))
+        Permission::validate(wanted).is_ok() && self.allows_valid(wanted)
+    }
+
+    fn allows_valid(&self, wanted: &str) -> bool {
+        self.owner.allows_valid(wanted)
+            && self.restriction.is_none_or(|r| r.allows_valid(wanted))
+            && self.token_scope.is_none_or(|s| s.allows_valid(wanted))
+            && self
+                .publishable
+                .is_none_or(|p| !crate::permission::is_latchkey(wanted) && p.allows_valid(wanted))
     }
 
     /// A listing for `/v1/me` and verify responses (see [`PermissionSet::intersection`]).

@@ -16,41 +16,43 @@ use latchkey_core::{
     WorkspacePolicy,
 };
 use latchkey_store::{Actor, Principal, TokenRecord, Workspace};
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// The credentials a request presents: at most one API key and one access token (the pair).
+/// Borrowed from the request where it can be (a header or a body field); owned when decoded
+/// (`Basic`).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Presented {
-    pub key: Option<String>,
-    pub token: Option<String>,
+pub struct Presented<'a> {
+    pub key: Option<Cow<'a, str>>,
+    pub token: Option<Cow<'a, str>>,
 }
 
-impl Presented {
+impl Presented<'_> {
     pub fn is_empty(&self) -> bool {
         self.key.is_none() && self.token.is_none()
     }
 }
 
+/// Stands in for a header value that is not visible ASCII: it can never be a credential, but it
+/// still counts as one presented (and so can make the request ambiguous).
+const INVALID: &str = "\u{0}invalid";
+
 /// Reads the credentials of a request, by any accepted style. Two different API keys, or two
 /// different tokens, are ambiguous; one of each is the pair.
-pub fn presented_credentials(headers: &HeaderMap) -> Result<Presented, ApiError> {
-    // (credential, may it be a token?): X-API-Key carries API keys only (SPEC §4).
-    let mut found: Vec<(String, bool)> = Vec::new();
-    for v in headers.get_all(header::AUTHORIZATION) {
-        found.push((
-            from_authorization(v.to_str().unwrap_or("\u{0}invalid")),
-            true,
-        ));
-    }
-    for v in headers.get_all("x-api-key") {
-        found.push((
-            v.to_str().unwrap_or("\u{0}invalid").trim().to_owned(),
-            false,
-        ));
-    }
+pub fn presented_credentials(headers: &HeaderMap) -> Result<Presented<'_>, ApiError> {
+    // X-API-Key carries API keys only (SPEC §4); Authorization either kind.
+    let authorization = headers
+        .get_all(header::AUTHORIZATION)
+        .into_iter()
+        .map(|v| (from_authorization(v.to_str().unwrap_or(INVALID)), true));
+    let api_key = headers
+        .get_all("x-api-key")
+        .into_iter()
+        .map(|v| (Cow::Borrowed(v.to_str().unwrap_or(INVALID).trim()), false));
     let mut p = Presented::default();
-    for (c, token_ok) in found {
+    for (c, token_ok) in authorization.chain(api_key) {
         let slot = if token_ok && looks_like_jwt(&c) {
             &mut p.token
         } else {
@@ -71,14 +73,16 @@ pub fn presented_credentials(headers: &HeaderMap) -> Result<Presented, ApiError>
 
 /// `Bearer <cred>`; `Basic` with the key as user name and no password (curl -u sk_…:) or, as
 /// OAuth clients send it, the client id as user name and the key as password; or the raw key.
-fn from_authorization(v: &str) -> String {
+fn from_authorization(v: &str) -> Cow<'_, str> {
     let v = v.trim();
     match v.split_once(' ') {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim().to_owned(),
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => basic_credentials(rest)
-            .map(|(user, pass)| if pass.is_empty() { user } else { pass })
-            .unwrap_or_else(|| "\u{0}invalid".into()),
-        _ => v.to_owned(),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => Cow::Borrowed(rest.trim()),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => Cow::Owned(
+            basic_credentials(rest)
+                .map(|(user, pass)| if pass.is_empty() { user } else { pass })
+                .unwrap_or_else(|| INVALID.into()),
+        ),
+        _ => Cow::Borrowed(v),
     }
 }
 
@@ -214,13 +218,13 @@ impl Resolved {
     }
 
     /// A token is named after itself (environment tokens) or after the key it came from.
-    pub fn credential_name(&self) -> String {
+    pub fn credential_name(&self) -> Cow<'_, str> {
         match &self.token {
-            Some(t) => t
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("{} (access token)", self.key.name)),
-            None => self.key.name.clone(),
+            Some(t) => t.name.as_deref().map_or_else(
+                || Cow::Owned(format!("{} (access token)", self.key.name)),
+                Cow::Borrowed,
+            ),
+            None => Cow::Borrowed(&self.key.name),
         }
     }
 
@@ -410,7 +414,7 @@ pub fn count_verification(state: &AppState, code: &'static str, source: &'static
 /// credential is the token of a pair.
 pub async fn authenticate(
     state: &AppState,
-    presented: &Presented,
+    presented: &Presented<'_>,
     demand: &Demand<'_>,
     lone_ok: bool,
 ) -> Result<(Resolved, Option<Resolved>), (Option<Resolved>, Denial)> {
@@ -546,7 +550,11 @@ impl Caller {
         self.resolved.principal.is_instance_admin
     }
     pub fn allows(&self, permission: &str) -> bool {
-        Permission::parse(permission).is_ok_and(|p| Grants::allows(self, &p))
+        self.resolved.effective().allows_str(permission)
+            && self
+                .pair
+                .as_ref()
+                .is_none_or(|p| p.effective().allows_str(permission))
     }
 
     pub fn require(&self, permission: &str) -> Result<(), ApiError> {
@@ -615,7 +623,7 @@ impl Caller {
         Actor {
             user_id: Some(self.user_id().to_owned()),
             credential_id: Some(self.resolved.credential_id().to_owned()),
-            credential_name: Some(self.resolved.credential_name()),
+            credential_name: Some(self.resolved.credential_name().into_owned()),
             ip: self.ip.map(|i| i.to_string()),
             user_agent: self.user_agent.clone(),
         }
@@ -624,11 +632,7 @@ impl Caller {
 
 impl Grants for Caller {
     fn allows(&self, wanted: &Permission) -> bool {
-        self.resolved.effective().allows(wanted)
-            && self
-                .pair
-                .as_ref()
-                .is_none_or(|p| p.effective().allows(wanted))
+        Caller::allows(self, wanted.as_str())
     }
 
     fn listing(&self) -> PermissionSet {

@@ -2,9 +2,10 @@
 //! counters and the request-latency histogram.
 
 use axum::http::{Method, StatusCode};
-use metrics::Counter;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -73,14 +74,70 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// Histogram handles by series (`"GET 200 /v1/me"`): the `histogram!` macro looks the series up
+/// in the registry on each call, hashing and allocating its labels, which costs more per request
+/// than the recording. The key set is bounded: standard methods × route templates × statuses.
+static LATENCY: LazyLock<RwLock<HashMap<Box<str>, Histogram>>> = LazyLock::new(Default::default);
+
 /// Records one request's latency, labelled by route template (`/v1/keys/{id}`), never by raw
 /// path: ids stay out of metrics.
 pub fn observe(method: &'static str, route: &str, status: StatusCode, elapsed: Duration) {
-    metrics::histogram!(
+    let seconds = elapsed.as_secs_f64();
+    let mut buf = [0u8; 160];
+    let key = series_key(&mut buf, method, status, route);
+    if let Some(k) = key {
+        if let Some(h) = read(&LATENCY).get(k) {
+            return h.record(seconds);
+        }
+    }
+    let h = metrics::histogram!(
         "latchkey_http_request_duration_seconds",
         "method" => method,
         "route" => route.to_owned(),
-        "status" => status.as_u16().to_string()
-    )
-    .record(elapsed.as_secs_f64());
+        "status" => status.as_str().to_owned()
+    );
+    h.record(seconds);
+    if let Some(k) = key {
+        write(&LATENCY).insert(k.into(), h);
+    }
+}
+
+/// `"{method} {status} {route}"` in `buf`, without allocating; `None` if it does not fit.
+fn series_key<'b>(
+    buf: &'b mut [u8],
+    method: &str,
+    status: StatusCode,
+    route: &str,
+) -> Option<&'b str> {
+    let mut len = 0;
+    for part in [method, " ", status.as_str(), " ", route] {
+        buf.get_mut(len..len + part.len())?
+            .copy_from_slice(part.as_bytes());
+        len += part.len();
+    }
+    std::str::from_utf8(&buf[..len]).ok()
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_keys_are_method_status_route_and_refuse_what_does_not_fit() {
+        let mut buf = [0u8; 160];
+        assert_eq!(
+            series_key(&mut buf, "GET", StatusCode::OK, "/v1/keys/{id}"),
+            Some("GET 200 /v1/keys/{id}")
+        );
+        let long = "/x".repeat(100);
+        assert_eq!(series_key(&mut buf, "GET", StatusCode::OK, &long), None);
+    }
 }

@@ -68,7 +68,7 @@ pub async fn me(caller: Caller) -> Result<ApiJson<Me>, ApiError> {
         credential: MeCredential {
             r#type: r.credential_type(),
             id: r.credential_id().to_owned(),
-            name: r.credential_name(),
+            name: r.credential_name().into_owned(),
             key_type: r.key.key_type.as_str(),
             environment: r.key.environment.as_str(),
             expires_at: ts_opt(r.expires_at()),

@@ -167,7 +167,7 @@ pub async fn token(
         }
     }
     let presented = Presented {
-        key: Some(secret),
+        key: Some(secret.into()),
         token: None,
     };
     let key = exchange_key(&state, &parts, presented)

@@ -148,7 +148,7 @@ impl From<&Issued> for TokenResponse {
 pub async fn exchange_key(
     state: &AppState,
     parts: &Parts,
-    key: Presented,
+    key: Presented<'_>,
 ) -> Result<Resolved, ApiError> {
     if key.token.is_some() {
         return Err(ApiError::bad_request(
@@ -200,7 +200,7 @@ pub async fn exchange(
                 detail: "Send the API key once: in a header or in the body".into(),
             });
         }
-        presented.key = Some(k.clone());
+        presented.key = Some(k.as_str().into());
     }
     let resolved = exchange_key(&state, &parts, presented).await?;
     let mut v = Validator::new();

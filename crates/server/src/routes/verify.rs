@@ -11,11 +11,13 @@ use crate::now;
 use crate::routes::views::ts_opt;
 use crate::state::AppState;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use latchkey_core::permission::VERIFY;
 use latchkey_core::token::looks_like_jwt;
-use latchkey_core::{Demand, Denial, Environment, PermissionSet, Validator};
+use latchkey_core::{Demand, Denial, Environment, Permission, PermissionSet, Validator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::net::IpAddr;
 use utoipa::ToSchema;
 
@@ -37,23 +39,27 @@ pub struct VerifyRequest {
     pub ip: Option<String>,
 }
 
+/// Borrows from the resolved credential: serialized before the handler returns, so a
+/// verification copies no strings.
 #[derive(Debug, Default, Serialize, ToSchema)]
-pub struct VerifyResponse {
+pub struct VerifyResponse<'a> {
     pub valid: bool,
     /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `DISABLED`, `INSUFFICIENT_PERMISSIONS`,
     /// `ENVIRONMENT_MISMATCH`, `ORIGIN_NOT_ALLOWED`, `IP_NOT_ALLOWED`, `PAIR_REQUIRED`,
     /// `PAIR_MISMATCH`, `FORBIDDEN`, `RATE_LIMITED`, `USAGE_EXCEEDED`.
     pub code: &'static str,
-    pub key_id: Option<String>,
-    pub token_id: Option<String>,
-    pub name: Option<String>,
+    pub key_id: Option<&'a str>,
+    pub token_id: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Cow<'a, str>>,
     pub key_type: Option<&'static str>,
     pub environment: Option<&'static str>,
-    pub workspace_id: Option<String>,
-    pub owner_id: Option<String>,
-    pub permissions: Vec<String>,
+    pub workspace_id: Option<&'a str>,
+    pub owner_id: Option<&'a str>,
+    pub permissions: Vec<&'a str>,
     pub expires_at: Option<String>,
-    pub metadata: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<&'a Value>,
 }
 
 #[utoipa::path(post, path = "/v1/verify", tag = "verify", request_body = VerifyRequest,
@@ -62,21 +68,21 @@ pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<VerifyRequest>,
-) -> Result<ApiJson<VerifyResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(VERIFY)?;
     let mut v = Validator::new();
     let presented = match (&body.credential, &body.key, &body.access_token) {
         (Some(c), None, None) if looks_like_jwt(c) => Presented {
             key: None,
-            token: Some(c.clone()),
+            token: Some(c.into()),
         },
         (Some(c), None, None) => Presented {
-            key: Some(c.clone()),
+            key: Some(c.into()),
             token: None,
         },
         (None, key, token) if key.is_some() || token.is_some() => Presented {
-            key: key.clone(),
-            token: token.clone(),
+            key: key.as_deref().map(Into::into),
+            token: token.as_deref().map(Into::into),
         },
         _ => {
             v.error(
@@ -122,7 +128,8 @@ pub async fn verify(
         return Ok(ApiJson(VerifyResponse {
             code: Denial::NotFound.verify_code(),
             ..Default::default()
-        }));
+        })
+        .into_response());
     };
     let code = match &outcome {
         Ok(_) => "VALID",
@@ -133,20 +140,25 @@ pub async fn verify(
         state.usage.touch(&r.key, now());
     }
     let k = &r.key;
+    let listing = outcome.ok();
     Ok(ApiJson(VerifyResponse {
-        valid: outcome.is_ok(),
+        valid: listing.is_some(),
         code,
-        key_id: Some(k.id.clone()),
-        token_id: r.token.as_ref().map(|t| t.id.clone()),
+        key_id: Some(&k.id),
+        token_id: r.token.as_ref().map(|t| t.id.as_str()),
         name: Some(r.credential_name()),
         key_type: Some(k.key_type.as_str()),
         environment: Some(k.environment.as_str()),
-        workspace_id: Some(k.workspace_id.clone()),
-        owner_id: Some(k.owner_id.clone()),
-        permissions: outcome.map(|l| l.to_strings()).unwrap_or_default(),
+        workspace_id: Some(&k.workspace_id),
+        owner_id: Some(&k.owner_id),
+        permissions: listing
+            .iter()
+            .flat_map(|l| l.iter().map(Permission::as_str))
+            .collect(),
         expires_at: ts_opt(r.expires_at()),
-        metadata: Some(k.metadata.clone()),
-    }))
+        metadata: Some(&k.metadata),
+    })
+    .into_response())
 }
 
 /// What a credential (or a key + token pair) can do, as a listing.
