@@ -47,22 +47,13 @@ pub async fn bootstrap(
     };
     let workspace_id = ids::new_id(ids::WORKSPACE);
     let b = Bootstrap {
-        key: NewApiKey {
-            id: ids::new_id(ids::KEY),
-            hash: hasher.hash(key.secret().expose()).to_hex(),
-            redacted: key.redacted(),
-            name: "Bootstrap admin key".into(),
-            key_type: KeyType::Secret,
-            environment: Environment::Live,
-            workspace_id: workspace_id.clone(),
-            owner_id: admin.id.clone(),
-            permissions: None,
-            allowed_origins: vec![],
-            allowed_ips: vec![],
-            metadata: serde_json::json!({}),
-            expires_at: None,
-            created_by: None,
-        },
+        key: NewApiKey::for_key(
+            &key,
+            hasher,
+            "Bootstrap admin key".into(),
+            workspace_id.clone(),
+            admin.id.clone(),
+        ),
         admin,
         workspace_id: workspace_id.clone(),
         workspace_name: "Default".into(),

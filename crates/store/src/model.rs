@@ -1,7 +1,7 @@
 //! Rows as stored and the inputs of writes. JSON columns are decoded here, once.
 
 use latchkey_core::ipnet::IpNet;
-use latchkey_core::{Environment, KeyType, PermissionSet};
+use latchkey_core::{ids, ApiKey, Environment, KeyHasher, KeyType, PermissionSet};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -212,6 +212,36 @@ pub struct NewApiKey {
     pub metadata: Value,
     pub expires_at: Option<i64>,
     pub created_by: Option<String>,
+}
+
+impl NewApiKey {
+    /// The record of a freshly generated key: a new id, the key's stored hash and redacted form,
+    /// and nothing else set (no restriction, origins, IPs, metadata or expiry; not created by
+    /// a key). Callers override what they set with struct update syntax.
+    pub fn for_key(
+        key: &ApiKey,
+        hasher: &KeyHasher,
+        name: String,
+        workspace_id: String,
+        owner_id: String,
+    ) -> Self {
+        Self {
+            id: ids::new_id(ids::KEY),
+            hash: hasher.hash(key.secret().expose()).to_hex(),
+            redacted: key.redacted(),
+            name,
+            key_type: key.key_type(),
+            environment: key.environment(),
+            workspace_id,
+            owner_id,
+            permissions: None,
+            allowed_origins: vec![],
+            allowed_ips: vec![],
+            metadata: Value::Object(Default::default()),
+            expires_at: None,
+            created_by: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -173,7 +173,7 @@ async fn init(args: &ServerArgs, json: bool) -> anyhow::Result<()> {
 
 /// Keys for the instance admin in its first workspace, in batches of 10,000 per transaction.
 async fn seed_keys(args: &SeedArgs) -> anyhow::Result<()> {
-    use latchkey_core::{ids, ApiKey, Environment, KeyType};
+    use latchkey_core::{ApiKey, Environment, KeyType};
     use std::io::Write;
     let config = Config::load(&args.server)?;
     let app = App::open(&config).await?;
@@ -209,22 +209,13 @@ async fn seed_keys(args: &SeedArgs) -> anyhow::Result<()> {
             if done + i < args.keep {
                 writeln!(out, "{}", key.secret().expose())?;
             }
-            batch.push(latchkey_store::NewApiKey {
-                id: ids::new_id(ids::KEY),
-                hash: app.state.hasher.hash(key.secret().expose()).to_hex(),
-                redacted: key.redacted(),
-                name: format!("seeded {}", done + i),
-                key_type: KeyType::Secret,
-                environment: Environment::Live,
-                workspace_id: workspace_id.clone(),
-                owner_id: admin.id.clone(),
-                permissions: None,
-                allowed_origins: vec![],
-                allowed_ips: vec![],
-                metadata: serde_json::json!({}),
-                expires_at: None,
-                created_by: None,
-            });
+            batch.push(latchkey_store::NewApiKey::for_key(
+                &key,
+                &app.state.hasher,
+                format!("seeded {}", done + i),
+                workspace_id.clone(),
+                admin.id.clone(),
+            ));
         }
         store.insert_keys_bulk(&batch, &actor).await?;
         done += n;

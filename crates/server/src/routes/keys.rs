@@ -247,20 +247,13 @@ pub async fn create_key(
 
     let key = ApiKey::generate(key_type, environment);
     let new = NewApiKey {
-        id: ids::new_id(ids::KEY),
-        hash: state.hasher.hash(key.secret().expose()).to_hex(),
-        redacted: key.redacted(),
-        name,
-        key_type,
-        environment,
-        workspace_id,
-        owner_id,
         permissions,
         allowed_origins,
         allowed_ips,
         metadata,
         expires_at,
         created_by: Some(caller.resolved.key.id.clone()),
+        ..NewApiKey::for_key(&key, &state.hasher, name, workspace_id, owner_id)
     };
     let (rec, changes) = state.store.create_key(&new, &caller.actor()).await?;
     state.changed(&changes);
@@ -423,20 +416,19 @@ pub async fn roll_key(
     };
     let key = ApiKey::generate(old.key_type, old.environment);
     let new = NewApiKey {
-        id: ids::new_id(ids::KEY),
-        hash: state.hasher.hash(key.secret().expose()).to_hex(),
-        redacted: key.redacted(),
-        name: old.name.clone(),
-        key_type: old.key_type,
-        environment: old.environment,
-        workspace_id: old.workspace_id.clone(),
-        owner_id: old.owner_id.clone(),
         permissions: issuer.carry_restriction(&old.owner_id, old.permissions.as_ref()),
         allowed_origins: old.allowed_origins.clone(),
         allowed_ips: issuer.carry_ips(&old.allowed_ips),
         metadata: old.metadata.clone(),
         expires_at,
         created_by: Some(caller.resolved.key.id.clone()),
+        ..NewApiKey::for_key(
+            &key,
+            &state.hasher,
+            old.name.clone(),
+            old.workspace_id.clone(),
+            old.owner_id.clone(),
+        )
     };
     let (rec, changes) = state
         .store
