@@ -87,7 +87,8 @@ pub fn observe(method: &'static str, route: &str, status: StatusCode, elapsed: D
     let key = series_key(&mut buf, method, status, route);
     if let Some(k) = key {
         if let Some(h) = read(&LATENCY).get(k) {
-            return h.record(seconds);
+            h.record(seconds);
+            return;
         }
     }
     let h = metrics::histogram!(
@@ -97,7 +98,9 @@ pub fn observe(method: &'static str, route: &str, status: StatusCode, elapsed: D
         "status" => status.as_str().to_owned()
     );
     h.record(seconds);
-    if let Some(k) = key {
+    // A handle taken before the recorder exists records nothing: never keep one of those.
+    let installed = HANDLE.get().is_some_and(Option::is_some);
+    if let Some(k) = key.filter(|_| installed) {
         write(&LATENCY).insert(k.into(), h);
     }
 }

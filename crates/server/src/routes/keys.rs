@@ -415,20 +415,30 @@ pub async fn roll_key(
         (a, b) => a.or(b),
     };
     let key = ApiKey::generate(old.key_type, old.environment);
+    let fresh = NewApiKey::for_key(
+        &key,
+        &state.hasher,
+        old.name.clone(),
+        old.workspace_id.clone(),
+        old.owner_id.clone(),
+    );
+    // Every field spelled out (no `..fresh`): a restriction added to keys later must be carried
+    // over here, and the compiler will say so, rather than silently take its default.
     let new = NewApiKey {
+        id: fresh.id,
+        hash: fresh.hash,
+        redacted: fresh.redacted,
+        name: fresh.name,
+        key_type: fresh.key_type,
+        environment: fresh.environment,
+        workspace_id: fresh.workspace_id,
+        owner_id: fresh.owner_id,
         permissions: issuer.carry_restriction(&old.owner_id, old.permissions.as_ref()),
         allowed_origins: old.allowed_origins.clone(),
         allowed_ips: issuer.carry_ips(&old.allowed_ips),
         metadata: old.metadata.clone(),
         expires_at,
         created_by: Some(caller.resolved.key.id.clone()),
-        ..NewApiKey::for_key(
-            &key,
-            &state.hasher,
-            old.name.clone(),
-            old.workspace_id.clone(),
-            old.owner_id.clone(),
-        )
     };
     let (rec, changes) = state
         .store

@@ -39,8 +39,8 @@ pub struct VerifyRequest {
     pub ip: Option<String>,
 }
 
-/// Borrows from the resolved credential: serialized before the handler returns, so a
-/// verification copies no strings.
+/// Borrows from the resolved credential (serialized before the handler returns), so the answer
+/// does not copy the key's ids, name or metadata.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct VerifyResponse<'a> {
     pub valid: bool,
@@ -50,7 +50,6 @@ pub struct VerifyResponse<'a> {
     pub code: &'static str,
     pub key_id: Option<&'a str>,
     pub token_id: Option<&'a str>,
-    #[schema(value_type = Option<String>)]
     pub name: Option<Cow<'a, str>>,
     pub key_type: Option<&'static str>,
     pub environment: Option<&'static str>,
@@ -58,7 +57,6 @@ pub struct VerifyResponse<'a> {
     pub owner_id: Option<&'a str>,
     pub permissions: Vec<&'a str>,
     pub expires_at: Option<String>,
-    #[schema(value_type = Option<Object>)]
     pub metadata: Option<&'a Value>,
 }
 
