@@ -217,7 +217,7 @@ pub struct NewApiKey {
 impl NewApiKey {
     /// The record of a freshly generated key: a new id, the key's stored hash and redacted form,
     /// and nothing else set (no restriction, origins, IPs, metadata or expiry; not created by
-    /// a key). Callers override what they set with struct update syntax.
+    /// a key). Callers that set more fill in the rest themselves.
     pub fn for_key(
         key: &ApiKey,
         hasher: &KeyHasher,
