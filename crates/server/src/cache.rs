@@ -317,6 +317,21 @@ impl VerifyCache {
         }
     }
 
+    /// Forgets everything: for a change this node cannot interpret (written by a newer
+    /// version), where only a cold cache is sure to be right.
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.standing_epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(keys) = &self.keys {
+            keys.clear();
+        }
+        self.principals.invalidate_all();
+        self.workspaces.invalidate_all();
+        self.tokens.invalidate_all();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.standing_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub fn apply_all(&self, changes: &[Change]) {
         for c in changes {
             self.apply(c);

@@ -2,7 +2,8 @@
 
 use crate::query::{Arg, ListQuery};
 use crate::{
-    now, Actor, AuditEvent, AuditFilter, Change, Page, PageRequest, Result, SqlStore, WriteTx,
+    now, Actor, AuditEvent, AuditFilter, Change, LoggedChange, Page, PageRequest, Result, SqlStore,
+    WriteTx,
 };
 use latchkey_core::ids;
 use serde_json::Value;
@@ -138,25 +139,46 @@ impl SqlStore {
         Ok(Page::from_rows(events, page.limit, |e| e.id.clone()))
     }
 
-    /// Changes after `seq`, oldest first, for a node following the log.
-    pub async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<(i64, Change)>> {
+    /// Entries of the change log numbered above `after` (and at most `up_to`), lowest first.
+    /// An entry of a kind this version does not know is returned with `change: None`, so the
+    /// follower still counts its number as read.
+    pub async fn changes_after(
+        &self,
+        after: i64,
+        up_to: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<LoggedChange>> {
         let rows = sqlx::query(
-            "SELECT seq, kind, subject FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+            "SELECT seq, kind, subject FROM changes WHERE seq > $1 AND seq <= $2 \
+             ORDER BY seq LIMIT $3",
         )
-        .bind(seq)
+        .bind(after)
+        .bind(up_to.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let seq: i64 = r.try_get("seq")?;
-            let kind: String = r.try_get("kind")?;
-            let subject: String = r.try_get("subject")?;
-            if let Some(c) = Change::from_kind_subject(&kind, &subject) {
-                out.push((seq, c));
-            }
-        }
-        Ok(out)
+        rows.into_iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                let subject: String = r.try_get("subject")?;
+                Ok(LoggedChange {
+                    seq: r.try_get("seq")?,
+                    change: Change::from_kind_subject(&kind, &subject),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// How many entries the change log holds numbered in `(after, up_to]`: lets a follower see
+    /// that a lower-numbered transaction committed late without re-reading the whole range.
+    pub async fn count_changes(&self, after: i64, up_to: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM changes WHERE seq > $1 AND seq <= $2")
+            .bind(after)
+            .bind(up_to)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Drops change-log entries older than `before` (unix seconds).
@@ -168,9 +190,11 @@ impl SqlStore {
         Ok(r.rows_affected())
     }
 
-    /// The newest position in the change log (0 when empty).
-    pub async fn latest_change(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes")
+    /// The highest number among entries written before `at` (unix seconds; 0 when none): a
+    /// starting floor below every transaction that may still be in flight.
+    pub async fn change_floor_before(&self, at: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes WHERE at < $1")
+            .bind(at)
             .fetch_one(&self.read)
             .await?;
         Ok(row.try_get("seq")?)

@@ -298,6 +298,14 @@ pub struct AuditFilter {
     pub since: Option<i64>,
 }
 
+/// One entry of the change log as a follower reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedChange {
+    pub seq: i64,
+    /// `None` for a kind this version does not know (written by a newer node).
+    pub change: Option<Change>,
+}
+
 /// What a write changed that may alter a verification outcome. Written to the `changes` log in
 /// the write's transaction and returned to the caller to invalidate its cache.
 #[derive(Debug, Clone, PartialEq, Eq)]

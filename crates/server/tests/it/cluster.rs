@@ -142,3 +142,172 @@ async fn the_listener_reconnects_after_its_connection_is_killed() {
     .await;
     b.stop().await;
 }
+
+/// The shared PostgreSQL's URL; these scenarios are about PostgreSQL's visibility rules.
+fn postgres_admin_url() -> Option<String> {
+    backends().into_iter().find_map(|b| match b {
+        Backend::Postgres(url) => Some(url),
+        Backend::Sqlite => None,
+    })
+}
+
+/// A transaction on the deployment's database that revokes a key and logs it, left open: it
+/// holds a sequence number that other nodes see only when (and if) it commits.
+struct HeldRevocation {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl HeldRevocation {
+    async fn begin(db: &sqlx::PgPool, key_id: &str) -> Self {
+        let mut tx = db.begin().await.unwrap();
+        let hash: String =
+            sqlx::query_scalar("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 RETURNING hash")
+                .bind(latchkey_server::now())
+                .bind(key_id)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        sqlx::query("INSERT INTO changes (at, kind, subject) VALUES ($1, 'key', $2)")
+            .bind(latchkey_server::now())
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        Self { tx }
+    }
+
+    async fn commit(self) {
+        self.tx.commit().await.unwrap();
+    }
+}
+
+async fn deployment_pool(node: &TestServer) -> sqlx::PgPool {
+    let (url, _) = node.database_and_secret();
+    sqlx::PgPool::connect(&url).await.unwrap()
+}
+
+/// Numbers as CockroachDB's `SERIAL` gives them: unique and increasing, never consecutive.
+async fn make_sequence_sparse(db: &sqlx::PgPool) {
+    sqlx::query("ALTER SEQUENCE changes_seq_seq INCREMENT BY 1000")
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+async fn key_id_and_secret(node: &TestServer, name: &str) -> (String, String) {
+    let k = node
+        .post("/v1/keys", &node.admin_key, json!({"name": name}))
+        .await
+        .expect(201);
+    (
+        k["id"].as_str().unwrap().to_owned(),
+        k["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Polls `probe` for at most `within` (a bound below the follower's 10 s hole timeout, so only
+/// reading past an open hole can pass in time).
+async fn within<F, Fut>(what: &str, within: Duration, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if probe().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what}: not seen on the other node within {within:?}");
+}
+
+/// An open transaction below more than a thousand newer changes: a revocation made above them
+/// reaches node B while the hole is still open, and the held revocation once it commits.
+#[tokio::test]
+async fn changes_above_an_open_hole_and_the_hole_itself_reach_other_nodes() {
+    let Some(admin_url) = postgres_admin_url() else {
+        eprintln!("not run: needs LATCHKEY_TEST_POSTGRES_URL");
+        return;
+    };
+    for sparse in [false, true] {
+        let a = TestServer::start(&Backend::Postgres(admin_url.clone())).await;
+        let db = deployment_pool(&a).await;
+        if sparse {
+            make_sequence_sparse(&db).await;
+        }
+        let b = a.another_node().await;
+        let (held_id, held_key) = key_id_and_secret(&a, "revoked in a slow transaction").await;
+        let (late_id, late_key) = key_id_and_secret(&a, "revoked above the hole").await;
+        for k in [&held_key, &late_key] {
+            b.get("/v1/me", k).await.expect(200);
+        }
+
+        let held = HeldRevocation::begin(&db, &held_id).await;
+        // 1,100 committed changes above the hole (harmless: no such user).
+        sqlx::query(
+            "INSERT INTO changes (at, kind, subject) \
+             SELECT $1, 'user', 'usr_nobody' FROM generate_series(1, 1100)",
+        )
+        .bind(latchkey_server::now())
+        .execute(&db)
+        .await
+        .unwrap();
+        a.delete(&format!("/v1/keys/{late_id}"), &a.admin_key)
+            .await
+            .expect(204);
+        within(
+            &format!("revocation above an open hole (sparse: {sparse})"),
+            Duration::from_secs(8),
+            || async { b.get("/v1/me", &late_key).await.status == 401 },
+        )
+        .await;
+        assert_eq!(
+            b.get("/v1/me", &held_key).await.status,
+            200,
+            "not committed yet"
+        );
+
+        held.commit().await;
+        within(
+            &format!("revocation committed late (sparse: {sparse})"),
+            Duration::from_secs(8),
+            || async { b.get("/v1/me", &held_key).await.status == 401 },
+        )
+        .await;
+        b.stop().await;
+        db.close().await;
+    }
+}
+
+/// A transaction numbered below the log's end when node B starts, committed after: B applies it.
+#[tokio::test]
+async fn a_transaction_committed_after_a_node_started_reaches_it() {
+    let Some(admin_url) = postgres_admin_url() else {
+        eprintln!("not run: needs LATCHKEY_TEST_POSTGRES_URL");
+        return;
+    };
+    for sparse in [false, true] {
+        let a = TestServer::start(&Backend::Postgres(admin_url.clone())).await;
+        let db = deployment_pool(&a).await;
+        if sparse {
+            make_sequence_sparse(&db).await;
+        }
+        let (held_id, held_key) = key_id_and_secret(&a, "revoked in a slow transaction").await;
+        let held = HeldRevocation::begin(&db, &held_id).await;
+        // A later, committed change: the log's end is now above the held number.
+        key_id_and_secret(&a, "committed above").await;
+
+        let b = a.another_node().await;
+        b.get("/v1/me", &held_key).await.expect(200);
+        held.commit().await;
+        within(
+            &format!("revocation committed after start (sparse: {sparse})"),
+            Duration::from_secs(8),
+            || async { b.get("/v1/me", &held_key).await.status == 401 },
+        )
+        .await;
+        b.stop().await;
+        db.close().await;
+    }
+}
