@@ -408,6 +408,28 @@ pub fn count_verification(state: &AppState, code: &'static str, source: &'static
     state.counters.verification(code, source);
 }
 
+/// Why [`authenticate`] did not accept the presented credentials.
+pub enum Refusal {
+    /// They were checked and refused (with the credential, when it was found).
+    Denied(Option<Resolved>, Denial),
+    /// They could not be checked (the database is unreachable): never a verdict, so never
+    /// answered as an invalid credential.
+    Unchecked(ApiError),
+}
+
+impl Refusal {
+    /// The answer of an authenticated endpoint; `source` labels the verification counter.
+    pub fn into_api_error(self, state: &AppState, source: &'static str) -> ApiError {
+        match self {
+            Refusal::Denied(_, d) => {
+                count_verification(state, d.verify_code(), source);
+                ApiError::from_denial(d)
+            }
+            Refusal::Unchecked(e) => e,
+        }
+    }
+}
+
 /// Checks presented credentials against a demand: each must be valid; a pair must be of the
 /// same user, workspace and environment; a workspace with `require_pair` refuses a lone one
 /// (unless `lone_ok`: the exchanges that produce the token of a pair). On success the primary
@@ -417,17 +439,17 @@ pub async fn authenticate(
     presented: &Presented<'_>,
     demand: &Demand<'_>,
     lone_ok: bool,
-) -> Result<(Resolved, Option<Resolved>), (Option<Resolved>, Denial)> {
+) -> Result<(Resolved, Option<Resolved>), Refusal> {
     let one = |r: Result<Result<Resolved, Denial>, ApiError>| match r {
         Ok(Ok(res)) => match res.decide(demand) {
             Ok(()) => Ok(res),
-            Err(d) => Err((Some(res), d)),
+            Err(d) => Err(Refusal::Denied(Some(res), d)),
         },
-        Ok(Err(d)) => Err((None, d)),
-        Err(_) => Err((None, Denial::NotFound)),
+        Ok(Err(d)) => Err(Refusal::Denied(None, d)),
+        Err(e) => Err(Refusal::Unchecked(e)),
     };
     match (&presented.key, &presented.token) {
-        (None, None) => Err((None, Denial::NotFound)),
+        (None, None) => Err(Refusal::Denied(None, Denial::NotFound)),
         (Some(k), Some(t)) => {
             let token = one(resolve_token(state, t).await)?;
             let key = one(resolve_api_key(state, k).await)?;
@@ -435,7 +457,7 @@ pub async fn authenticate(
                 && key.key.workspace_id == token.key.workspace_id
                 && key.key.environment == token.key.environment;
             if !same {
-                return Err((Some(token), Denial::PairMismatch));
+                return Err(Refusal::Denied(Some(token), Denial::PairMismatch));
             }
             Ok((token, Some(key)))
         }
@@ -447,7 +469,7 @@ pub async fn authenticate(
             };
             let res = one(found)?;
             if res.workspace.require_pair && !lone_ok {
-                return Err((Some(res), Denial::PairRequired));
+                return Err(Refusal::Denied(Some(res), Denial::PairRequired));
             }
             Ok((res, None))
         }
@@ -511,13 +533,9 @@ impl Caller {
         }
         let ip = client_ip(parts);
         let demand = request_demand(parts);
-        let (resolved, pair) = match authenticate(state, &presented, &demand, lone_ok).await {
-            Ok(ok) => ok,
-            Err((_, d)) => {
-                count_verification(state, d.verify_code(), "auth");
-                return Err(ApiError::from_denial(d));
-            }
-        };
+        let (resolved, pair) = authenticate(state, &presented, &demand, lone_ok)
+            .await
+            .map_err(|r| r.into_api_error(state, "auth"))?;
         count_verification(state, "VALID", "auth");
         let at = now();
         state.usage.touch(&resolved.key, at);

@@ -10,6 +10,9 @@ use utoipa::ToSchema;
 
 pub const INVALID_CREDENTIALS: &str = "Invalid or missing API key";
 
+/// `Retry-After` on a 503: long enough not to hammer a recovering database.
+pub const RETRY_AFTER_SECONDS: &str = "2";
+
 #[derive(Debug)]
 pub enum ApiError {
     /// 401. `presented`: a credential was sent (adds `error="invalid_token"`, RFC 6750 §3).
@@ -28,6 +31,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     PayloadTooLarge,
     MethodNotAllowed,
+    /// 503: the database cannot be reached, so nothing could be checked or changed. Never a
+    /// verdict on the credential.
+    Unavailable,
     Internal,
 }
 
@@ -89,6 +95,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +125,10 @@ impl ApiError {
             ),
             ApiError::PayloadTooLarge => ("payload_too_large", "Request body too large".into()),
             ApiError::MethodNotAllowed => ("method_not_allowed", "Method not allowed".into()),
+            ApiError::Unavailable => (
+                "unavailable",
+                "The service cannot reach its database right now; retry shortly".into(),
+            ),
             ApiError::Internal => ("internal_error", "Internal server error".into()),
         };
         let status = self.status();
@@ -173,6 +184,12 @@ impl IntoResponse for ApiError {
                     ),
                 );
             }
+            ApiError::Unavailable => {
+                h.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
             _ => {}
         }
         resp
@@ -184,6 +201,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(what) => ApiError::Conflict(capitalise(what)),
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::Unavailable
+            }
             other => {
                 // The database error may quote SQL and values; it goes to the log, never the client.
                 tracing::error!(error = %other, "store error");
@@ -250,6 +271,10 @@ impl utoipa::IntoResponses for ApiError {
             ("404", "Not found, or not visible to this credential"),
             ("409", "Conflict"),
             ("422", "A field is invalid"),
+            (
+                "503",
+                "The database is unreachable: nothing was checked or changed; retry",
+            ),
         ]
         .into_iter()
         .map(|(s, d)| (s.to_string(), problem(d)))
@@ -298,6 +323,16 @@ mod tests {
         let (s, _, b) = render(ApiError::from(StoreError::Migration("secret sql".into()))).await;
         assert_eq!(s, 500);
         assert!(!b.to_string().contains("secret sql"));
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_503_with_retry_after() {
+        let e = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(e.is_unavailable());
+        let (s, h, b) = render(ApiError::from(e)).await;
+        assert_eq!(s, 503);
+        assert_eq!(h["retry-after"], RETRY_AFTER_SECONDS);
+        assert_eq!(b["code"], "unavailable");
     }
 
     #[test]

@@ -22,11 +22,16 @@ pub use model::*;
 pub use sessions::Session;
 
 use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::pool::PoolConnection;
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
+
+/// How long a PostgreSQL query waits for a pooled connection (sqlx retries a refused
+/// connection until then).
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -73,7 +78,9 @@ impl SqlStore {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                // During an outage a request waits this long for a connection before it is
+                // answered 503: short, so clients and load balancers learn at once.
+                .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await?;
             sqlx::migrate!("./migrations/postgres")
@@ -122,22 +129,33 @@ impl SqlStore {
     /// transaction that reads and then writes fails at once with SQLITE_BUSY if another
     /// process committed in between, instead of waiting its turn.
     ///
-    /// BEGIN runs in its own task, so that a caller cancelled meanwhile (a client that gave up)
-    /// cannot leave the connection inside a half-started transaction: sqlx's BEGIN is not
-    /// cancel-safe (launchbadge/sqlx#3932), and on SQLite's single writer connection that would
-    /// fail every later write. Once BEGIN has completed, dropping the transaction rolls it back.
+    /// The transaction is run with plain `BEGIN`/`COMMIT`/`ROLLBACK` statements on a pooled
+    /// connection rather than sqlx's `Transaction`, because a connection must never go back to
+    /// the pool inside a transaction, and sqlx's bookkeeping can get there: its BEGIN is not
+    /// cancel-safe (launchbadge/sqlx#3932), and when SQLite fails a COMMIT (SQLITE_FULL on a
+    /// full disk) and rolls back by itself, sqlx still counts the transaction as open and
+    /// refuses every later BEGIN on that connection, which on SQLite's single writer fails every
+    /// write until a restart. Here each step runs to completion in its own task, and a
+    /// connection whose transaction did not end cleanly is closed rather than reused.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
         let pool = self.write.clone();
-        let backend = self.backend;
-        let tx = detached(async move {
-            match backend {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-                Backend::Postgres => pool.begin().await,
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let conn = detached(async move {
+            let mut conn = pool.acquire().await?;
+            match conn.execute(begin).await {
+                Ok(_) => Ok(conn),
+                Err(e) => {
+                    abandon(conn).await;
+                    Err(e)
+                }
             }
         })
         .await?;
         Ok(WriteTx {
-            tx,
+            conn: Some(conn),
             logged_changes: false,
             announce: self.announce.clone(),
         })
@@ -176,9 +194,11 @@ impl SqlStore {
     }
 }
 
-/// A write transaction (see [`SqlStore::begin_write`]); derefs to its connection.
+/// A write transaction (see [`SqlStore::begin_write`]); derefs to its connection. Dropped
+/// without a commit, it rolls back.
 pub(crate) struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+    /// `None` once committed.
+    conn: Option<PoolConnection<sqlx::Any>>,
     /// Set by [`audit::Log::write`]: committing must tell other nodes.
     pub(crate) logged_changes: bool,
     announce: Option<Arc<Notify>>,
@@ -187,34 +207,60 @@ pub(crate) struct WriteTx {
 impl WriteTx {
     /// COMMIT, in its own task for the same reason as BEGIN: once asked for, it completes, and
     /// so does the announcement to other nodes.
-    pub async fn commit(self) -> Result<()> {
-        let WriteTx {
-            tx,
-            logged_changes,
-            announce,
-        } = self;
+    pub async fn commit(mut self) -> Result<()> {
+        let mut conn = self.conn.take().expect("a transaction commits once");
+        let announce = self.announce.take().filter(|_| self.logged_changes);
         detached(async move {
-            tx.commit().await?;
-            if let (true, Some(a)) = (logged_changes, &announce) {
-                a.notify_one();
+            match conn.execute("COMMIT").await {
+                Ok(_) => {
+                    if let Some(a) = &announce {
+                        a.notify_one();
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    abandon(conn).await;
+                    Err(e)
+                }
             }
-            Ok(())
         })
         .await?;
         Ok(())
     }
 }
 
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(abandon(conn));
+                }
+                // No runtime to roll back on: closing the connection rolls back.
+                Err(_) => drop(conn.detach()),
+            }
+        }
+    }
+}
+
+/// Ends whatever transaction `conn` may be in. If ROLLBACK fails (no transaction was left
+/// open, or the database is failing) the connection is closed, not returned to the pool.
+async fn abandon(mut conn: PoolConnection<sqlx::Any>) {
+    if conn.execute("ROLLBACK").await.is_err() {
+        let _ = conn.close().await;
+    }
+}
+
 impl std::ops::Deref for WriteTx {
     type Target = sqlx::AnyConnection;
     fn deref(&self) -> &sqlx::AnyConnection {
-        &self.tx
+        self.conn.as_deref().expect("open until committed")
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
+        self.conn.as_deref_mut().expect("open until committed")
     }
 }
 

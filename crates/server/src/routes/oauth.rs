@@ -5,6 +5,7 @@
 //! these endpoints use the OAuth format (RFC 6749 §5.2), as OAuth libraries expect.
 
 use crate::auth::{basic_credentials, presented_credentials, resolve, Caller, Presented};
+use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::routes::tokens::{exchange_key, issue, TokenResponse};
 use crate::state::AppState;
@@ -46,6 +47,14 @@ impl OAuthError {
             challenge: false,
         }
     }
+    /// RFC 6749 §4.1.2.1's `temporarily_unavailable`, answered 503 like the rest of the API.
+    fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "The service cannot reach its database right now; retry shortly",
+        )
+    }
     fn invalid_request(description: &'static str) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
@@ -63,6 +72,20 @@ impl OAuthError {
     }
 }
 
+/// Failures that are not the client's: an outage (503) or an internal error (500).
+impl From<ApiError> for OAuthError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Unavailable => Self::unavailable(),
+            _ => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "Internal server error",
+            ),
+        }
+    }
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let mut resp = (
@@ -75,6 +98,12 @@ impl IntoResponse for OAuthError {
             .into_response();
         let h = resp.headers_mut();
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(crate::error::RETRY_AFTER_SECONDS),
+            );
+        }
         if self.challenge {
             h.insert(
                 header::WWW_AUTHENTICATE,
@@ -172,7 +201,10 @@ pub async fn token(
     };
     let key = exchange_key(&state, &parts, presented)
         .await
-        .map_err(|_| OAuthError::invalid_client(used_basic))?;
+        .map_err(|e| match e {
+            ApiError::Unavailable => OAuthError::unavailable(),
+            _ => OAuthError::invalid_client(used_basic),
+        })?;
     if key.key.id != client_id {
         return Err(OAuthError::invalid_client(used_basic));
     }
@@ -269,7 +301,10 @@ async fn oauth_client(
     let caller = crate::auth::LoneCaller::from_request_parts(&mut parts, state)
         .await
         .map(|c| c.0)
-        .map_err(|_| OAuthError::invalid_client(used_basic))?;
+        .map_err(|e| match e {
+            ApiError::Unavailable => OAuthError::unavailable(),
+            _ => OAuthError::invalid_client(used_basic),
+        })?;
     if named.is_some_and(|id| id != caller.resolved.key.id) {
         return Err(OAuthError::invalid_client(used_basic));
     }
@@ -298,7 +333,7 @@ pub async fn introspect(
         .get("token")
         .ok_or(OAuthError::invalid_request("token is required"))?;
     let inactive = || ApiJson(json!({"active": false})).into_response();
-    let Ok(Ok(r)) = resolve(&state, token).await else {
+    let Ok(r) = resolve(&state, token).await.map_err(OAuthError::from)? else {
         return Ok(inactive());
     };
     let Some(t) = r.token.clone() else {
@@ -341,7 +376,8 @@ pub async fn revoke(
     let token = form
         .get("token")
         .ok_or(OAuthError::invalid_request("token is required"))?;
-    if let Ok(Ok(r)) = resolve(&state, token).await {
+    // Not knowing whether the token exists is no reason to say it was revoked.
+    if let Ok(r) = resolve(&state, token).await.map_err(OAuthError::from)? {
         if let Some(t) = &r.token {
             // The client it was issued to may revoke it, and so may whoever manages that key.
             let manages = if t.owner_id == caller.user_id() {

@@ -2,8 +2,8 @@
 //! long-lived environment tokens (`/v1/tokens`, Plutu's "Generate" and "Renew").
 
 use crate::auth::{
-    authenticate, client_ip, count_verification, presented_credentials, request_demand, Caller,
-    LoneCaller, Presented, Resolved,
+    authenticate, client_ip, presented_credentials, request_demand, Caller, LoneCaller, Presented,
+    Resolved,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
@@ -159,13 +159,9 @@ pub async fn exchange_key(
         return Err(ApiError::Unauthenticated { presented: false });
     }
     let demand = request_demand(parts);
-    let resolved = match authenticate(state, &key, &demand, true).await {
-        Ok((r, _)) => r,
-        Err((_, d)) => {
-            count_verification(state, d.verify_code(), "exchange");
-            return Err(ApiError::from_denial(d));
-        }
-    };
+    let (resolved, _) = authenticate(state, &key, &demand, true)
+        .await
+        .map_err(|r| r.into_api_error(state, "exchange"))?;
     if resolved.key.key_type == KeyType::Publishable {
         return Err(ApiError::insufficient_permissions());
     }

@@ -4,7 +4,7 @@
 //! Scope: an instance admin's credential can verify any key; any other `latchkey:verify`
 //! holder only keys of its own workspace (others answer `NOT_FOUND`, as if they did not exist).
 
-use crate::auth::{authenticate, count_verification, Caller, Presented, Resolved};
+use crate::auth::{authenticate, count_verification, Caller, Presented, Refusal, Resolved};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::now;
@@ -116,10 +116,12 @@ pub async fn verify(
             let listing = pair_listing(&primary, pair.as_ref());
             (visible.then_some(primary), Ok(listing))
         }
-        Err((r, d)) => (
+        Err(Refusal::Denied(r, d)) => (
             r.filter(|r| caller.sees_workspace(&r.key.workspace_id)),
             Err(d),
         ),
+        // No verdict: the caller must not take an outage for "invalid key".
+        Err(Refusal::Unchecked(e)) => return Err(e),
     };
     let Some(r) = resolved else {
         count_verification(&state, Denial::NotFound.verify_code(), "verify");

@@ -59,7 +59,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new() -> Self {
-        let p = std::env::temp_dir().join(format!("latchkey-test-{}", random_suffix()));
+        Self::inside(&std::env::temp_dir())
+    }
+
+    pub fn inside(parent: &std::path::Path) -> Self {
+        let p = parent.join(format!("latchkey-test-{}", random_suffix()));
         std::fs::create_dir_all(&p).unwrap();
         Self(p)
     }
@@ -182,7 +186,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: &Backend) -> Self {
-        let dir = TempDir::new();
+        Self::start_in(backend, TempDir::new()).await
+    }
+
+    /// A SQLite server whose data directory is inside `parent` (a file system of the test's).
+    pub async fn start_sqlite_in(parent: &std::path::Path) -> Self {
+        Self::start_in(&Backend::Sqlite, TempDir::inside(parent)).await
+    }
+
+    async fn start_in(backend: &Backend, dir: TempDir) -> Self {
         let mut config = Config::for_data_dir(&dir.0);
         config.usage_flush = std::time::Duration::from_millis(50);
         config.secret = Some(latchkey_core::Secret::new(format!(

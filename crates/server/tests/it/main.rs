@@ -14,6 +14,7 @@ mod harness;
 mod inheritance;
 mod keys;
 mod ops;
+mod outage;
 mod process;
 mod publishable;
 mod secrets_in_logs;
