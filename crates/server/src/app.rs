@@ -150,6 +150,7 @@ impl App {
             }
         };
         follower.abort();
+        // Safe mid-flush: a flush drops an entry only once its write committed (`UsageRecorder::flush`).
         flusher.abort();
         ager.abort();
         self.state.usage.flush(&self.state.store).await;

@@ -143,10 +143,17 @@ impl SqlStore {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",
         };
-        let conn = detached(async move {
+        let announce = self.announce.clone();
+        // The transaction is wrapped inside the task: if the caller is gone by the time BEGIN
+        // completes, dropping it there rolls it back.
+        let tx = detached(async move {
             let mut conn = pool.acquire().await?;
             match conn.execute(begin).await {
-                Ok(_) => Ok(conn),
+                Ok(_) => Ok(WriteTx {
+                    conn: Some(conn),
+                    logged_changes: false,
+                    announce,
+                }),
                 Err(e) => {
                     abandon(conn).await;
                     Err(e)
@@ -154,11 +161,7 @@ impl SqlStore {
             }
         })
         .await?;
-        Ok(WriteTx {
-            conn: Some(conn),
-            logged_changes: false,
-            announce: self.announce.clone(),
-        })
+        Ok(tx)
     }
 
     /// On PostgreSQL, a listener for change-log notifications. It reconnects by itself when
