@@ -560,13 +560,14 @@ pub async fn generate_token(
         }
     };
     let ttl = state.tokens.environment_default_ttl;
+    let issuer = c.issuer();
     match tokens::issue(
         &state,
         &from,
         TokenKind::Environment,
         Some(name),
-        ttl,
-        None,
+        issuer.token_expiry(crate::now(), ttl, None),
+        issuer.token_scope(false, None),
         &c.actor(),
     )
     .await

@@ -212,7 +212,7 @@ pub async fn token(
         &key,
         TokenKind::ClientCredentials,
         None,
-        state.tokens.default_ttl,
+        crate::now().saturating_add(state.tokens.default_ttl),
         scope,
         &actor,
     )

@@ -239,3 +239,129 @@ async fn control_characters_in_urls_are_refused() {
     })
     .await;
 }
+
+/// Exchanges `key` for an access token; `body` may narrow it or set its lifetime.
+async fn access_token(
+    srv: &crate::harness::TestServer,
+    key: &str,
+    body: serde_json::Value,
+) -> String {
+    srv.post("/v1/auth/token", key, body).await.expect(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn timestamp(v: &serde_json::Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("an expiry"))
+        .unwrap()
+        .timestamp()
+}
+
+#[tokio::test]
+async fn a_short_lived_token_cannot_mint_or_keep_a_credential_that_outlives_it() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Token caps").await;
+        let (owner, key) = srv.member_with_key(&ws, "developer").await;
+        let key_id = srv.get("/v1/me", &key).await.expect(200)["credential"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let hour_from_now = chrono::Utc::now().timestamp() + 3600;
+        let token = access_token(&srv, &key, json!({"ttl_seconds": 3600})).await;
+        // Rolling the (never-expiring) key through the token: the successor dies with the token.
+        let rolled = srv
+            .post(&format!("/v1/keys/{key_id}/roll"), &token, json!({}))
+            .await
+            .expect(201);
+        assert!(
+            timestamp(&rolled["expires_at"]) <= hour_from_now + 5,
+            "{rolled}"
+        );
+        let rolled_key = rolled["key"].as_str().unwrap();
+        let rolled_id = rolled["id"].as_str().unwrap();
+        // Nor can the token clear a key's expiry.
+        let token = access_token(&srv, rolled_key, json!({"ttl_seconds": 3600})).await;
+        let other = srv.key_for(&ws, &owner, json!({})).await;
+        srv.patch(
+            &format!("/v1/keys/{}", other["id"].as_str().unwrap()),
+            &token,
+            json!({"expires_at": null}),
+        )
+        .await
+        .problem(422, "validation_failed");
+        srv.patch(
+            &format!("/v1/keys/{rolled_id}"),
+            &token,
+            json!({"name": "renamed"}),
+        )
+        .await
+        .expect(200);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn environment_tokens_stay_within_the_credential_making_them() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Env token caps").await;
+        let (owner, full_key) = srv.member_with_key(&ws, "developer").await;
+        // A 30-day environment token from the owner's unrestricted key.
+        let env = srv
+            .post(
+                "/v1/tokens",
+                &full_key,
+                json!({"name": "ci", "ttl_seconds": 2_592_000}),
+            )
+            .await
+            .expect(201);
+        let env_id = env["id"].as_str().unwrap();
+        // A narrow, one-hour key of the same owner renews it: the successor is no stronger and
+        // no longer-lived than that key.
+        let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        let narrow = srv
+            .key_for(
+                &ws,
+                &owner,
+                json!({"permissions": ["latchkey:keys:manage_own"], "expires_at": at}),
+            )
+            .await;
+        let narrow_key = narrow["key"].as_str().unwrap();
+        let renewed = srv
+            .post(&format!("/v1/tokens/{env_id}/renew"), narrow_key, json!({}))
+            .await
+            .expect(201);
+        assert!(timestamp(&renewed["expires_at"]) <= timestamp(&narrow["expires_at"]));
+        let v = srv
+            .verify(
+                json!({"access_token": renewed["access_token"], "permissions": ["documents:read"]}),
+            )
+            .await;
+        assert_eq!(v["code"], "INSUFFICIENT_PERMISSIONS", "{v}");
+
+        // A pair (the full key with a narrow one-hour token) creates an environment token: it
+        // carries the pair's limits, not the key's alone.
+        let token = access_token(
+            &srv,
+            &full_key,
+            json!({"ttl_seconds": 3600, "permissions": ["latchkey:keys:manage_own"]}),
+        )
+        .await;
+        let hour_from_now = chrono::Utc::now().timestamp() + 3600;
+        let r = srv
+            .send(
+                srv.request(reqwest::Method::POST, "/v1/tokens")
+                    .header("x-api-key", &full_key)
+                    .bearer_auth(&token)
+                    .json(&json!({"name": "from a pair", "ttl_seconds": 2_592_000})),
+            )
+            .await
+            .expect(201);
+        assert!(timestamp(&r["expires_at"]) <= hour_from_now + 5, "{r}");
+        let v = srv
+            .verify(json!({"access_token": r["access_token"], "permissions": ["documents:read"]}))
+            .await;
+        assert_eq!(v["code"], "INSUFFICIENT_PERMISSIONS", "{v}");
+    })
+    .await;
+}
