@@ -365,3 +365,161 @@ async fn environment_tokens_stay_within_the_credential_making_them() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn members_manage_alone_gives_nothing_it_does_not_hold() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Delegation").await;
+        let (admin, admin_key) = srv.member_with_key(&ws, "admin").await;
+        let narrow = srv
+            .key_for(
+                &ws,
+                &admin,
+                json!({"permissions": ["latchkey:members:manage"]}),
+            )
+            .await;
+        let narrow = narrow["key"].as_str().unwrap();
+        // A user with a password would be a way to a dashboard session the key does not have.
+        srv.post(
+            "/v1/users",
+            narrow,
+            json!({"email": "pw@example.com", "name": "Pw", "password": "correct horse battery"}),
+        )
+        .await
+        .problem(403, "insufficient_permissions");
+        let fresh = srv
+            .post(
+                "/v1/users",
+                narrow,
+                json!({"email": "fresh@example.com", "name": "Fresh"}),
+            )
+            .await
+            .expect(201);
+        let fresh = fresh["id"].as_str().unwrap();
+        let member_path = format!("/v1/workspaces/{ws}/members/{fresh}");
+        // Only a full admin makes an admin; other roles must fit inside the key.
+        srv.put(&member_path, narrow, json!({"role": "admin"}))
+            .await
+            .problem(403, "insufficient_permissions");
+        let body = srv
+            .put(&member_path, narrow, json!({"role": "developer"}))
+            .await
+            .problem(422, "validation_failed");
+        assert_eq!(body["errors"][0]["field"], "role", "{body}");
+        srv.get(&format!("/v1/workspaces/{ws}/members"), narrow)
+            .await
+            .expect(200);
+        assert!(
+            srv.get(&format!("/v1/workspaces/{ws}/members"), &admin_key)
+                .await
+                .expect(200)["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["user_id"] != fresh),
+            "nothing was added"
+        );
+        // A role with nothing in it fits; then grants and roles are capped the same way.
+        srv.put(
+            &format!("/v1/workspaces/{ws}/roles/empty"),
+            narrow,
+            json!({"permissions": []}),
+        )
+        .await
+        .expect(200);
+        srv.put(&member_path, narrow, json!({"role": "empty"}))
+            .await
+            .expect(201);
+        let body = srv
+            .post(
+                &format!("/v1/workspaces/{ws}/grants"),
+                narrow,
+                json!({"user_id": fresh, "permission": "latchkey:*"}),
+            )
+            .await
+            .problem(422, "validation_failed");
+        assert_eq!(body["errors"][0]["field"], "permission", "{body}");
+        srv.post(
+            &format!("/v1/workspaces/{ws}/grants"),
+            narrow,
+            json!({"user_id": fresh, "permission": "latchkey:members:manage"}),
+        )
+        .await
+        .expect(201);
+        let body = srv
+            .put(
+                &format!("/v1/workspaces/{ws}/roles/empty"),
+                narrow,
+                json!({"permissions": ["latchkey:members:manage", "documents:read"]}),
+            )
+            .await
+            .problem(422, "validation_failed");
+        assert_eq!(body["errors"][0]["field"], "permissions[1]", "{body}");
+        srv.put(
+            &format!("/v1/workspaces/{ws}/roles/admin"),
+            narrow,
+            json!({"permissions": ["latchkey:members:manage"]}),
+        )
+        .await
+        .problem(403, "insufficient_permissions");
+        // Nor can it demote or remove the admins it could not have made.
+        srv.put(
+            &format!("/v1/workspaces/{ws}/members/{admin}"),
+            narrow,
+            json!({"role": "empty"}),
+        )
+        .await
+        .problem(403, "insufficient_permissions");
+        srv.delete(&format!("/v1/workspaces/{ws}/members/{admin}"), narrow)
+            .await
+            .problem(403, "insufficient_permissions");
+        let me = srv.get("/v1/me", &admin_key).await.expect(200);
+        assert!(me["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("latchkey:*")));
+
+        // The full admin can do all of it.
+        srv.put(&member_path, &admin_key, json!({"role": "admin"}))
+            .await
+            .expect(200);
+        srv.post(
+            "/v1/users",
+            &admin_key,
+            json!({"email": "pw2@example.com", "name": "Pw", "password": "correct horse battery"}),
+        )
+        .await
+        .expect(201);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_narrowed_instance_admin_key_cannot_make_instance_admins() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace_of(&srv.admin_key).await;
+        let narrow = srv
+            .key_for(
+                &ws,
+                &srv.admin_user_id,
+                json!({"permissions": ["latchkey:members:manage"]}),
+            )
+            .await;
+        let narrow = narrow["key"].as_str().unwrap();
+        srv.post(
+            "/v1/users",
+            narrow,
+            json!({"email": "root2@example.com", "name": "Root", "is_instance_admin": true}),
+        )
+        .await
+        .problem(403, "insufficient_permissions");
+        srv.post(
+            "/v1/users",
+            &srv.admin_key,
+            json!({"email": "root3@example.com", "name": "Root", "is_instance_admin": true}),
+        )
+        .await
+        .expect(201);
+    })
+    .await;
+}
