@@ -688,7 +688,15 @@ async fn after_members(state: &AppState, user: &DashUser, r: Result<(), ApiError
             )
             .await
         }
-        Err(e) => members_view(state, user, messages(&e)).await,
+        Err(e) => {
+            // The page again, saying what went wrong, with the API's status (409 for the last
+            // admin, 422 for a bad role): what happened is visible to the browser and to tests.
+            let mut r = members_view(state, user, messages(&e)).await;
+            if r.status().is_success() {
+                *r.status_mut() = e.status();
+            }
+            r
+        }
     }
 }
 

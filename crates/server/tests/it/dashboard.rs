@@ -228,3 +228,52 @@ async fn members_without_the_permission_cannot_open_admin_pages() {
     })
     .await;
 }
+
+/// A signed-in admin's session cookie and the CSRF token of its forms.
+async fn admin_session(srv: &TestServer) -> (String, String) {
+    let session = sign_in(srv, &srv.admin_email, &srv.admin_password)
+        .await
+        .expect("admin signs in");
+    let session = session.split(';').next().unwrap().to_owned();
+    let html = client()
+        .get(format!("{}/keys", srv.url))
+        .header(header::COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (session, csrf_of(&html))
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_be_removed_from_the_dashboard() {
+    each_backend(|srv| async move {
+        let (session, csrf) = admin_session(&srv).await;
+        let http = client();
+        for (action, form) in [
+            ("remove", vec![("csrf", csrf.as_str())]),
+            ("role", vec![("csrf", csrf.as_str()), ("role", "member")]),
+        ] {
+            let r = http
+                .post(format!(
+                    "{}/members/{}/{action}",
+                    srv.url, srv.admin_user_id
+                ))
+                .header(header::COOKIE, &session)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 409, "{action}");
+            let html = r.text().await.unwrap();
+            assert!(
+                html.contains("role=\"alert\"") && html.contains("last admin"),
+                "{action}: the page says why: {html}"
+            );
+        }
+        srv.get("/v1/me", &srv.admin_key).await.expect(200);
+    })
+    .await;
+}
