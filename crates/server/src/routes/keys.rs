@@ -189,7 +189,10 @@ pub async fn create_key(
     require_manage(&caller, &owner_id, environment)?;
 
     let mut v = Validator::new();
-    if owner_id != caller.user_id() {
+    // Keys work only while their owner is a member of their workspace (instance admins
+    // included), so a key for anyone else, or for the caller in another workspace, needs a
+    // member there.
+    if owner_id != caller.user_id() || workspace_id != caller.workspace_id() {
         // One answer for every kind of unsuitable owner, so ids cannot be probed across workspaces.
         let suitable = ids::is_id(ids::USER, &owner_id)
             && state

@@ -242,3 +242,37 @@ async fn a_workspace_never_loses_its_last_admin() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_instance_admin_removed_from_a_workspace_loses_its_keys_there() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Left behind").await;
+        let root = srv.admin_user_id.clone();
+        let k = srv.key_for(&ws, &root, json!({})).await;
+        let key = k["key"].as_str().unwrap();
+        srv.get("/v1/me", key).await.expect(200);
+        srv.member_with_key(&ws, "admin").await;
+        srv.delete(
+            &format!("/v1/workspaces/{ws}/members/{root}"),
+            &srv.admin_key,
+        )
+        .await
+        .expect(204);
+        srv.get("/v1/me", key)
+            .await
+            .problem(401, "invalid_credentials");
+        // No new key can be made for it there either, and its keys elsewhere still work.
+        srv.post(
+            "/v1/keys",
+            &srv.admin_key,
+            json!({"name": "stray", "workspace_id": ws}),
+        )
+        .await
+        .problem(422, "validation_failed");
+        srv.get("/v1/me", &srv.admin_key).await.expect(200);
+        // Back as a member, the key works again (keys follow standing, like everyone's).
+        srv.set_member(&ws, &root, "viewer").await;
+        srv.get("/v1/me", key).await.expect(200);
+    })
+    .await;
+}
