@@ -277,3 +277,43 @@ async fn the_last_admin_cannot_be_removed_from_the_dashboard() {
     })
     .await;
 }
+
+/// Renames a table behind the server's back, so reading it fails.
+async fn break_table(srv: &TestServer, table: &str) {
+    use sqlx::Connection;
+    let (db, _) = srv.database_and_secret();
+    let sql = format!("ALTER TABLE {table} RENAME TO {table}_gone");
+    if db.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
+        sqlx::Executor::execute(&mut c, sql.as_str()).await.unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&db).await.unwrap();
+        sqlx::Executor::execute(&mut c, sql.as_str()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_page_that_cannot_read_its_data_says_so() {
+    each_backend(|srv| async move {
+        let (session, _) = admin_session(&srv).await;
+        let http = client();
+        for (table, page) in [
+            ("api_keys", "/keys"),
+            ("access_tokens", "/tokens"),
+            ("audit_events", "/audit"),
+        ] {
+            break_table(&srv, table).await;
+            let r = http
+                .get(format!("{}{page}", srv.url))
+                .header(header::COOKIE, &session)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 500, "{page}");
+            let html = r.text().await.unwrap();
+            assert!(html.contains("could not be loaded"), "{page}: {html}");
+            assert!(!html.contains(table), "{page}: no internals");
+        }
+    })
+    .await;
+}
