@@ -1,11 +1,12 @@
-//! What a credential may hand out when it creates, edits or rolls a key: never more than it
-//! has itself. A child key's permissions stay within the creator's, its IP allow-list within
-//! the creator's, and its expiry no later than the creator's.
+//! What a credential may hand out when it creates, edits or rolls a key, or issues or renews an
+//! access token: never more than it has itself. A child's permissions stay within the creator's,
+//! its IP allow-list within the creator's, and its expiry no later than the creator's.
 
 use crate::permission::{Permission, PermissionSet};
 use crate::validate::Validator;
 use crate::verify::Effective;
 use ipnet::IpNet;
+use std::borrow::Cow;
 
 /// What a credential can do right now. One credential is an [`Effective`]; a key presented with
 /// an access token (SPEC §4 pair) is the intersection of two.
@@ -24,16 +25,47 @@ impl Grants for Effective<'_> {
     }
 }
 
-/// The credential issuing a key, as far as limits go.
-#[derive(Clone, Copy)]
+/// The credential issuing a key or token, as far as limits go: for a pair, both halves at once
+/// (the intersection of their permissions and IP lists, the earlier expiry).
+#[derive(Clone)]
 pub struct Issuer<'a> {
     pub user_id: &'a str,
     pub is_instance_admin: bool,
     pub effective: &'a dyn Grants,
-    /// The issuing key carries its own restriction list.
+    /// Something narrows the credential below its owner: a key restriction, a token scope.
     pub restricted: bool,
-    pub allowed_ips: &'a [IpNet],
+    pub allowed_ips: Cow<'a, [IpNet]>,
     pub expires_at: Option<i64>,
+}
+
+/// The addresses both lists allow (empty = anywhere). CIDR blocks are nested or disjoint, so
+/// each overlap is the smaller block of a pair.
+pub fn ip_intersection<'a>(a: &'a [IpNet], b: &'a [IpNet]) -> Cow<'a, [IpNet]> {
+    if a.is_empty() {
+        return Cow::Borrowed(b);
+    }
+    if b.is_empty() {
+        return Cow::Borrowed(a);
+    }
+    let mut both = Vec::new();
+    for x in a {
+        for y in b {
+            if x.contains(y) {
+                both.push(*y);
+            } else if y.contains(x) {
+                both.push(*x);
+            }
+        }
+    }
+    both.sort();
+    both.dedup();
+    if both.is_empty() {
+        // Disjoint lists allow no address (an authenticated pair never has them: the client's
+        // address was in both). An empty list would mean "anywhere", so stand in a single
+        // address of TEST-NET-1 (RFC 5737), which no client has.
+        both.push("192.0.2.0/32".parse().expect("valid"));
+    }
+    Cow::Owned(both)
 }
 
 impl Issuer<'_> {
@@ -114,11 +146,7 @@ impl Issuer<'_> {
 
     /// For a roll: the old key's list if it fits inside the issuer's, else the issuer's.
     pub fn carry_ips(&self, old: &[IpNet]) -> Vec<IpNet> {
-        let fits = !old.is_empty()
-            && old
-                .iter()
-                .all(|n| self.allowed_ips.iter().any(|m| m.contains(n)));
-        if self.allowed_ips.is_empty() || fits {
+        if self.covers_ips(old) {
             old.to_vec()
         } else {
             self.allowed_ips.to_vec()
@@ -140,6 +168,58 @@ impl Issuer<'_> {
             }
             (Some(_), Some(e)) => Some(e),
         }
+    }
+
+    /// For a roll: the old key's expiry, brought forward to the issuer's own. A roll through a
+    /// one-hour token yields a successor that dies with the token, not one that never expires.
+    pub fn carry_expiry(&self, old: Option<i64>) -> Option<i64> {
+        match (old, self.expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether a key may be patched to never expire through this credential.
+    pub fn may_clear_expiry(&self) -> bool {
+        self.expires_at.is_none()
+    }
+
+    /// When a token issued at `now` for `ttl` seconds from a key expiring at `source_expiry`
+    /// ends: never after that key, nor after the issuer.
+    pub fn token_expiry(&self, now: i64, ttl: i64, source_expiry: Option<i64>) -> i64 {
+        [source_expiry, self.expires_at]
+            .into_iter()
+            .flatten()
+            .fold(now.saturating_add(ttl), i64::min)
+    }
+
+    /// The scope of a token issued or renewed through this credential from some key. When the
+    /// issuer is that key alone, the key's own restriction keeps applying to the token, so the
+    /// scope stays as asked. Otherwise (a pair, another key of the owner, a token) a narrowed
+    /// issuer caps the scope to what it can do itself.
+    pub fn token_scope(
+        &self,
+        issuer_is_source: bool,
+        requested: Option<PermissionSet>,
+    ) -> Option<PermissionSet> {
+        if issuer_is_source || !self.restricted {
+            return requested;
+        }
+        let mine = self.effective.listing();
+        Some(match requested {
+            Some(r) => r.intersection(&mine),
+            None => mine,
+        })
+    }
+
+    /// Whether every address `source` allows (empty = anywhere) is one the issuer allows: a
+    /// token lives on its key's IP list, which must not be wider than the issuer's.
+    pub fn covers_ips(&self, source: &[IpNet]) -> bool {
+        self.allowed_ips.is_empty()
+            || (!source.is_empty()
+                && source
+                    .iter()
+                    .all(|n| self.allowed_ips.iter().any(|m| m.contains(n))))
     }
 }
 
@@ -186,7 +266,7 @@ mod tests {
             is_instance_admin: false,
             effective: &eff,
             restricted: restriction.is_some(),
-            allowed_ips: ips,
+            allowed_ips: ips.into(),
             expires_at,
         })
     }
@@ -243,5 +323,74 @@ mod tests {
                 ]
             );
         });
+    }
+
+    #[test]
+    fn rolls_and_tokens_end_no_later_than_the_issuer() {
+        let owner = set(&["*", "latchkey:keys:manage_own"]);
+        with_issuer(&owner, None, &[], Some(1000), |i| {
+            assert_eq!(i.carry_expiry(None), Some(1000));
+            assert_eq!(i.carry_expiry(Some(500)), Some(500));
+            assert_eq!(i.carry_expiry(Some(5000)), Some(1000));
+            assert!(!i.may_clear_expiry());
+            assert_eq!(i.token_expiry(100, 3600, None), 1000);
+            assert_eq!(i.token_expiry(100, 3600, Some(800)), 800);
+            assert_eq!(i.token_expiry(100, 60, Some(800)), 160);
+        });
+        with_issuer(&owner, None, &[], None, |i| {
+            assert_eq!(i.carry_expiry(None), None);
+            assert!(i.may_clear_expiry());
+            assert_eq!(i.token_expiry(100, 60, None), 160);
+        });
+    }
+
+    #[test]
+    fn a_narrowed_issuer_caps_the_tokens_it_makes_from_other_keys() {
+        let owner = set(&["*", "latchkey:keys:manage_own"]);
+        let mine = set(&["latchkey:keys:manage_own"]);
+        let ips: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        with_issuer(&owner, Some(&mine), &ips, None, |i| {
+            assert_eq!(
+                i.token_scope(true, None),
+                None,
+                "its own key's restriction applies"
+            );
+            assert_eq!(i.token_scope(false, None), Some(mine.clone()));
+            assert_eq!(
+                i.token_scope(false, Some(set(&["documents:read", "latchkey:keys:*"]))),
+                Some(mine.clone())
+            );
+            assert!(i.covers_ips(&["10.1.0.0/16".parse().unwrap()]));
+            assert!(!i.covers_ips(&[]), "anywhere is wider than 10/8");
+            assert!(!i.covers_ips(&["192.168.0.0/16".parse().unwrap()]));
+        });
+        with_issuer(&owner, None, &[], None, |i| {
+            assert_eq!(i.token_scope(false, None), None);
+            assert!(i.covers_ips(&[]));
+        });
+    }
+
+    #[test]
+    fn ip_lists_intersect_to_the_smaller_blocks() {
+        let a: Vec<IpNet> = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "192.168.1.0/24".parse().unwrap(),
+        ];
+        let b: Vec<IpNet> = vec![
+            "10.1.0.0/16".parse().unwrap(),
+            "192.168.0.0/16".parse().unwrap(),
+        ];
+        let both: Vec<String> = ip_intersection(&a, &b)
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(both, ["10.1.0.0/16", "192.168.1.0/24"]);
+        assert_eq!(&*ip_intersection(&a, &[]), &a[..]);
+        let far: Vec<IpNet> = vec!["172.16.0.0/12".parse().unwrap()];
+        let none = ip_intersection(&a, &far);
+        assert!(!none.is_empty(), "disjoint lists are not \"anywhere\"");
+        assert!(!none
+            .iter()
+            .any(|n| n.contains(&"10.0.0.1".parse::<std::net::IpAddr>().unwrap())));
     }
 }

@@ -78,7 +78,8 @@ pub struct KeyFacts<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct OwnerFacts<'a> {
     pub active: bool,
-    /// Member of the workspace, or an instance admin (who may act in every workspace).
+    /// Member of the workspace (instance admins included: their keys, like anyone's, live in
+    /// a workspace they belong to and reach others from there).
     pub member: bool,
     /// Role permissions plus direct grants (everything for an instance admin).
     pub permissions: &'a PermissionSet,

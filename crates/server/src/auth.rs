@@ -8,7 +8,7 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{header, request::Parts, HeaderMap};
 use base64::Engine;
-use latchkey_core::issuance::{Grants, Issuer};
+use latchkey_core::issuance::{ip_intersection, Grants, Issuer};
 use latchkey_core::token::looks_like_jwt;
 use latchkey_core::verify::{self, Effective};
 use latchkey_core::{
@@ -611,16 +611,27 @@ impl Caller {
         Grants::listing(self)
     }
 
-    /// This credential as the issuer of new keys: the limits they inherit.
+    /// This credential as the issuer of new keys and tokens, and the giver of roles, grants and
+    /// users: the limits they inherit. A pair is bounded by both of its halves.
     pub fn issuer(&self) -> Issuer<'_> {
-        let key = &self.resolved.key;
+        let mine = &self.resolved.key.allowed_ips;
+        let (allowed_ips, expires_at) = match &self.pair {
+            None => (Cow::Borrowed(&mine[..]), self.resolved.expires_at()),
+            Some(p) => (
+                ip_intersection(mine, &p.key.allowed_ips),
+                match (self.resolved.expires_at(), p.expires_at()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+            ),
+        };
         Issuer {
             user_id: self.user_id(),
             is_instance_admin: self.is_instance_admin(),
             effective: self,
             restricted: self.is_restricted(),
-            allowed_ips: &key.allowed_ips,
-            expires_at: self.resolved.expires_at(),
+            allowed_ips,
+            expires_at,
         }
     }
 

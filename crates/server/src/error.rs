@@ -196,6 +196,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<latchkey_core::delegation::NotAllowed> for ApiError {
+    fn from(_: latchkey_core::delegation::NotAllowed) -> Self {
+        ApiError::insufficient_permissions()
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

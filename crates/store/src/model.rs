@@ -124,8 +124,10 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A member of the workspace. Instance admins too need to be one for their keys there to
+    /// work: removing anyone from a workspace stops their keys in it at once (SPEC §3).
     pub fn is_member(&self) -> bool {
-        self.role.is_some() || self.is_instance_admin
+        self.role.is_some()
     }
 }
 

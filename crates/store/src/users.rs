@@ -123,6 +123,24 @@ impl SqlStore {
         if !user.is_active() {
             return Ok(None);
         }
+        // A deactivated admin is no admin: no workspace of theirs may be left without one.
+        let admin_of: Vec<String> =
+            sqlx::query("SELECT workspace_id FROM members WHERE user_id = $1 AND role = $2")
+                .bind(id)
+                .bind(latchkey_core::roles::ADMIN)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("workspace_id"))
+                .collect::<Result<_, _>>()?;
+        self.lock_workspaces(&mut tx, &admin_of).await?;
+        for ws in &admin_of {
+            if !crate::workspaces::has_other_admin(&mut tx, ws, id).await? {
+                return Err(StoreError::Conflict(
+                    "a workspace of this user would lose its last admin: make another member admin first",
+                ));
+            }
+        }
         let t = now();
         sqlx::query("UPDATE users SET active = 0, deactivated_at = $1 WHERE id = $2")
             .bind(t)

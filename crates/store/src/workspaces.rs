@@ -5,8 +5,8 @@ use crate::keys::{from_json, insert_key};
 use crate::query::ListQuery;
 use crate::users::insert_user;
 use crate::{
-    now, Actor, Bootstrap, Change, Grant, Member, Page, PageRequest, Result, Role, SqlStore,
-    StoreError, Workspace, WorkspacePatch,
+    now, Actor, Backend, Bootstrap, Change, Grant, Member, Page, PageRequest, Result, Role,
+    SqlStore, StoreError, Workspace, WorkspacePatch, WriteTx,
 };
 use latchkey_core::{ids, roles, PermissionSet};
 use serde_json::json;
@@ -71,6 +71,39 @@ async fn fetch_member(conn: &mut AnyConnection, ws: &str, user: &str) -> Result<
     .transpose()
 }
 
+const LAST_ADMIN: &str = "the workspace would lose its last admin: make another member admin first";
+
+/// Whether `ws` keeps an active admin other than `user`. Run after [`SqlStore::lock_workspaces`],
+/// so no concurrent change can remove that other admin before this transaction commits.
+pub(crate) async fn has_other_admin(
+    conn: &mut AnyConnection,
+    ws: &str,
+    user: &str,
+) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM members m JOIN users u ON u.id = m.user_id \
+         WHERE m.workspace_id = $1 AND m.role = $2 AND m.user_id <> $3 AND u.active = 1",
+    )
+    .bind(ws)
+    .bind(roles::ADMIN)
+    .bind(user)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
+/// Refuses a change that takes `before` (an active admin) out of the admin role when nobody
+/// else is one.
+async fn keep_last_admin(conn: &mut AnyConnection, before: &Member) -> Result<()> {
+    if before.role == roles::ADMIN
+        && before.active
+        && !has_other_admin(conn, &before.workspace_id, &before.user_id).await?
+    {
+        return Err(StoreError::Conflict(LAST_ADMIN));
+    }
+    Ok(())
+}
+
 /// Inserts a workspace with the built-in roles, and its first admin if given.
 async fn insert_workspace(
     conn: &mut AnyConnection,
@@ -113,6 +146,26 @@ async fn insert_workspace(
 }
 
 impl SqlStore {
+    /// Serialises the membership changes of these workspaces until `tx` ends, so "is there
+    /// another admin?" stays true until commit. SQLite's write transactions are serial already
+    /// (BEGIN IMMEDIATE); on PostgreSQL, at READ COMMITTED, two demotions of the last two admins
+    /// would each see the other still admin without this row lock. Locked in id order, so two
+    /// transactions locking several never deadlock.
+    pub(crate) async fn lock_workspaces(&self, tx: &mut WriteTx, ids: &[String]) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut ids = ids.to_vec();
+        ids.sort();
+        for id in &ids {
+            sqlx::query("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn is_initialised(&self) -> Result<bool> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM meta WHERE name = 'initialised'")
             .fetch_one(&self.read)
@@ -302,11 +355,13 @@ impl SqlStore {
         actor: &Actor,
     ) -> Result<(Member, bool, Vec<Change>)> {
         let mut tx = self.begin_write().await?;
+        self.lock_workspaces(&mut tx, &[ws.to_owned()]).await?;
         let before = fetch_member(&mut tx, ws, user).await?;
         let mut log = Log::new(actor);
         match &before {
             Some(m) if m.role == role => {}
             Some(m) => {
+                keep_last_admin(&mut tx, m).await?;
                 sqlx::query(
                     "UPDATE members SET role = $1 WHERE workspace_id = $2 AND user_id = $3",
                 )
@@ -354,9 +409,11 @@ impl SqlStore {
 
     pub async fn remove_member(&self, ws: &str, user: &str, actor: &Actor) -> Result<Vec<Change>> {
         let mut tx = self.begin_write().await?;
+        self.lock_workspaces(&mut tx, &[ws.to_owned()]).await?;
         let before = fetch_member(&mut tx, ws, user)
             .await?
             .ok_or(StoreError::NotFound)?;
+        keep_last_admin(&mut tx, &before).await?;
         sqlx::query("DELETE FROM members WHERE workspace_id = $1 AND user_id = $2")
             .bind(ws)
             .bind(user)

@@ -37,20 +37,30 @@ pub struct Nav {
 
 async fn nav(state: &AppState, user: &DashUser, active: &'static str) -> Nav {
     let c = &user.caller;
+    let mut flashes = vec![];
+    // The page itself can still be shown; the switcher says it is incomplete rather than
+    // pretend the user has no other workspace.
+    let workspaces = match state.store.user_workspaces(c.user_id()).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "the dashboard could not list the user's workspaces");
+            flashes.push((
+                "error",
+                "Your other workspaces could not be loaded. Reload the page to try again.".into(),
+            ));
+            vec![]
+        }
+    };
     Nav {
         active,
         csrf: user.session.csrf_token.clone(),
         email: c.resolved.principal.email.clone(),
         workspace_id: c.workspace_id().to_owned(),
         workspace_name: c.resolved.workspace.name.clone(),
-        workspaces: state
-            .store
-            .user_workspaces(c.user_id())
-            .await
-            .unwrap_or_default(),
+        workspaces,
         can_manage_members: c.allows(MEMBERS_MANAGE),
         can_read_audit: c.allows(AUDIT_READ),
-        flashes: vec![],
+        flashes,
     }
 }
 
@@ -116,6 +126,43 @@ async fn not_allowed(state: &AppState, user: &DashUser, message: &str) -> Respon
     let mut r = render(page);
     *r.status_mut() = StatusCode::FORBIDDEN;
     r
+}
+
+/// A page whose data could not be read (the database failed): an error page with a 5xx
+/// status, never an empty list that looks like "nothing here". The cause is logged (the store
+/// error itself where it happened); the page names no internals.
+async fn load_failed(
+    state: &AppState,
+    user: &DashUser,
+    page: &'static str,
+    e: ApiError,
+) -> Response {
+    tracing::error!(page, status = %e.status(), "a dashboard page could not load its data");
+    let status = if e.status().is_server_error() {
+        e.status()
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let page = ErrorPage {
+        nav: nav(state, user, "").await,
+        heading: "Something went wrong",
+        message: "This page could not be loaded. Try again in a moment; if it keeps happening, \
+                  tell whoever runs this Latchkey."
+            .into(),
+    };
+    let mut r = render(page);
+    *r.status_mut() = status;
+    r
+}
+
+/// What a page lists: the API's answer; a refusal (the caller may not read it, which the page
+/// explains) is an empty list; any other failure is for [`load_failed`].
+fn listed<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(ApiError::Forbidden(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// `2026-11-22T06:57:46Z` → `2026-11-22 06:57 UTC`, for people.
@@ -204,7 +251,10 @@ pub async fn login(
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
-    let user = state.store.user_by_email(&email).await.ok().flatten();
+    let user = match state.store.user_by_email(&email).await {
+        Ok(u) => u,
+        Err(e) => return sign_in_unavailable(&state, email, e),
+    };
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let password = Secret::new(f.password);
     // Verify even without a user, so timing does not tell which emails exist.
@@ -230,13 +280,11 @@ pub async fn login(
         }
     };
     state.throttle.succeeded(&email);
-    let Some((workspace_id, _, _)) = state
-        .store
-        .user_workspaces(&user.id)
-        .await
-        .ok()
-        .and_then(|w| w.into_iter().next())
-    else {
+    let workspaces = match state.store.user_workspaces(&user.id).await {
+        Ok(w) => w,
+        Err(e) => return sign_in_unavailable(&state, email, e),
+    };
+    let Some((workspace_id, _, _)) = workspaces.into_iter().next() else {
         return login_form(
             &state,
             email,
@@ -256,6 +304,17 @@ pub async fn login(
             .expect("valid cookie"),
     );
     r
+}
+
+/// Sign-in when the database fails: a 500 that says so, not "wrong password".
+fn sign_in_unavailable(state: &AppState, email: String, e: latchkey_store::StoreError) -> Response {
+    tracing::error!(error = %e, "sign-in could not read the database");
+    login_form(
+        state,
+        email,
+        Some("Signing in is not possible right now. Try again in a moment.".into()),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 pub async fn logout(State(state): State<AppState>, user: DashUser) -> Response {
@@ -326,10 +385,11 @@ async fn keys_view(
         limit: Some(500),
         cursor: None,
     };
-    let mut keys = match keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await {
-        Ok(list) => list.0.data,
-        Err(_) => vec![],
-    };
+    let mut keys =
+        match listed(keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await) {
+            Ok(list) => list.map(|l| l.0.data).unwrap_or_default(),
+            Err(e) => return load_failed(state, user, "keys", e).await,
+        };
     for k in &mut keys {
         k.created_at = short_time(&k.created_at);
         k.last_used_at = k.last_used_at.as_deref().map(short_time);
@@ -480,11 +540,11 @@ async fn tokens_view(
         limit: Some(500),
         cursor: None,
     };
-    let mut list = match tokens::list_tokens(State(state.clone()), c.clone(), ApiQuery(page)).await
-    {
-        Ok(l) => l.0.data,
-        Err(_) => vec![],
-    };
+    let mut list =
+        match listed(tokens::list_tokens(State(state.clone()), c.clone(), ApiQuery(page)).await) {
+            Ok(l) => l.map(|l| l.0.data).unwrap_or_default(),
+            Err(e) => return load_failed(state, user, "tokens", e).await,
+        };
     for t in &mut list {
         t.created_at = short_time(&t.created_at);
         t.expires_at = short_time(&t.expires_at);
@@ -497,16 +557,17 @@ async fn tokens_view(
         limit: Some(500),
         cursor: None,
     };
-    let mine = match keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await {
-        Ok(l) => {
-            l.0.data
+    let mine =
+        match listed(keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await) {
+            Ok(l) => l
+                .map(|l| l.0.data)
+                .unwrap_or_default()
                 .into_iter()
                 .filter(|k| k.r#type == "secret")
                 .map(|k| (k.id, k.name, k.environment))
-                .collect()
-        }
-        Err(_) => vec![],
-    };
+                .collect(),
+            Err(e) => return load_failed(state, user, "tokens", e).await,
+        };
     render(TokensPage {
         nav: nav(state, user, "tokens").await,
         tokens: list,
@@ -560,13 +621,14 @@ pub async fn generate_token(
         }
     };
     let ttl = state.tokens.environment_default_ttl;
+    let issuer = c.issuer();
     match tokens::issue(
         &state,
         &from,
         TokenKind::Environment,
         Some(name),
-        ttl,
-        None,
+        issuer.token_expiry(crate::now(), ttl, None),
+        issuer.token_scope(false, None),
         &c.actor(),
     )
     .await
@@ -651,19 +713,21 @@ async fn members_view(state: &AppState, user: &DashUser, errors: Vec<String>) ->
         limit: Some(500),
         cursor: None,
     };
-    let members = workspaces::list_members(
+    let members = match workspaces::list_members(
         State(state.clone()),
         c.clone(),
         ApiPath(ws.clone()),
         ApiQuery(page),
     )
     .await
-    .map(|l| l.0.data)
-    .unwrap_or_default();
-    let roles = workspaces::list_roles(State(state.clone()), c.clone(), ApiPath(ws))
-        .await
-        .map(|l| l.0.data)
-        .unwrap_or_default();
+    {
+        Ok(l) => l.0.data,
+        Err(e) => return load_failed(state, user, "members", e).await,
+    };
+    let roles = match workspaces::list_roles(State(state.clone()), c.clone(), ApiPath(ws)).await {
+        Ok(l) => l.0.data,
+        Err(e) => return load_failed(state, user, "members", e).await,
+    };
     render(MembersPage {
         nav: nav(state, user, "members").await,
         members,
@@ -687,7 +751,15 @@ async fn after_members(state: &AppState, user: &DashUser, r: Result<(), ApiError
             )
             .await
         }
-        Err(e) => members_view(state, user, messages(&e)).await,
+        Err(e) => {
+            // The page again, saying what went wrong, with the API's status (409 for the last
+            // admin, 422 for a bad role): what happened is visible to the browser and to tests.
+            let mut r = members_view(state, user, messages(&e)).await;
+            if r.status().is_success() {
+                *r.status_mut() = e.status();
+            }
+            r
+        }
     }
 }
 
@@ -755,7 +827,10 @@ pub async fn add_member(
         .await;
     }
     let email = f.email.trim().to_lowercase();
-    let existing = state.store.user_by_email(&email).await.ok().flatten();
+    let existing = match state.store.user_by_email(&email).await {
+        Ok(u) => u,
+        Err(e) => return load_failed(&state, &user, "members", e.into()).await,
+    };
     let user_id = match existing {
         Some(u) => u.id,
         None => {
@@ -835,9 +910,9 @@ async fn settings_view(state: &AppState, user: &DashUser, errors: Vec<String>) -
         )
         .await;
     }
-    let ws = state.store.get_workspace(user.caller.workspace_id()).await;
-    let Ok(ws) = ws else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response();
+    let ws = match state.store.get_workspace(user.caller.workspace_id()).await {
+        Ok(ws) => ws,
+        Err(e) => return load_failed(state, user, "settings", e.into()).await,
     };
     render(SettingsPage {
         nav: nav(state, user, "settings").await,
@@ -977,7 +1052,9 @@ pub async fn audit_page(
                 l.0.data.into_iter().map(AuditRow::from).collect(),
                 l.0.next_cursor,
             ),
-            Err(_) => (vec![], None),
+            // A filter the API refuses (a malformed cursor) is the person's to fix, not an outage.
+            Err(ApiError::Validation(_) | ApiError::BadRequest { .. }) => (vec![], None),
+            Err(e) => return load_failed(&state, &user, "audit", e).await,
         };
     render(AuditPage {
         nav: nav(&state, &user, "audit").await,
@@ -1031,12 +1108,10 @@ pub async fn change_password(
             })
         }
     };
-    let current = state
-        .store
-        .get_user(user.caller.user_id())
-        .await
-        .ok()
-        .and_then(|u| u.password_hash);
+    let current = match state.store.get_user(user.caller.user_id()).await {
+        Ok(u) => u.password_hash,
+        Err(e) => return load_failed(&state, &user, "account", e.into()).await,
+    };
     let given = Secret::new(f.current_password);
     let ok = tokio::task::spawn_blocking(move || {
         current.is_some_and(|h| password::verify_blocking(&given, &h))

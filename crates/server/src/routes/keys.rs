@@ -189,7 +189,10 @@ pub async fn create_key(
     require_manage(&caller, &owner_id, environment)?;
 
     let mut v = Validator::new();
-    if owner_id != caller.user_id() {
+    // Keys work only while their owner is a member of their workspace (instance admins
+    // included), so a key for anyone else, or for the caller in another workspace, needs a
+    // member there.
+    if owner_id != caller.user_id() || workspace_id != caller.workspace_id() {
         // One answer for every kind of unsuitable owner, so ids cannot be probed across workspaces.
         let suitable = ids::is_id(ids::USER, &owner_id)
             && state
@@ -355,7 +358,7 @@ pub async fn update_key(
             None => {
                 if ws.max_key_ttl_seconds.is_some() {
                     v.error("expires_at", "this workspace requires keys to expire");
-                } else if caller.resolved.key.expires_at.is_some() {
+                } else if !issuer.may_clear_expiry() {
                     v.error(
                         "expires_at",
                         "must not be later than the expiry of the credential making this request",
@@ -410,10 +413,8 @@ pub async fn roll_key(
         .map_or(t + i64::from(grace), |e| e.min(t + i64::from(grace)));
     // The successor is a new key issued by the caller: it gets no more than the caller has.
     let issuer = caller.issuer();
-    let expires_at = match (old.expires_at, caller.resolved.key.expires_at) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    // The presenting credential's expiry (a token's, a pair's), not merely its key's.
+    let expires_at = issuer.carry_expiry(old.expires_at);
     let key = ApiKey::generate(old.key_type, old.environment);
     let fresh = NewApiKey::for_key(
         &key,

@@ -244,7 +244,7 @@ pub async fn token(
         &key,
         TokenKind::ClientCredentials,
         None,
-        state.tokens.default_ttl,
+        crate::now().saturating_add(state.tokens.default_ttl),
         scope,
         &actor,
     )

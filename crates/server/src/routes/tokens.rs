@@ -27,7 +27,9 @@ pub struct Issued {
     pub scope: String,
 }
 
-/// Issues a token for the key in `from` (never more than it can do: `scope` only narrows).
+/// Issues a token for the key in `from` (never more than it can do: `scope` only narrows),
+/// ending at `expires_at` or with the key, whichever is first. The caller bounds both by the
+/// credential asking for it (`Issuer::token_expiry`, `Issuer::token_scope`).
 /// It is signed first (so the record names the key that really signed it, which keeps that key
 /// published while the token lives) and recorded before it is handed out.
 pub async fn issue(
@@ -35,7 +37,7 @@ pub async fn issue(
     from: &Resolved,
     kind: TokenKind,
     name: Option<String>,
-    ttl: i64,
+    expires_at: i64,
     scope: Option<PermissionSet>,
     actor: &Actor,
 ) -> Result<Issued, ApiError> {
@@ -53,7 +55,7 @@ pub async fn issue(
         scope,
         issued_at: t,
         // A token never outlives the key it came from.
-        expires_at: key.expires_at.map_or(t + ttl, |k| k.min(t + ttl)),
+        expires_at: key.expires_at.map_or(expires_at, |k| k.min(expires_at)),
     };
     let (jwt, scope) = sign(state, from, &mut new)?;
     let record = state.store.issue_token(&new, actor).await?;
@@ -215,7 +217,7 @@ pub async fn exchange(
         &resolved,
         TokenKind::Exchange,
         None,
-        ttl.min(state.tokens.max_ttl),
+        now().saturating_add(ttl.min(state.tokens.max_ttl)),
         scope,
         &actor,
     )
@@ -355,13 +357,20 @@ pub async fn create_token(
         &format!("must be 1 to {} seconds", state.tokens.environment_max_ttl),
     );
     v.finish()?;
+    // In a pair the token comes from the pair's key but is asked for by both halves: it gets
+    // no more, and lives no longer, than the pair.
+    let issuer = caller.issuer();
+    let from_self = std::ptr::eq(from, &caller.resolved);
+    if !issuer.covers_ips(&from.key.allowed_ips) {
+        return Err(ApiError::insufficient_permissions());
+    }
     let issued = issue(
         &state,
         from,
         TokenKind::Environment,
         Some(name),
-        ttl,
-        None,
+        issuer.token_expiry(now(), ttl, None),
+        issuer.token_scope(from_self, None),
         &caller.actor(),
     )
     .await?;
@@ -419,6 +428,14 @@ pub async fn renew_token(
             ))
         }
     };
+    // The renewal is a new token handed to the caller, who may be another (narrower, shorter
+    // lived) credential of the owner: it is bounded by that credential, not only by the key.
+    let issuer = caller.issuer();
+    let from_self =
+        caller.pair.is_none() && caller.resolved.token.is_none() && caller.is_self(&old.key_id);
+    if !issuer.covers_ips(&from.key.allowed_ips) {
+        return Err(ApiError::insufficient_permissions());
+    }
     let t = now();
     let ttl = (old.expires_at - old.issued_at).max(1);
     let mut new = NewToken {
@@ -430,9 +447,9 @@ pub async fn renew_token(
         workspace_id: old.workspace_id.clone(),
         owner_id: old.owner_id.clone(),
         environment: old.environment,
-        scope: old.scope.clone(),
+        scope: issuer.token_scope(from_self, old.scope.clone()),
         issued_at: t,
-        expires_at: from.key.expires_at.map_or(t + ttl, |k| k.min(t + ttl)),
+        expires_at: issuer.token_expiry(t, ttl, from.key.expires_at),
     };
     let (jwt, scope) = sign(&state, &from, &mut new)?;
     let (record, changes) = match state.store.renew_token(&id, &new, &caller.actor()).await {

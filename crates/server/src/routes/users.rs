@@ -1,7 +1,9 @@
 //! `/v1/users`: the Admin API's user provisioning.
 //!
 //! Instance admins see and manage every user. A credential holding `latchkey:members:manage`
-//! may create users (to add them to its workspace) and sees the members of its workspace.
+//! may create users (to add them to its workspace) and sees the members of its workspace. Only
+//! an unbounded credential (no restriction, expiry or IP list) sets a password or makes an
+//! instance admin (`latchkey_core::delegation`).
 //! Everyone sees themselves. Deactivation is for instance admins only: a user spans workspaces.
 
 use crate::auth::Caller;
@@ -65,7 +67,12 @@ pub async fn create_user(
     }
     caller.require_live()?;
     let make_admin = body.is_instance_admin.unwrap_or(false);
-    if make_admin && !caller.is_instance_admin() {
+    let issuer = caller.issuer();
+    // A password is a way to a dashboard session, which has no restriction, expiry or IP list;
+    // an instance admin holds everything. Neither may come from a credential bounded by those.
+    if (make_admin && !issuer.may_make_instance_admin())
+        || (body.password.is_some() && !issuer.may_set_password())
+    {
         return Err(ApiError::insufficient_permissions());
     }
     let mut v = Validator::new();

@@ -2,7 +2,9 @@
 //!
 //! A credential sees only its own workspace (instance admins see all); another workspace is a
 //! 404. Reading the workspace and its roles needs only to see it; everything else needs
-//! `latchkey:members:manage`. Creating workspaces is for instance admins.
+//! `latchkey:members:manage`. Creating workspaces is for instance admins. What a role, grant or
+//! membership may give is `latchkey_core::delegation`'s decision: never more than the caller
+//! holds, and `admin` only from a full admin.
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -13,7 +15,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use latchkey_core::permission::MEMBERS_MANAGE;
-use latchkey_core::{ids, roles, Permission, Validator};
+use latchkey_core::{ids, roles, Permission, PermissionSet, Validator};
 use latchkey_store::{Page, StoreError, WorkspacePatch};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -109,6 +111,22 @@ async fn may_manage_member(
         return Err(ApiError::insufficient_permissions());
     }
     Ok(())
+}
+
+/// The permissions of the workspace's `admin` role, against which "full admin" is measured
+/// (`latchkey_core::delegation`). Should the role be missing, everything: then only a
+/// credential holding everything counts as a full admin.
+async fn admin_role(state: &AppState, ws: &str) -> Result<PermissionSet, ApiError> {
+    match state.store.get_role(ws, roles::ADMIN).await {
+        Ok(r) => Ok(r.permissions),
+        Err(StoreError::NotFound) => Ok(PermissionSet::all()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The role a user has in a workspace now, if a member.
+async fn current_role(state: &AppState, ws: &str, user: &str) -> Result<Option<String>, ApiError> {
+    Ok(state.store.principal(ws, user).await?.and_then(|p| p.role))
 }
 
 #[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", request_body = CreateWorkspaceRequest,
@@ -249,8 +267,8 @@ pub async fn put_member(
             "no such role in this workspace",
         ));
     }
-    match state.store.get_role(&id, &body.role).await {
-        Ok(_) => {}
+    let role = match state.store.get_role(&id, &body.role).await {
+        Ok(r) => r,
         Err(StoreError::NotFound) => {
             return Err(ApiError::validation(
                 "role",
@@ -258,7 +276,17 @@ pub async fn put_member(
             ))
         }
         Err(e) => return Err(e.into()),
-    }
+    };
+    let current = current_role(&state, &id, &user_id).await?;
+    let mut v = Validator::new();
+    caller.issuer().may_assign_role(
+        &mut v,
+        &body.role,
+        &role.permissions,
+        current.as_deref(),
+        &admin_role(&state, &id).await?,
+    )?;
+    v.finish()?;
     let (member, added, changes) = state
         .store
         .put_member(&id, &user_id, &body.role, &caller.actor())
@@ -282,6 +310,10 @@ pub async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     changeable(&caller, &id)?;
     may_manage_member(&state, &caller, &id, &user_id).await?;
+    let current = current_role(&state, &id, &user_id).await?;
+    caller
+        .issuer()
+        .may_change_member(current.as_deref(), &admin_role(&state, &id).await?)?;
     let changes = state
         .store
         .remove_member(&id, &user_id, &caller.actor())
@@ -339,6 +371,13 @@ pub async fn put_role(
         "must be lowercase letters, digits, `_` or `-`",
     );
     let perms = v.permissions("permissions", &body.permissions);
+    caller.issuer().may_set_role(
+        &mut v,
+        "permissions",
+        &role,
+        &body.permissions,
+        &admin_role(&state, &id).await?,
+    )?;
     v.finish()?;
     let (r, changes) = state
         .store
@@ -358,9 +397,9 @@ pub async fn create_grant(
 ) -> Result<(StatusCode, ApiJson<GrantView>), ApiError> {
     changeable(&caller, &id)?;
     let mut v = Validator::new();
-    let perm = Permission::parse(&body.permission);
-    if let Err(e) = &perm {
-        v.error("permission", e.0);
+    match Permission::parse(&body.permission) {
+        Ok(p) => caller.issuer().may_grant(&mut v, "permission", &p),
+        Err(e) => v.error("permission", e.0),
     }
     let is_member =
         ids::is_id(ids::USER, &body.user_id) && state.store.is_member(&id, &body.user_id).await?;

@@ -228,3 +228,92 @@ async fn members_without_the_permission_cannot_open_admin_pages() {
     })
     .await;
 }
+
+/// A signed-in admin's session cookie and the CSRF token of its forms.
+async fn admin_session(srv: &TestServer) -> (String, String) {
+    let session = sign_in(srv, &srv.admin_email, &srv.admin_password)
+        .await
+        .expect("admin signs in");
+    let session = session.split(';').next().unwrap().to_owned();
+    let html = client()
+        .get(format!("{}/keys", srv.url))
+        .header(header::COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (session, csrf_of(&html))
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_be_removed_from_the_dashboard() {
+    each_backend(|srv| async move {
+        let (session, csrf) = admin_session(&srv).await;
+        let http = client();
+        for (action, form) in [
+            ("remove", vec![("csrf", csrf.as_str())]),
+            ("role", vec![("csrf", csrf.as_str()), ("role", "member")]),
+        ] {
+            let r = http
+                .post(format!(
+                    "{}/members/{}/{action}",
+                    srv.url, srv.admin_user_id
+                ))
+                .header(header::COOKIE, &session)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 409, "{action}");
+            let html = r.text().await.unwrap();
+            assert!(
+                html.contains("role=\"alert\"") && html.contains("last admin"),
+                "{action}: the page says why: {html}"
+            );
+        }
+        srv.get("/v1/me", &srv.admin_key).await.expect(200);
+    })
+    .await;
+}
+
+/// Renames a table behind the server's back, so reading it fails.
+async fn break_table(srv: &TestServer, table: &str) {
+    use sqlx::Connection;
+    let (db, _) = srv.database_and_secret();
+    let sql = format!("ALTER TABLE {table} RENAME TO {table}_gone");
+    if db.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
+        sqlx::Executor::execute(&mut c, sql.as_str()).await.unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&db).await.unwrap();
+        sqlx::Executor::execute(&mut c, sql.as_str()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_page_that_cannot_read_its_data_says_so() {
+    each_backend(|srv| async move {
+        let (session, _) = admin_session(&srv).await;
+        let http = client();
+        for (table, page) in [
+            ("api_keys", "/keys"),
+            ("access_tokens", "/tokens"),
+            ("audit_events", "/audit"),
+        ] {
+            break_table(&srv, table).await;
+            let r = http
+                .get(format!("{}{page}", srv.url))
+                .header(header::COOKIE, &session)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 500, "{page}");
+            let html = r.text().await.unwrap();
+            assert!(html.contains("could not be loaded"), "{page}: {html}");
+            assert!(!html.contains(table), "{page}: no internals");
+        }
+    })
+    .await;
+}

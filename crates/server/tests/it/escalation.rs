@@ -239,3 +239,287 @@ async fn control_characters_in_urls_are_refused() {
     })
     .await;
 }
+
+/// Exchanges `key` for an access token; `body` may narrow it or set its lifetime.
+async fn access_token(
+    srv: &crate::harness::TestServer,
+    key: &str,
+    body: serde_json::Value,
+) -> String {
+    srv.post("/v1/auth/token", key, body).await.expect(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn timestamp(v: &serde_json::Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("an expiry"))
+        .unwrap()
+        .timestamp()
+}
+
+#[tokio::test]
+async fn a_short_lived_token_cannot_mint_or_keep_a_credential_that_outlives_it() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Token caps").await;
+        let (owner, key) = srv.member_with_key(&ws, "developer").await;
+        let key_id = srv.get("/v1/me", &key).await.expect(200)["credential"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let hour_from_now = chrono::Utc::now().timestamp() + 3600;
+        let token = access_token(&srv, &key, json!({"ttl_seconds": 3600})).await;
+        // Rolling the (never-expiring) key through the token: the successor dies with the token.
+        let rolled = srv
+            .post(&format!("/v1/keys/{key_id}/roll"), &token, json!({}))
+            .await
+            .expect(201);
+        assert!(
+            timestamp(&rolled["expires_at"]) <= hour_from_now + 5,
+            "{rolled}"
+        );
+        let rolled_key = rolled["key"].as_str().unwrap();
+        let rolled_id = rolled["id"].as_str().unwrap();
+        // Nor can the token clear a key's expiry.
+        let token = access_token(&srv, rolled_key, json!({"ttl_seconds": 3600})).await;
+        let other = srv.key_for(&ws, &owner, json!({})).await;
+        srv.patch(
+            &format!("/v1/keys/{}", other["id"].as_str().unwrap()),
+            &token,
+            json!({"expires_at": null}),
+        )
+        .await
+        .problem(422, "validation_failed");
+        srv.patch(
+            &format!("/v1/keys/{rolled_id}"),
+            &token,
+            json!({"name": "renamed"}),
+        )
+        .await
+        .expect(200);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn environment_tokens_stay_within_the_credential_making_them() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Env token caps").await;
+        let (owner, full_key) = srv.member_with_key(&ws, "developer").await;
+        // A 30-day environment token from the owner's unrestricted key.
+        let env = srv
+            .post(
+                "/v1/tokens",
+                &full_key,
+                json!({"name": "ci", "ttl_seconds": 2_592_000}),
+            )
+            .await
+            .expect(201);
+        let env_id = env["id"].as_str().unwrap();
+        // A narrow, one-hour key of the same owner renews it: the successor is no stronger and
+        // no longer-lived than that key.
+        let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        let narrow = srv
+            .key_for(
+                &ws,
+                &owner,
+                json!({"permissions": ["latchkey:keys:manage_own"], "expires_at": at}),
+            )
+            .await;
+        let narrow_key = narrow["key"].as_str().unwrap();
+        let renewed = srv
+            .post(&format!("/v1/tokens/{env_id}/renew"), narrow_key, json!({}))
+            .await
+            .expect(201);
+        assert!(timestamp(&renewed["expires_at"]) <= timestamp(&narrow["expires_at"]));
+        let v = srv
+            .verify(
+                json!({"access_token": renewed["access_token"], "permissions": ["documents:read"]}),
+            )
+            .await;
+        assert_eq!(v["code"], "INSUFFICIENT_PERMISSIONS", "{v}");
+
+        // A pair (the full key with a narrow one-hour token) creates an environment token: it
+        // carries the pair's limits, not the key's alone.
+        let token = access_token(
+            &srv,
+            &full_key,
+            json!({"ttl_seconds": 3600, "permissions": ["latchkey:keys:manage_own"]}),
+        )
+        .await;
+        let hour_from_now = chrono::Utc::now().timestamp() + 3600;
+        let r = srv
+            .send(
+                srv.request(reqwest::Method::POST, "/v1/tokens")
+                    .header("x-api-key", &full_key)
+                    .bearer_auth(&token)
+                    .json(&json!({"name": "from a pair", "ttl_seconds": 2_592_000})),
+            )
+            .await
+            .expect(201);
+        assert!(timestamp(&r["expires_at"]) <= hour_from_now + 5, "{r}");
+        let v = srv
+            .verify(json!({"access_token": r["access_token"], "permissions": ["documents:read"]}))
+            .await;
+        assert_eq!(v["code"], "INSUFFICIENT_PERMISSIONS", "{v}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn members_manage_alone_gives_nothing_it_does_not_hold() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Delegation").await;
+        let (admin, admin_key) = srv.member_with_key(&ws, "admin").await;
+        let narrow = srv
+            .key_for(
+                &ws,
+                &admin,
+                json!({"permissions": ["latchkey:members:manage"]}),
+            )
+            .await;
+        let narrow = narrow["key"].as_str().unwrap();
+        // A user with a password would be a way to a dashboard session the key does not have.
+        srv.post(
+            "/v1/users",
+            narrow,
+            json!({"email": "pw@example.com", "name": "Pw", "password": "correct horse battery"}),
+        )
+        .await
+        .problem(403, "insufficient_permissions");
+        let fresh = srv
+            .post(
+                "/v1/users",
+                narrow,
+                json!({"email": "fresh@example.com", "name": "Fresh"}),
+            )
+            .await
+            .expect(201);
+        let fresh = fresh["id"].as_str().unwrap();
+        let member_path = format!("/v1/workspaces/{ws}/members/{fresh}");
+        // Only a full admin makes an admin; other roles must fit inside the key.
+        srv.put(&member_path, narrow, json!({"role": "admin"}))
+            .await
+            .problem(403, "insufficient_permissions");
+        let body = srv
+            .put(&member_path, narrow, json!({"role": "developer"}))
+            .await
+            .problem(422, "validation_failed");
+        assert_eq!(body["errors"][0]["field"], "role", "{body}");
+        srv.get(&format!("/v1/workspaces/{ws}/members"), narrow)
+            .await
+            .expect(200);
+        assert!(
+            srv.get(&format!("/v1/workspaces/{ws}/members"), &admin_key)
+                .await
+                .expect(200)["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["user_id"] != fresh),
+            "nothing was added"
+        );
+        // A role with nothing in it fits; then grants and roles are capped the same way.
+        srv.put(
+            &format!("/v1/workspaces/{ws}/roles/empty"),
+            narrow,
+            json!({"permissions": []}),
+        )
+        .await
+        .expect(200);
+        srv.put(&member_path, narrow, json!({"role": "empty"}))
+            .await
+            .expect(201);
+        let body = srv
+            .post(
+                &format!("/v1/workspaces/{ws}/grants"),
+                narrow,
+                json!({"user_id": fresh, "permission": "latchkey:*"}),
+            )
+            .await
+            .problem(422, "validation_failed");
+        assert_eq!(body["errors"][0]["field"], "permission", "{body}");
+        srv.post(
+            &format!("/v1/workspaces/{ws}/grants"),
+            narrow,
+            json!({"user_id": fresh, "permission": "latchkey:members:manage"}),
+        )
+        .await
+        .expect(201);
+        let body = srv
+            .put(
+                &format!("/v1/workspaces/{ws}/roles/empty"),
+                narrow,
+                json!({"permissions": ["latchkey:members:manage", "documents:read"]}),
+            )
+            .await
+            .problem(422, "validation_failed");
+        assert_eq!(body["errors"][0]["field"], "permissions[1]", "{body}");
+        srv.put(
+            &format!("/v1/workspaces/{ws}/roles/admin"),
+            narrow,
+            json!({"permissions": ["latchkey:members:manage"]}),
+        )
+        .await
+        .problem(403, "insufficient_permissions");
+        // Nor can it demote or remove the admins it could not have made.
+        srv.put(
+            &format!("/v1/workspaces/{ws}/members/{admin}"),
+            narrow,
+            json!({"role": "empty"}),
+        )
+        .await
+        .problem(403, "insufficient_permissions");
+        srv.delete(&format!("/v1/workspaces/{ws}/members/{admin}"), narrow)
+            .await
+            .problem(403, "insufficient_permissions");
+        let me = srv.get("/v1/me", &admin_key).await.expect(200);
+        assert!(me["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("latchkey:*")));
+
+        // The full admin can do all of it.
+        srv.put(&member_path, &admin_key, json!({"role": "admin"}))
+            .await
+            .expect(200);
+        srv.post(
+            "/v1/users",
+            &admin_key,
+            json!({"email": "pw2@example.com", "name": "Pw", "password": "correct horse battery"}),
+        )
+        .await
+        .expect(201);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_narrowed_instance_admin_key_cannot_make_instance_admins() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace_of(&srv.admin_key).await;
+        let narrow = srv
+            .key_for(
+                &ws,
+                &srv.admin_user_id,
+                json!({"permissions": ["latchkey:members:manage"]}),
+            )
+            .await;
+        let narrow = narrow["key"].as_str().unwrap();
+        srv.post(
+            "/v1/users",
+            narrow,
+            json!({"email": "root2@example.com", "name": "Root", "is_instance_admin": true}),
+        )
+        .await
+        .problem(403, "insufficient_permissions");
+        srv.post(
+            "/v1/users",
+            &srv.admin_key,
+            json!({"email": "root3@example.com", "name": "Root", "is_instance_admin": true}),
+        )
+        .await
+        .expect(201);
+    })
+    .await;
+}

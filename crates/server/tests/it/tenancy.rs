@@ -180,3 +180,99 @@ async fn another_users_key_is_invisible_without_manage_all() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_workspace_never_loses_its_last_admin() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("One admin").await;
+        let root = srv.admin_user_id.clone();
+        // The creator (the instance admin) is its only admin.
+        let me = format!("/v1/workspaces/{ws}/members/{root}");
+        srv.delete(&me, &srv.admin_key)
+            .await
+            .problem(409, "conflict");
+        srv.put(&me, &srv.admin_key, json!({"role": "developer"}))
+            .await
+            .problem(409, "conflict");
+        let (a, a_key) = srv.member_with_key(&ws, "admin").await;
+        srv.delete(&me, &srv.admin_key).await.expect(204);
+        // Now `a` is the last one: it cannot step down, leave, or be deactivated.
+        let a_path = format!("/v1/workspaces/{ws}/members/{a}");
+        srv.put(&a_path, &a_key, json!({"role": "viewer"}))
+            .await
+            .problem(409, "conflict");
+        srv.delete(&a_path, &a_key).await.problem(409, "conflict");
+        srv.delete(&format!("/v1/users/{a}"), &srv.admin_key)
+            .await
+            .problem(409, "conflict");
+        srv.get("/v1/me", &a_key).await.expect(200);
+        // Re-setting the same role is not a change.
+        srv.put(&a_path, &a_key, json!({"role": "admin"}))
+            .await
+            .expect(200);
+
+        // Two admins demoted at the same time: exactly one goes.
+        let (b, _) = srv.member_with_key(&ws, "admin").await;
+        for _ in 0..3 {
+            let demote = |u: String| {
+                let path = format!("/v1/workspaces/{ws}/members/{u}");
+                let srv = &srv;
+                async move {
+                    srv.put(&path, &srv.admin_key, json!({"role": "member"}))
+                        .await
+                }
+            };
+            let (ra, rb) = futures::join!(demote(a.clone()), demote(b.clone()));
+            let mut codes = [ra.status.as_u16(), rb.status.as_u16()];
+            codes.sort();
+            assert_eq!(codes, [200, 409]);
+            let admins = srv
+                .get(&format!("/v1/workspaces/{ws}/members"), &srv.admin_key)
+                .await
+                .expect(200)["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["role"] == "admin")
+                .count();
+            assert_eq!(admins, 1);
+            srv.set_member(&ws, &a, "admin").await;
+            srv.set_member(&ws, &b, "admin").await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_instance_admin_removed_from_a_workspace_loses_its_keys_there() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Left behind").await;
+        let root = srv.admin_user_id.clone();
+        let k = srv.key_for(&ws, &root, json!({})).await;
+        let key = k["key"].as_str().unwrap();
+        srv.get("/v1/me", key).await.expect(200);
+        srv.member_with_key(&ws, "admin").await;
+        srv.delete(
+            &format!("/v1/workspaces/{ws}/members/{root}"),
+            &srv.admin_key,
+        )
+        .await
+        .expect(204);
+        srv.get("/v1/me", key)
+            .await
+            .problem(401, "invalid_credentials");
+        // No new key can be made for it there either, and its keys elsewhere still work.
+        srv.post(
+            "/v1/keys",
+            &srv.admin_key,
+            json!({"name": "stray", "workspace_id": ws}),
+        )
+        .await
+        .problem(422, "validation_failed");
+        srv.get("/v1/me", &srv.admin_key).await.expect(200);
+        // Back as a member, the key works again (keys follow standing, like everyone's).
+        srv.set_member(&ws, &root, "viewer").await;
+        srv.get("/v1/me", key).await.expect(200);
+    })
+    .await;
+}

@@ -1,0 +1,222 @@
+//! What a credential may hand to people (SPEC §5.2): a role, a grant, a membership or a new user
+//! never carries a permission the credential lacks, and only a full admin of a workspace makes
+//! (or unmakes) an `admin`. The API and the dashboard both ask these questions of an [`Issuer`].
+
+use crate::issuance::Issuer;
+use crate::permission::{Permission, PermissionSet};
+use crate::roles;
+use crate::validate::Validator;
+
+/// The credential may not do this at all, whatever the input (HTTP 403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this needs a full admin of the workspace")]
+pub struct NotAllowed;
+
+const NOT_HELD: &str = "exceeds the permissions of the credential making this request";
+
+impl Issuer<'_> {
+    /// A full admin of a workspace: nothing narrows the credential (no key restriction, token
+    /// scope or narrowing pair) and it holds, now, every permission of the workspace's `admin`
+    /// role. An instance admin's unrestricted credential is one in every workspace.
+    pub fn is_full_admin(&self, admin_role: &PermissionSet) -> bool {
+        !self.restricted && admin_role.iter().all(|p| self.effective.allows(p))
+    }
+
+    /// Whether nothing bounds this credential but its owner's rights: no restriction, no expiry,
+    /// no IP allow-list. Only such a credential may set a password, since a password is a way
+    /// to a dashboard session, which has none of those bounds.
+    pub fn is_unbounded(&self) -> bool {
+        !self.restricted && self.expires_at.is_none() && self.allowed_ips.is_empty()
+    }
+
+    /// A new user with a dashboard password (see [`is_unbounded`](Self::is_unbounded)).
+    pub fn may_set_password(&self) -> bool {
+        self.is_unbounded()
+    }
+
+    /// A new instance admin holds everything everywhere: only an unbounded instance admin
+    /// credential makes one.
+    pub fn may_make_instance_admin(&self) -> bool {
+        self.is_instance_admin && self.is_unbounded()
+    }
+
+    /// Giving someone `role` (with `role_permissions`), or changing or removing a member whose
+    /// role is `current_role`. Making or unmaking an admin needs a full admin (`Err`); any
+    /// other role must fit inside the credential (a field error on `role`).
+    pub fn may_assign_role(
+        &self,
+        v: &mut Validator,
+        role: &str,
+        role_permissions: &PermissionSet,
+        current_role: Option<&str>,
+        admin_role: &PermissionSet,
+    ) -> Result<(), NotAllowed> {
+        self.may_change_member(current_role, admin_role)?;
+        if role == roles::ADMIN && !self.is_full_admin(admin_role) {
+            return Err(NotAllowed);
+        }
+        if role_permissions.iter().any(|p| !self.effective.allows(p)) {
+            v.error(
+                "role",
+                "carries permissions the credential making this request lacks",
+            );
+        }
+        Ok(())
+    }
+
+    /// Changing or removing a member: an admin's membership is a full admin's to change.
+    pub fn may_change_member(
+        &self,
+        current_role: Option<&str>,
+        admin_role: &PermissionSet,
+    ) -> Result<(), NotAllowed> {
+        if current_role == Some(roles::ADMIN) && !self.is_full_admin(admin_role) {
+            return Err(NotAllowed);
+        }
+        Ok(())
+    }
+
+    /// Setting a role's permissions: the `admin` role is a full admin's; every other role may
+    /// only hold what the credential holds (field errors `field[i]`).
+    pub fn may_set_role(
+        &self,
+        v: &mut Validator,
+        field: &str,
+        role: &str,
+        requested: &[String],
+        admin_role: &PermissionSet,
+    ) -> Result<(), NotAllowed> {
+        if role == roles::ADMIN && !self.is_full_admin(admin_role) {
+            return Err(NotAllowed);
+        }
+        for (i, p) in requested.iter().enumerate() {
+            if Permission::parse(p).is_ok_and(|p| !self.effective.allows(&p)) {
+                v.error(&format!("{field}[{i}]"), NOT_HELD);
+            }
+        }
+        Ok(())
+    }
+
+    /// A direct grant: only of a permission the credential holds.
+    pub fn may_grant(&self, v: &mut Validator, field: &str, permission: &Permission) {
+        if !self.effective.allows(permission) {
+            v.error(field, NOT_HELD);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issuance::Grants;
+    use ipnet::IpNet;
+
+    struct Holds(PermissionSet);
+
+    impl Grants for Holds {
+        fn allows(&self, wanted: &Permission) -> bool {
+            self.0.allows(wanted)
+        }
+        fn listing(&self) -> PermissionSet {
+            self.0.clone()
+        }
+    }
+
+    fn set(items: &[&str]) -> PermissionSet {
+        PermissionSet::parse_all(items.iter().copied()).unwrap()
+    }
+
+    fn issuer<'a>(g: &'a Holds, restricted: bool, ips: &'a [IpNet]) -> Issuer<'a> {
+        Issuer {
+            user_id: "usr_me",
+            is_instance_admin: false,
+            effective: g,
+            restricted,
+            allowed_ips: ips.into(),
+            expires_at: None,
+        }
+    }
+
+    fn admin_role() -> PermissionSet {
+        roles::default_permissions(roles::ADMIN).unwrap()
+    }
+
+    #[test]
+    fn a_full_admin_holds_the_whole_admin_role_unrestricted() {
+        let all = Holds(admin_role());
+        assert!(issuer(&all, false, &[]).is_full_admin(&admin_role()));
+        assert!(!issuer(&all, true, &[]).is_full_admin(&admin_role()));
+        let manager = Holds(set(&["*", "latchkey:members:manage"]));
+        assert!(!issuer(&manager, false, &[]).is_full_admin(&admin_role()));
+        // Against an edited admin role, what counts is that role.
+        assert!(issuer(&manager, false, &[]).is_full_admin(&set(&["latchkey:members:manage"])));
+    }
+
+    #[test]
+    fn a_members_manager_gives_only_what_it_holds() {
+        let g = Holds(set(&["latchkey:members:manage", "documents:read"]));
+        let i = issuer(&g, true, &[]);
+        let admin = admin_role();
+        let mut v = Validator::new();
+        assert_eq!(
+            i.may_assign_role(&mut v, "admin", &admin, None, &admin),
+            Err(NotAllowed)
+        );
+        assert_eq!(
+            i.may_change_member(Some("admin"), &admin),
+            Err(NotAllowed),
+            "nor unmakes an admin"
+        );
+        let viewer = roles::default_permissions(roles::VIEWER).unwrap();
+        i.may_assign_role(&mut v, "viewer", &viewer, Some("member"), &admin)
+            .unwrap();
+        i.may_assign_role(&mut v, "readers", &set(&["documents:read"]), None, &admin)
+            .unwrap();
+        assert!(
+            v.finish().is_err(),
+            "viewer reads everything, the key does not"
+        );
+
+        let mut v = Validator::new();
+        let ok = Permission::parse("documents:read").unwrap();
+        let wide = Permission::parse("documents:*").unwrap();
+        i.may_grant(&mut v, "permission", &ok);
+        assert!(v.finish().is_ok());
+        let mut v = Validator::new();
+        i.may_grant(&mut v, "permission", &wide);
+        i.may_set_role(
+            &mut v,
+            "permissions",
+            "readers",
+            &["documents:read".into(), "latchkey:*".into()],
+            &admin,
+        )
+        .unwrap();
+        let fields: Vec<_> = v
+            .finish()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["permission", "permissions[1]"]);
+        assert_eq!(
+            i.may_set_role(&mut Validator::new(), "permissions", "admin", &[], &admin),
+            Err(NotAllowed)
+        );
+    }
+
+    #[test]
+    fn passwords_and_instance_admins_need_an_unbounded_credential() {
+        let all = Holds(PermissionSet::all());
+        let ips: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut i = issuer(&all, false, &[]);
+        assert!(i.may_set_password() && !i.may_make_instance_admin());
+        i.is_instance_admin = true;
+        assert!(i.may_make_instance_admin());
+        i.expires_at = Some(1000);
+        assert!(!i.may_set_password() && !i.may_make_instance_admin());
+        let fenced = issuer(&all, false, &ips);
+        assert!(!fenced.may_set_password());
+        assert!(!issuer(&all, true, &[]).may_set_password());
+    }
+}
