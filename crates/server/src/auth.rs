@@ -326,42 +326,49 @@ pub async fn resolve_key_by_id(state: &AppState, id: &str) -> Result<Option<Reso
     }))
 }
 
-/// The key with a hash, with its owner's standing and workspace: from the cache while no
-/// standing has changed since they were read; otherwise the standing is read again (from its
-/// own cache, so a change elsewhere costs two lookups, not a database read).
+/// The key with a hash, with its owner's standing and workspace: from the cache while neither
+/// has changed since they were read; otherwise the standing is read again (from its own cache,
+/// so a change costs two lookups, not a database read).
 async fn load_key(state: &AppState, hash: KeyHash) -> Result<Option<Arc<CachedKey>>, ApiError> {
-    let epoch = state.cache.epoch();
-    let standing = state.cache.standing_epoch();
     let key = match state.cache.key(&hash) {
         Some(cached) => {
             state.counters.key_hits.increment(1);
-            if cached.is_current(standing) {
+            if cached.is_current() {
                 return Ok(Some(cached));
             }
+            let stamp = cached.stamp();
             let (principal, workspace) = load_standing(state, &cached.key).await?;
             if Arc::ptr_eq(&principal, &cached.principal)
                 && Arc::ptr_eq(&workspace, &cached.workspace)
             {
-                cached.confirm(standing);
+                cached.confirm(&stamp);
                 return Ok(Some(cached));
             }
             // This request gets the fresh standing; the entry goes, so the next one reads the
             // key from the database too.
             state.cache.forget_key(&hash);
-            let fresh = CachedKey::new(cached.key.clone(), principal, workspace, standing);
+            let fresh = CachedKey::new(cached.key.clone(), principal, workspace, &stamp);
             return Ok(Some(Arc::new(fresh)));
         }
         None => {
             state.counters.key_misses.increment(1);
+            // Taken here, not on the hit path: every change anywhere moves the epoch, and a hit
+            // should not share a contended cache line with the writers.
+            let epoch = state.cache.epoch();
             let generation = state.cache.generation();
             match state.store.key_by_hash(&hash.to_hex()).await? {
-                Some(r) => Arc::new(KeyEntry::new(r, generation).ok_or(ApiError::Internal)?),
+                Some(r) => (
+                    Arc::new(KeyEntry::new(r, generation).ok_or(ApiError::Internal)?),
+                    epoch,
+                ),
                 None => return Ok(None),
             }
         }
     };
+    let (key, epoch) = key;
+    let stamp = state.cache.stamp(&key.workspace_id, &key.owner_id);
     let (principal, workspace) = load_standing(state, &key).await?;
-    let cached = Arc::new(CachedKey::new(key, principal, workspace, standing));
+    let cached = Arc::new(CachedKey::new(key, principal, workspace, &stamp));
     state.cache.insert_key(hash, cached.clone(), epoch);
     Ok(Some(cached))
 }
@@ -384,13 +391,14 @@ async fn load_principal(
         return Ok(p);
     }
     let epoch = state.cache.epoch();
+    let stamp = state.cache.stamp(ws, user);
     let p = state
         .store
         .principal(ws, user)
         .await?
         .ok_or(ApiError::Internal)?;
     let p = Arc::new(p);
-    state.cache.insert_principal(p.clone(), epoch);
+    state.cache.insert_principal(p.clone(), epoch, stamp);
     Ok(p)
 }
 

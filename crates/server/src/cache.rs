@@ -5,19 +5,21 @@
 //! Correctness rule: after a write commits, [`VerifyCache::apply`] removes what it affected, so
 //! the next request on this node reads fresh data. A load racing with a write could re-insert a
 //! stale value; the epoch, bumped before and after the removals, closes that window (see
-//! [`VerifyCache::fill`]). A key's bundled standing is trusted only while the standing epoch
-//! (bumped by changes to principals, workspaces and users, not by key changes) has not moved
-//! since it was read; after such a change it is read again from the standing and workspace
-//! caches (see [`CachedKey::is_current`]).
+//! [`VerifyCache::fill`]). What depends on an owner's standing (a key's bundled standing, a
+//! cached principal) carries a [`Stamp`]: the versions of its workspace and its user when it was
+//! read. A change bumps only the versions of the workspace or user it touched, so it costs
+//! nothing for anything cached on behalf of other workspaces and users: no walk over the cache,
+//! and no slower path for their keys.
 
 use latchkey_core::KeyHash;
 use latchkey_store::{ApiKeyRecord, Change, Principal, TokenRecord, Workspace};
 use moka::sync::Cache;
 use quick_cache::UnitWeighter;
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// A stored key as verification uses it: the record, its hash parsed once, and when its use was
@@ -79,13 +81,78 @@ impl Deref for KeyEntry {
     }
 }
 
-/// What the key cache holds: the key with its owner's standing and its workspace as of standing
-/// epoch `checked`.
+/// One workspace's or one user's version: bumped by every change to it.
+type Version = Arc<AtomicU64>;
+
+/// Versions by workspace or user id, for those that something cached depends on (an entry
+/// lives while a [`Stamp`] holds its counter; dead ones are pruned as the cache ages).
+#[derive(Default)]
+struct Versions(Mutex<HashMap<String, Weak<AtomicU64>>>);
+
+impl Versions {
+    fn cell(&self, id: &str) -> Version {
+        let mut map = self.0.lock().expect("versions lock");
+        if let Some(v) = map.get(id).and_then(Weak::upgrade) {
+            return v;
+        }
+        let v = Version::default();
+        map.insert(id.to_owned(), Arc::downgrade(&v));
+        v
+    }
+
+    /// Nothing to do when nothing cached depends on `id`.
+    fn bump(&self, id: &str) {
+        let map = self.0.lock().expect("versions lock");
+        if let Some(v) = map.get(id).and_then(Weak::upgrade) {
+            v.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn prune(&self) {
+        self.0
+            .lock()
+            .expect("versions lock")
+            .retain(|_, v| v.strong_count() > 0);
+    }
+}
+
+/// The versions of a workspace and a user as they were when a standing was read (taken before
+/// the read: a change during it leaves the stamp behind).
+#[derive(Clone)]
+pub struct Stamp {
+    workspace: Version,
+    user: Version,
+    workspace_seen: u64,
+    user_seen: u64,
+}
+
+impl Stamp {
+    fn of(workspace: Version, user: Version) -> Self {
+        Self {
+            workspace_seen: workspace.load(Ordering::Acquire),
+            user_seen: user.load(Ordering::Acquire),
+            workspace,
+            user,
+        }
+    }
+
+    /// True while neither the workspace nor the user has changed since.
+    fn holds(&self) -> bool {
+        self.workspace.load(Ordering::Acquire) == self.workspace_seen
+            && self.user.load(Ordering::Acquire) == self.user_seen
+    }
+}
+
+/// What the key cache holds: the key with its owner's standing and its workspace, read under
+/// the stamp's versions (advanced by [`CachedKey::confirm`]).
 pub struct CachedKey {
     pub key: Arc<KeyEntry>,
     pub principal: Arc<Principal>,
     pub workspace: Arc<Workspace>,
-    checked: AtomicU64,
+    workspace_version: Version,
+    user_version: Version,
+    workspace_seen: AtomicU64,
+    user_seen: AtomicU64,
 }
 
 impl CachedKey {
@@ -93,25 +160,45 @@ impl CachedKey {
         key: Arc<KeyEntry>,
         principal: Arc<Principal>,
         workspace: Arc<Workspace>,
-        read_at: Epoch,
+        read_under: &Stamp,
     ) -> Self {
         Self {
             key,
             principal,
             workspace,
-            checked: AtomicU64::new(read_at.0),
+            workspace_version: read_under.workspace.clone(),
+            user_version: read_under.user.clone(),
+            workspace_seen: AtomicU64::new(read_under.workspace_seen),
+            user_seen: AtomicU64::new(read_under.user_seen),
         }
     }
 
-    /// True while nothing has been invalidated since the standing was read (or re-checked).
-    pub fn is_current(&self, now: Epoch) -> bool {
-        self.checked.load(Ordering::Acquire) == now.0
+    /// True while neither the owner nor the workspace changed since the standing was read (or
+    /// re-checked): two loads, on the path of every verification.
+    pub fn is_current(&self) -> bool {
+        self.workspace_version.load(Ordering::Acquire)
+            == self.workspace_seen.load(Ordering::Acquire)
+            && self.user_version.load(Ordering::Acquire) == self.user_seen.load(Ordering::Acquire)
     }
 
-    /// Records that the standing, re-read at `read_at`, was unchanged.
-    pub fn confirm(&self, read_at: Epoch) {
-        self.checked.fetch_max(read_at.0, Ordering::AcqRel);
+    /// A stamp of the current versions, to take before re-reading the standing.
+    pub fn stamp(&self) -> Stamp {
+        Stamp::of(self.workspace_version.clone(), self.user_version.clone())
     }
+
+    /// Records that the standing, re-read under `stamp`, was unchanged.
+    pub fn confirm(&self, stamp: &Stamp) {
+        self.workspace_seen
+            .fetch_max(stamp.workspace_seen, Ordering::AcqRel);
+        self.user_seen.fetch_max(stamp.user_seen, Ordering::AcqRel);
+    }
+}
+
+/// A cached principal with the stamp it was read under.
+#[derive(Clone)]
+struct PrincipalEntry {
+    principal: Arc<Principal>,
+    stamp: Stamp,
 }
 
 /// Passes [`KeyHash`]'s own `u64` through (see its `Hash` impl); for `KeyHash` keys only.
@@ -146,11 +233,12 @@ pub struct VerifyCache {
     /// generation instead of a clock read per lookup. `None` when caching is off.
     keys: Option<KeyMap>,
     generation: AtomicU64,
-    principals: Cache<(String, String), Arc<Principal>>,
+    principals: Cache<(String, String), PrincipalEntry>,
     workspaces: Cache<String, Arc<Workspace>>,
     tokens: Cache<String, Arc<TokenRecord>>,
     epoch: AtomicU64,
-    standing_epoch: AtomicU64,
+    workspace_versions: Versions,
+    user_versions: Versions,
 }
 
 /// Taken before reading the database for a cache fill.
@@ -189,7 +277,8 @@ impl VerifyCache {
                 .time_to_live(ttl)
                 .build(),
             epoch: AtomicU64::new(0),
-            standing_epoch: AtomicU64::new(0),
+            workspace_versions: Versions::default(),
+            user_versions: Versions::default(),
         }
     }
 
@@ -197,9 +286,12 @@ impl VerifyCache {
         Epoch(self.epoch.load(Ordering::Acquire))
     }
 
-    /// Taken before reading an owner's standing or a workspace for a cached key.
-    pub fn standing_epoch(&self) -> Epoch {
-        Epoch(self.standing_epoch.load(Ordering::Acquire))
+    /// Taken before reading the standing of `user_id` in `workspace_id`.
+    pub fn stamp(&self, workspace_id: &str, user_id: &str) -> Stamp {
+        Stamp::of(
+            self.workspace_versions.cell(workspace_id),
+            self.user_versions.cell(user_id),
+        )
     }
 
     /// Drops a cached key whose bundled standing turned out stale: the next use reads the key
@@ -224,11 +316,16 @@ impl VerifyCache {
     /// keeps every key younger than `ttl` without a clock read per lookup.
     pub fn tick(&self) {
         self.generation.fetch_add(1, Ordering::Relaxed);
+        self.workspace_versions.prune();
+        self.user_versions.prune();
     }
 
+    /// A cached principal, unless its workspace or user changed since it was read.
     pub fn principal(&self, workspace_id: &str, user_id: &str) -> Option<Arc<Principal>> {
         self.principals
             .get(&(workspace_id.to_owned(), user_id.to_owned()))
+            .filter(|e| e.stamp.holds())
+            .map(|e| e.principal)
     }
 
     pub fn workspace(&self, id: &str) -> Option<Arc<Workspace>> {
@@ -252,9 +349,14 @@ impl VerifyCache {
         }
     }
 
-    pub fn insert_principal(&self, v: Arc<Principal>, loaded_at: Epoch) {
+    /// `stamp` was taken (by [`VerifyCache::stamp`]) before the principal was read.
+    pub fn insert_principal(&self, v: Arc<Principal>, loaded_at: Epoch, stamp: Stamp) {
         let k = (v.workspace_id.clone(), v.user_id.clone());
-        self.fill(&self.principals, k, v, loaded_at);
+        let entry = PrincipalEntry {
+            principal: v,
+            stamp,
+        };
+        self.fill(&self.principals, k, entry, loaded_at);
     }
 
     pub fn insert_workspace(&self, v: Arc<Workspace>, loaded_at: Epoch) {
@@ -276,21 +378,11 @@ impl VerifyCache {
 
     /// Forgets everything a committed change may have made stale.
     pub fn apply(&self, change: &Change) {
-        self.bump(change);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.remove(change);
         // Again after the removals: a reader that took the first bump's epoch and then read a
         // value that was about to be removed must not keep it (its stamp now lags too).
-        self.bump(change);
-    }
-
-    fn bump(&self, change: &Change) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        if matches!(
-            change,
-            Change::Principal { .. } | Change::Workspace(_) | Change::User(_)
-        ) {
-            self.standing_epoch.fetch_add(1, Ordering::AcqRel);
-        }
     }
 
     fn remove(&self, change: &Change) {
@@ -300,17 +392,22 @@ impl VerifyCache {
                     keys.remove(&h);
                 }
             }
+            // The user's version: a membership change re-checks that user's keys (in every
+            // workspace, a small over-reach that keeps one version per user, not per member).
             Change::Principal {
                 workspace_id,
                 user_id,
-            } => self
-                .principals
-                .invalidate(&(workspace_id.clone(), user_id.clone())),
+            } => {
+                self.principals
+                    .invalidate(&(workspace_id.clone(), user_id.clone()));
+                self.user_versions.bump(user_id);
+            }
+            // Its principals go stale by their stamps: no walk over the cache.
             Change::Workspace(ws) => {
                 self.workspaces.invalidate(ws);
-                self.invalidate_principals(|(w, _)| w == ws);
+                self.workspace_versions.bump(ws);
             }
-            Change::User(user) => self.invalidate_principals(|(_, u)| u == user),
+            Change::User(user) => self.user_versions.bump(user),
             Change::Token(id) => self.tokens.invalidate(id),
             // Not cached here: the signing keys reload themselves (see `AppState::changed`).
             Change::SigningKeys => {}
@@ -321,7 +418,6 @@ impl VerifyCache {
     /// version), where only a cold cache is sure to be right.
     pub fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.standing_epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(keys) = &self.keys {
             keys.clear();
         }
@@ -329,24 +425,11 @@ impl VerifyCache {
         self.workspaces.invalidate_all();
         self.tokens.invalidate_all();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.standing_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn apply_all(&self, changes: &[Change]) {
         for c in changes {
             self.apply(c);
-        }
-    }
-
-    fn invalidate_principals(&self, matches: impl Fn(&(String, String)) -> bool) {
-        let doomed: Vec<_> = self
-            .principals
-            .iter()
-            .filter(|(k, _)| matches(k))
-            .map(|(k, _)| k)
-            .collect();
-        for k in doomed {
-            self.principals.invalidate(&*k);
         }
     }
 }
@@ -403,7 +486,7 @@ mod tests {
             Arc::new(key),
             Arc::new(principal),
             Arc::new(workspace),
-            cache.standing_epoch(),
+            &cache.stamp("ws_1", "usr_1"),
         ))
     }
 
@@ -429,25 +512,96 @@ mod tests {
         let h = hash("k");
         cache.insert_key(h, entry(&cache, h), cache.epoch());
         let cached = cache.key(&h).expect("cached");
-        assert!(cached.is_current(cache.standing_epoch()));
+        assert!(cached.is_current());
         cache.apply(&Change::Key(hash("other").to_hex()));
+        assert!(cached.is_current(), "another key's change leaves it alone");
+        let read_during = cached.stamp();
+        cache.apply(&Change::User("usr_1".into()));
+        assert!(!cached.is_current(), "re-read after its owner changed");
+        cached.confirm(&read_during);
         assert!(
-            cached.is_current(cache.standing_epoch()),
-            "another key's change leaves it alone"
-        );
-        let read_during = cache.standing_epoch();
-        cache.apply(&Change::User("usr_2".into()));
-        assert!(
-            !cached.is_current(cache.standing_epoch()),
-            "re-read after any change of standing"
-        );
-        cached.confirm(read_during);
-        assert!(
-            !cached.is_current(cache.standing_epoch()),
+            !cached.is_current(),
             "a check that began before the change does not confirm it"
         );
-        cached.confirm(cache.standing_epoch());
-        assert!(cached.is_current(cache.standing_epoch()));
+        cached.confirm(&cached.stamp());
+        assert!(cached.is_current());
+        for change in [
+            Change::Workspace("ws_1".into()),
+            Change::Principal {
+                workspace_id: "ws_1".into(),
+                user_id: "usr_1".into(),
+            },
+        ] {
+            cache.apply(&change);
+            assert!(!cached.is_current(), "{change:?} is a change of standing");
+            cached.confirm(&cached.stamp());
+        }
+    }
+
+    #[test]
+    fn changes_elsewhere_leave_a_keys_standing_alone() {
+        let cache = VerifyCache::new(100, Duration::from_secs(300));
+        let h = hash("k");
+        cache.insert_key(h, entry(&cache, h), cache.epoch());
+        let cached = cache.key(&h).expect("cached");
+        for change in [
+            Change::Workspace("ws_2".into()),
+            Change::User("usr_2".into()),
+            Change::Principal {
+                workspace_id: "ws_2".into(),
+                user_id: "usr_2".into(),
+            },
+        ] {
+            cache.apply(&change);
+            assert!(cached.is_current(), "{change:?} concerns someone else");
+        }
+    }
+
+    fn principal(ws: &str, user: &str) -> Arc<Principal> {
+        Arc::new(Principal {
+            user_id: user.into(),
+            email: format!("{user}@example.com"),
+            name: user.into(),
+            workspace_id: ws.into(),
+            active: true,
+            is_instance_admin: false,
+            role: Some("member".into()),
+            permissions: PermissionSet::default(),
+        })
+    }
+
+    #[test]
+    fn principals_go_stale_with_their_workspace_or_user_and_no_one_else() {
+        let cache = VerifyCache::new(100, Duration::from_secs(300));
+        for (ws, user) in [
+            ("ws_a", "usr_1"),
+            ("ws_a", "usr_2"),
+            ("ws_b", "usr_1"),
+            ("ws_b", "usr_3"),
+        ] {
+            let stamp = cache.stamp(ws, user);
+            cache.insert_principal(principal(ws, user), cache.epoch(), stamp);
+        }
+        let cached = |ws, user| cache.principal(ws, user).is_some();
+        cache.apply(&Change::Workspace("ws_a".into()));
+        assert!(!cached("ws_a", "usr_1") && !cached("ws_a", "usr_2"));
+        assert!(cached("ws_b", "usr_1") && cached("ws_b", "usr_3"));
+        cache.apply(&Change::User("usr_3".into()));
+        assert!(!cached("ws_b", "usr_3"));
+        assert!(cached("ws_b", "usr_1"));
+        let stamp = cache.stamp("ws_a", "usr_2");
+        cache.insert_principal(principal("ws_a", "usr_2"), cache.epoch(), stamp);
+        assert!(cached("ws_a", "usr_2"), "read again after the change: kept");
+    }
+
+    #[test]
+    fn a_principal_read_across_a_change_is_not_trusted() {
+        let cache = VerifyCache::new(100, Duration::from_secs(300));
+        let stamp = cache.stamp("ws_a", "usr_1");
+        let epoch = cache.epoch();
+        cache.apply(&Change::Workspace("ws_a".into()));
+        cache.insert_principal(principal("ws_a", "usr_1"), epoch, stamp);
+        assert!(cache.principal("ws_a", "usr_1").is_none());
     }
 
     #[test]

@@ -75,7 +75,7 @@ mod tests {
     use super::*;
     use std::future::Future;
     use std::pin::pin;
-    use std::task::{Context, Poll, Waker};
+    use std::task::{Context, Waker};
 
     #[tokio::test]
     async fn a_flush_cut_short_keeps_what_it_did_not_write() {
