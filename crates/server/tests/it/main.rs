@@ -2,6 +2,7 @@
 //! against SQLite and, when LATCHKEY_TEST_POSTGRES_URL is set, PostgreSQL.
 
 mod audit;
+mod bad_input;
 mod browser;
 mod cli;
 mod cluster;
