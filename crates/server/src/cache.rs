@@ -414,6 +414,22 @@ impl VerifyCache {
         }
     }
 
+    /// How many entries each part of the cache holds (moka's counts settle lazily), for
+    /// `latchkey_cache_entries`: a leak or an unbounded map shows up here.
+    pub fn sizes(&self) -> [(&'static str, u64); 6] {
+        let count = |m: &Mutex<HashMap<String, Weak<AtomicU64>>>| {
+            m.lock().expect("versions lock").len() as u64
+        };
+        [
+            ("key", self.keys.as_ref().map_or(0, |k| k.len() as u64)),
+            ("principal", self.principals.entry_count()),
+            ("workspace", self.workspaces.entry_count()),
+            ("token", self.tokens.entry_count()),
+            ("workspace_version", count(&self.workspace_versions.0)),
+            ("user_version", count(&self.user_versions.0)),
+        ]
+    }
+
     /// Forgets everything: for a change this node cannot interpret (written by a newer
     /// version), where only a cold cache is sure to be right.
     pub fn clear(&self) {

@@ -22,6 +22,13 @@ async fn health_readiness_and_metrics() {
         assert!(text.contains("latchkey_http_request_duration_seconds_bucket"));
         assert!(text.contains("route=\"/v1/me\""));
         assert!(text.contains("latchkey_cache_hits_total"));
+        // The admin key was just used: the key cache holds at least it.
+        let cached_keys: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("latchkey_cache_entries{kind=\"key\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("latchkey_cache_entries{kind=\"key\"}");
+        assert!(cached_keys >= 1.0, "{text}");
         assert!(!text.contains("FROBNICATE") && text.contains("method=\"other\""));
         assert!(!text.contains(&srv.admin_key[8..]), "no secret in metrics");
     })
