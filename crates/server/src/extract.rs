@@ -69,7 +69,7 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if !inner.is_data() {
@@ -88,7 +88,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None => path,
         };
         ApiError::validation(&field, msg)
-    })
+    })?;
+    // A body is one JSON value. `serde_json::from_slice` checks this itself; a deserializer
+    // driven from outside leaves it to the caller, and `{"name": "x"} junk` was accepted.
+    de.end().map_err(|_| {
+        ApiError::bad_request("Malformed JSON body: trailing characters after the JSON value")
+    })?;
+    Ok(value)
 }
 
 fn strip_position(msg: &str) -> String {
@@ -215,5 +221,21 @@ mod tests {
             "inner.n"
         );
         assert!(parse_json::<Body>(br#"{"name": "a"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_body_is_one_value() {
+        for junk in [
+            &br#"{"name": "a"} junk"#[..],
+            br#"{"name": "a"}{}"#,
+            br#"{"name": "a"},"#,
+        ] {
+            assert!(
+                matches!(parse_json::<Body>(junk), Err(ApiError::BadRequest { .. })),
+                "{}",
+                String::from_utf8_lossy(junk)
+            );
+        }
+        assert!(parse_json::<Body>(b"{\"name\": \"a\"}\n\t ").is_ok());
     }
 }
