@@ -10,7 +10,7 @@ use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, Role
 use crate::routes::{audit, keys, tokens, users, workspaces};
 use crate::state::AppState;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
@@ -91,12 +91,49 @@ struct BareErrorPage<'a> {
 
 /// The 403 page, for a request that did not get as far as a session.
 pub fn forbidden(message: &str) -> Response {
-    let mut r = render(BareErrorPage {
-        heading: "Not allowed",
-        message,
-    });
-    *r.status_mut() = StatusCode::FORBIDDEN;
+    bare_error(StatusCode::FORBIDDEN, "Not allowed", message)
+}
+
+fn bare_error(status: StatusCode, heading: &str, message: &str) -> Response {
+    let mut r = render(BareErrorPage { heading, message });
+    *r.status_mut() = status;
     r
+}
+
+/// The 413 page: a form over [`super::MAX_FORM_BYTES`].
+pub fn form_too_large() -> Response {
+    bare_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Form too large",
+        "The form was too large. Shorten what you typed and try again.",
+    )
+}
+
+/// A dashboard form: at most [`super::MAX_FORM_BYTES`], and when it is not a form we can read,
+/// a page a person can read (axum's `Form` answers in plain text). Forms behind the CSRF guard
+/// arrive already read and bounded; sign-in is read here.
+pub struct DashForm<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for DashForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        // Any read error is answered as too large: the only other cause is a broken connection,
+        // whose client never sees the answer.
+        let bytes = axum::body::to_bytes(body, super::MAX_FORM_BYTES)
+            .await
+            .map_err(|_| form_too_large())?;
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        match Form::<T>::from_request(req, state).await {
+            Ok(Form(v)) => Ok(DashForm(v)),
+            Err(_) => Err(bare_error(
+                StatusCode::BAD_REQUEST,
+                "Form not understood",
+                "The form could not be read. Reload the page and try again.",
+            )),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -188,7 +225,7 @@ pub struct LoginForm {
 pub async fn login(
     State(state): State<AppState>,
     parts: Parts,
-    Form(f): Form<LoginForm>,
+    DashForm(f): DashForm<LoginForm>,
 ) -> Response {
     let expected = session::cookie_value(&parts.headers, LOGIN_CSRF);
     if expected.is_none() || expected != f.csrf {
@@ -278,7 +315,7 @@ pub struct SwitchForm {
 pub async fn switch_workspace(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<SwitchForm>,
+    DashForm(f): DashForm<SwitchForm>,
 ) -> Response {
     let mine = state
         .store
@@ -361,7 +398,7 @@ pub struct CreateKeyForm {
 pub async fn create_key(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<CreateKeyForm>,
+    DashForm(f): DashForm<CreateKeyForm>,
 ) -> Response {
     let key_type = match f.r#type.as_deref() {
         Some("publishable") => KeyType::Publishable,
@@ -531,7 +568,7 @@ pub struct GenerateForm {
 pub async fn generate_token(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<GenerateForm>,
+    DashForm(f): DashForm<GenerateForm>,
 ) -> Response {
     let c = &user.caller;
     let mut v = latchkey_core::Validator::new();
@@ -700,7 +737,7 @@ pub async fn change_role(
     State(state): State<AppState>,
     user: DashUser,
     Path(user_id): Path<String>,
-    Form(f): Form<RoleForm>,
+    DashForm(f): DashForm<RoleForm>,
 ) -> Response {
     let ws = user.caller.workspace_id().to_owned();
     let req = workspaces::PutMemberRequest { role: f.role };
@@ -743,7 +780,7 @@ pub struct AddMemberForm {
 pub async fn add_member(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<AddMemberForm>,
+    DashForm(f): DashForm<AddMemberForm>,
 ) -> Response {
     let c = &user.caller;
     if !c.allows(MEMBERS_MANAGE) {
@@ -797,7 +834,7 @@ pub async fn edit_role(
     State(state): State<AppState>,
     user: DashUser,
     Path(role): Path<String>,
-    Form(f): Form<EditRoleForm>,
+    DashForm(f): DashForm<EditRoleForm>,
 ) -> Response {
     let ws = user.caller.workspace_id().to_owned();
     let req = workspaces::PutRoleRequest {
@@ -860,7 +897,7 @@ pub struct SettingsForm {
 pub async fn save_settings(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<SettingsForm>,
+    DashForm(f): DashForm<SettingsForm>,
 ) -> Response {
     let ws = user.caller.workspace_id().to_owned();
     let req = workspaces::UpdateWorkspaceRequest {
@@ -1020,7 +1057,7 @@ pub struct PasswordForm {
 pub async fn change_password(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<PasswordForm>,
+    DashForm(f): DashForm<PasswordForm>,
 ) -> Response {
     let fail = |state: AppState, user: DashUser, msg: &str| {
         let msg = msg.to_owned();

@@ -5,7 +5,7 @@
 //! these endpoints use the OAuth format (RFC 6749 §5.2), as OAuth libraries expect.
 
 use crate::auth::{basic_credentials, presented_credentials, resolve, Caller, Presented};
-use crate::extract::ApiJson;
+use crate::extract::{ApiBytes, ApiJson};
 use crate::routes::tokens::{exchange_key, issue, TokenResponse};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -151,7 +151,7 @@ fn client_credentials(
 pub async fn token(
     State(state): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, OAuthError> {
     let form = form(&parts, &body)?;
     let (client_id, secret, used_basic) = client_credentials(&parts, &form)?;
@@ -283,7 +283,7 @@ async fn oauth_client(
 pub async fn introspect(
     State(state): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, OAuthError> {
     let form = form(&parts, &body)?;
     let caller = oauth_client(&state, &parts, &form).await?;
@@ -334,7 +334,7 @@ pub async fn introspect(
 pub async fn revoke(
     State(state): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, OAuthError> {
     let form = form(&parts, &body)?;
     let caller = oauth_client(&state, &parts, &form).await?;

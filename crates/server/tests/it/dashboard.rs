@@ -228,3 +228,38 @@ async fn members_without_the_permission_cannot_open_admin_pages() {
     })
     .await;
 }
+
+/// Defect 16: an oversized form is a 413 page on the dashboard (sign-in included), never axum's
+/// plain text, and changes nothing.
+#[tokio::test]
+async fn oversized_forms_are_413_pages() {
+    each_backend(|srv| async move {
+        let session = sign_in(&srv, &srv.admin_email, &srv.admin_password)
+            .await
+            .expect("admin signs in");
+        let session = session.split(';').next().unwrap().to_owned();
+        let before = srv.key_count(&srv.admin_key).await;
+        let big = format!("name={}", "a".repeat(3 << 20));
+        for path in ["/login", "/keys", "/account/password"] {
+            let r = client()
+                .post(format!("{}{path}", srv.url))
+                .header(header::COOKIE, &session)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(big.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 413, "{path}");
+            assert!(
+                r.headers()[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html"),
+                "{path}"
+            );
+            assert!(r.text().await.unwrap().contains("too large"), "{path}");
+        }
+        assert_eq!(srv.key_count(&srv.admin_key).await, before);
+    })
+    .await;
+}

@@ -150,3 +150,54 @@ async fn json_with_trailing_garbage_is_a_400_everywhere() {
     })
     .await;
 }
+
+/// Defect 16: a body over the limit is a 413 problem+json on every API and OAuth route that
+/// reads one (OAuth and roll used to answer axum's plain text, or 400).
+#[tokio::test]
+async fn oversized_bodies_are_413_problems() {
+    each_backend(|srv| async move {
+        let key = srv.admin_key.clone();
+        let ws = srv.workspace("Big").await;
+        let user = srv.user("big").await;
+        let target = srv
+            .post("/v1/keys", &key, json!({"name": "target"}))
+            .await
+            .expect(201);
+        let key_id = target["id"].as_str().unwrap();
+        let before = srv.key_count(&key).await;
+        let big = format!("{{\"name\": \"{}\"}}", "a".repeat(3 << 20));
+        for (method, path, _) in json_endpoints(key_id, &ws, &user) {
+            let r = srv
+                .send(
+                    srv.request(method.clone(), &path)
+                        .bearer_auth(&key)
+                        .header("content-type", "application/json")
+                        .body(big.clone()),
+                )
+                .await;
+            assert_eq!(r.status, 413, "{method} {path}: {}", r.body);
+            r.problem(413, "payload_too_large");
+        }
+        let form = format!(
+            "grant_type=client_credentials&scope={}",
+            "a".repeat(3 << 20)
+        );
+        for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+            let r = srv
+                .send(
+                    srv.request(Method::POST, path)
+                        .bearer_auth(&key)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(form.clone()),
+                )
+                .await;
+            assert_eq!(r.status, 413, "{path}: {}", r.body);
+            r.problem(413, "payload_too_large");
+        }
+        assert_eq!(srv.key_count(&key).await, before);
+        srv.get("/v1/me", target["key"].as_str().unwrap())
+            .await
+            .expect(200);
+    })
+    .await;
+}
