@@ -4,6 +4,7 @@
 use crate::state::TokenSettings;
 use anyhow::{bail, Context};
 use axum_server::tls_rustls::RustlsConfig;
+use ipnet::IpNet;
 use latchkey_core::Secret;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -60,6 +61,10 @@ pub struct ServerArgs {
     /// Longest lifetime of an environment access token (`POST /v1/tokens`) [default: 31536000].
     #[arg(long, env = "LATCHKEY_MAX_ENVIRONMENT_TOKEN_TTL_SECONDS")]
     pub max_environment_token_ttl_seconds: Option<i64>,
+    /// Proxies whose X-Forwarded-For is believed: CIDRs or addresses, comma-separated, or
+    /// `none` [default: 127.0.0.0/8,::1].
+    #[arg(long, env = "LATCHKEY_PROXY_TRUSTED", value_delimiter = ',')]
+    pub proxy_trusted: Option<Vec<String>>,
 }
 
 /// `latchkey.toml`: every setting above, plus `secret`.
@@ -82,6 +87,46 @@ struct FileConfig {
     max_token_ttl_seconds: Option<i64>,
     max_environment_token_ttl_seconds: Option<i64>,
     secret: Option<String>,
+    // Settings added after the first release live in sections (SPEC §8).
+    #[serde(default)]
+    proxy: ProxySection,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxySection {
+    trusted: Option<Vec<String>>,
+}
+
+/// Loopback: a proxy on the same host (the usual nginx or Caddy in front) works unconfigured,
+/// and nothing a remote client sends is believed (SPEC §10.3's default).
+pub fn default_trusted_proxies() -> Vec<IpNet> {
+    vec![
+        "127.0.0.0/8".parse().expect("valid"),
+        "::1/128".parse().expect("valid"),
+    ]
+}
+
+/// `10.0.0.0/8`, `192.0.2.7` (one address) or `none` (an empty list).
+fn parse_trusted(list: &[String]) -> anyhow::Result<Vec<IpNet>> {
+    let mut out = vec![];
+    for item in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if item.eq_ignore_ascii_case("none") {
+            continue;
+        }
+        let net = match item.parse::<IpNet>() {
+            Ok(n) => n.trunc(),
+            Err(_) => match item.parse::<std::net::IpAddr>() {
+                Ok(ip) => IpNet::from(ip),
+                Err(_) => {
+                    bail!("[proxy] trusted: {item:?} is not a CIDR (10.0.0.0/8) or an IP address")
+                }
+            },
+        };
+        out.push(net);
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +146,8 @@ pub struct Config {
     pub change_poll: Duration,
     pub public_url: Option<String>,
     pub tokens: TokenSettings,
+    /// Peers whose `X-Forwarded-For` names the client (see [`crate::client_addr`]).
+    pub proxy_trusted: Vec<IpNet>,
 }
 
 impl Config {
@@ -120,6 +167,7 @@ impl Config {
             change_poll: Duration::from_millis(500),
             public_url: None,
             tokens: TokenSettings::default(),
+            proxy_trusted: default_trusted_proxies(),
         }
     }
 
@@ -146,7 +194,12 @@ impl Config {
             (None, None) => None,
             _ => bail!("--tls-cert and --tls-key go together"),
         };
+        let proxy_trusted = match args.proxy_trusted.as_ref().or(file.proxy.trusted.as_ref()) {
+            Some(list) => parse_trusted(list)?,
+            None => default_trusted_proxies(),
+        };
         Ok(Self {
+            proxy_trusted,
             listen: args
                 .listen
                 .or(file.listen)
@@ -276,6 +329,34 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.cache_capacity, 7);
         assert_eq!(c.usage_flush, Duration::from_millis(1000));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn trusted_proxies_from_the_file_a_flag_or_nowhere() {
+        let dir = std::env::temp_dir().join(format!("lk-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("latchkey.toml");
+        std::fs::write(
+            &f,
+            "[proxy]\ntrusted = [\"10.1.2.3/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        let path = f.to_str().unwrap();
+        let c = Config::load(&T::parse_from(["t", "--config", path]).a).unwrap();
+        let nets: Vec<String> = c.proxy_trusted.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+        let c = Config::load(&T::parse_from(["t", "--config", path, "--proxy-trusted", "none"]).a)
+            .unwrap();
+        assert!(
+            c.proxy_trusted.is_empty(),
+            "the flag wins, and `none` trusts nobody"
+        );
+        let c = Config::load(&T::parse_from(["t", "--proxy-trusted", "10.0.0.0/8,::1"]).a).unwrap();
+        assert_eq!(c.proxy_trusted.len(), 2, "comma-separated");
+        assert!(Config::load(&T::parse_from(["t", "--proxy-trusted", "example.com"]).a).is_err());
+        let c = Config::load(&T::parse_from(["t"]).a).unwrap();
+        assert_eq!(c.proxy_trusted, default_trusted_proxies());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -183,6 +183,8 @@ struct LoginPage {
 }
 
 const LOGIN_CSRF: &str = "lk_login_csrf";
+/// The longest password an account can have (`Validator::password`).
+const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// The sign-in form carries a token that must match a cookie (double submit): no session yet.
 fn login_form(
@@ -231,13 +233,26 @@ pub async fn login(
     if expected.is_none() || expected != f.csrf {
         return forbidden("This sign-in form has expired. Reload the page and try again.");
     }
+    // No account has a longer email or password: refused before anything is looked up,
+    // hashed or remembered by the throttle (and not echoed back).
     let email = f.email.trim().to_lowercase();
-    let ip = client_ip(&parts);
-    if !state.throttle.allowed(&email, ip) {
+    if email.len() > session::MAX_EMAIL_BYTES || f.password.chars().count() > MAX_PASSWORD_CHARS {
+        return login_form(
+            &state,
+            String::new(),
+            Some("Email or password is too long.".into()),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    let ip = client_ip(&parts, &state);
+    if let Err(wait) = state.throttle.allowed(&email, ip) {
         return login_form(
             &state,
             email,
-            Some("Too many failed attempts. Try again in 15 minutes.".into()),
+            Some(format!(
+                "Too many failed attempts. {}",
+                session::try_again_in(wait)
+            )),
             StatusCode::TOO_MANY_REQUESTS,
         );
     }

@@ -204,7 +204,7 @@ pub async fn token(
         user_id: Some(key.key.owner_id.clone()),
         credential_id: Some(key.key.id.clone()),
         credential_name: Some(key.key.name.clone()),
-        ip: crate::auth::client_ip(&parts).map(|i| i.to_string()),
+        ip: crate::auth::client_ip(&parts, &state).map(|i| i.to_string()),
         user_agent: None,
     };
     let issued = issue(

@@ -158,7 +158,8 @@ pub async fn exchange_key(
     if key.key.is_none() {
         return Err(ApiError::Unauthenticated { presented: false });
     }
-    let demand = request_demand(parts);
+    let ip = client_ip(parts, state);
+    let demand = request_demand(parts, ip);
     let resolved = match authenticate(state, &key, &demand, true).await {
         Ok((r, _)) => r,
         Err((_, d)) => {
@@ -213,7 +214,7 @@ pub async fn exchange(
         body.permissions.as_deref(),
     );
     v.finish()?;
-    let actor = actor_for(&resolved, client_ip(&parts), &parts.headers);
+    let actor = actor_for(&resolved, client_ip(&parts, &state), &parts.headers);
     let issued = issue(
         &state,
         &resolved,

@@ -1,6 +1,6 @@
 //! SPEC §4: every way of presenting a credential, and every way of presenting one wrongly.
 
-use crate::harness::each_backend;
+use crate::harness::{each_backend, each_backend_with};
 use reqwest::Method;
 use serde_json::json;
 
@@ -106,5 +106,100 @@ async fn two_different_credentials_are_ambiguous() {
             .await;
         r.problem(400, "ambiguous_credentials");
     })
+    .await;
+}
+
+/// Defect 6: the client address is the peer, or, when the peer is a trusted proxy, the
+/// right-most address in X-Forwarded-For that is not a trusted proxy. The same address is
+/// audited and checked against allow-lists.
+#[tokio::test]
+async fn the_client_address_comes_from_trusted_proxies_only() {
+    let configure = |c: &mut latchkey_server::Config| {
+        c.proxy_trusted = vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+    };
+    each_backend_with(configure, |srv| async move {
+        let key = srv.admin_key.clone();
+        let client = "203.0.113.9";
+        let limited = srv
+            .post(
+                "/v1/keys",
+                &key,
+                json!({"name": "ip-bound", "allowed_ips": [client]}),
+            )
+            .await
+            .expect(201);
+        let limited = limited["key"].as_str().unwrap().to_owned();
+        let me = |xff: Option<&'static str>| {
+            let mut rb = srv.request(Method::GET, "/v1/me").bearer_auth(&limited);
+            if let Some(x) = xff {
+                rb = rb.header("x-forwarded-for", x);
+            }
+            srv.send(rb)
+        };
+        me(Some("203.0.113.9")).await.expect(200);
+        // Through two trusted proxies.
+        me(Some("203.0.113.9, 10.1.2.3")).await.expect(200);
+        // A client cannot put itself on the list: the right-most untrusted entry is the client.
+        me(Some("203.0.113.9, 198.51.100.77"))
+            .await
+            .problem(403, "ip_not_allowed");
+        me(Some("198.51.100.77"))
+            .await
+            .problem(403, "ip_not_allowed");
+        me(None).await.problem(403, "ip_not_allowed");
+
+        // The audit log records the same address.
+        let r = srv
+            .send(
+                srv.request(Method::POST, "/v1/keys")
+                    .bearer_auth(&key)
+                    .header("x-forwarded-for", "192.0.2.1, 203.0.113.10, 10.0.0.1")
+                    .json(&json!({"name": "audited"})),
+            )
+            .await
+            .expect(201);
+        let audit = srv
+            .get("/v1/audit?action=key.created&limit=500", &key)
+            .await
+            .expect(200);
+        let event = audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["target"]["id"] == r["id"])
+            .unwrap()
+            .clone();
+        assert_eq!(event["ip"], "203.0.113.10", "{event}");
+    })
+    .await;
+}
+
+/// With no trusted proxy, X-Forwarded-For is the client's own say and is ignored.
+#[tokio::test]
+async fn without_trusted_proxies_forwarded_for_is_ignored() {
+    each_backend_with(
+        |c| c.proxy_trusted = vec![],
+        |srv| async move {
+            let limited = srv
+                .post(
+                    "/v1/keys",
+                    &srv.admin_key,
+                    json!({"name": "ip-bound", "allowed_ips": ["203.0.113.9"]}),
+                )
+                .await
+                .expect(201);
+            let r = srv
+                .send(
+                    srv.request(Method::GET, "/v1/me")
+                        .bearer_auth(limited["key"].as_str().unwrap())
+                        .header("x-forwarded-for", "203.0.113.9"),
+                )
+                .await;
+            r.problem(403, "ip_not_allowed");
+        },
+    )
     .await;
 }

@@ -1,7 +1,7 @@
 //! The dashboard over plain HTTP (the real browser runs in `browser.rs`): security headers,
 //! cookies, CSRF, sign-in throttling, and who may open which page.
 
-use crate::harness::{each_backend, TestServer};
+use crate::harness::{each_backend, each_backend_with, TestServer};
 use reqwest::{header, redirect, Client, StatusCode};
 use serde_json::json;
 
@@ -32,12 +32,25 @@ async fn sign_in(
     email: &str,
     password: &str,
 ) -> Result<String, reqwest::Response> {
+    sign_in_from(srv, email, password, None).await
+}
+
+/// [`sign_in`] through a proxy that forwards for `client`.
+async fn sign_in_from(
+    srv: &TestServer,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> Result<String, reqwest::Response> {
     let http = client();
     let page = http.get(format!("{}/login", srv.url)).send().await.unwrap();
     let login_cookie = cookie(&page, "lk_login_csrf").unwrap();
     let html = page.text().await.unwrap();
-    let r = http
-        .post(format!("{}/login", srv.url))
+    let mut post = http.post(format!("{}/login", srv.url));
+    if let Some(c) = forwarded_for {
+        post = post.header("x-forwarded-for", c);
+    }
+    let r = post
         .header(header::COOKIE, login_cookie.split(';').next().unwrap())
         .form(&[
             ("email", email),
@@ -260,6 +273,84 @@ async fn oversized_forms_are_413_pages() {
             assert!(r.text().await.unwrap().contains("too large"), "{path}");
         }
         assert_eq!(srv.key_count(&srv.admin_key).await, before);
+    })
+    .await;
+}
+
+/// Defect 6: behind a trusted proxy each client has its own sign-in allowance, so one
+/// client's failures do not lock everybody out; without one, X-Forwarded-For is ignored.
+#[tokio::test]
+async fn sign_in_throttle_is_per_forwarded_client_behind_a_trusted_proxy() {
+    each_backend(|srv| async move {
+        let (a, b) = ("198.51.100.20", "198.51.100.21");
+        for i in 0..20 {
+            let r = sign_in_from(
+                &srv,
+                &format!("nobody{i}@example.com"),
+                "wrong password!",
+                Some(a),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(r.status(), 401);
+        }
+        let r = sign_in_from(&srv, &srv.admin_email, &srv.admin_password, Some(a))
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), 429, "the address that failed waits");
+        sign_in_from(&srv, &srv.admin_email, &srv.admin_password, Some(b))
+            .await
+            .expect("another client behind the same proxy signs in");
+    })
+    .await;
+    each_backend_with(
+        |c| c.proxy_trusted = vec![],
+        |srv| async move {
+            for i in 0..20 {
+                sign_in_from(
+                    &srv,
+                    &format!("nobody{i}@example.com"),
+                    "wrong password!",
+                    Some("198.51.100.20"),
+                )
+                .await
+                .unwrap_err();
+            }
+            let r = sign_in_from(
+                &srv,
+                &srv.admin_email,
+                &srv.admin_password,
+                Some("198.51.100.21"),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(
+                r.status(),
+                429,
+                "an untrusted peer's X-Forwarded-For is not believed"
+            );
+        },
+    )
+    .await;
+}
+
+/// Defect 6: sign-in fields are bounded; an absurd email is refused before it is looked up
+/// or remembered by the throttle.
+#[tokio::test]
+async fn oversized_sign_in_fields_are_refused() {
+    each_backend(|srv| async move {
+        let long = format!("{}@example.com", "a".repeat(10_000));
+        let r = sign_in(&srv, &long, "whatever123456").await.unwrap_err();
+        assert_eq!(r.status(), 400);
+        let html = r.text().await.unwrap();
+        assert!(!html.contains(&long), "not echoed back");
+        let r = sign_in(&srv, &srv.admin_email, &"p".repeat(5_000))
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), 400);
+        sign_in(&srv, &srv.admin_email, &srv.admin_password)
+            .await
+            .expect("refused fields were not counted as failures");
     })
     .await;
 }
