@@ -56,6 +56,7 @@ impl App {
             tokens: config.tokens,
             issuer: OnceLock::new(),
             throttle: Default::default(),
+            credential_throttle: crate::throttle::CredentialThrottle::new(config.throttle),
             proxies: crate::client_addr::TrustedProxies::new(config.proxy_trusted.clone()),
         });
         state

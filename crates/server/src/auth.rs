@@ -508,12 +508,15 @@ impl Caller {
             return Err(ApiError::Unauthenticated { presented: false });
         }
         let ip = client_ip(parts, state);
+        crate::throttle::admit_credential(state, ip)?;
         let demand = request_demand(parts, ip);
         let (resolved, pair) = match authenticate(state, &presented, &demand, lone_ok).await {
             Ok(ok) => ok,
             Err((_, d)) => {
                 count_verification(state, d.verify_code(), "auth");
-                return Err(ApiError::from_denial(d));
+                let e = ApiError::from_denial(d);
+                crate::throttle::credential_refused(state, ip, &e);
+                return Err(e);
             }
         };
         count_verification(state, "VALID", "auth");

@@ -65,6 +65,13 @@ pub struct ServerArgs {
     /// `none` [default: 127.0.0.0/8,::1].
     #[arg(long, env = "LATCHKEY_PROXY_TRUSTED", value_delimiter = ',')]
     pub proxy_trusted: Option<Vec<String>>,
+    /// Failed credentials a client address may present per window before it is refused with
+    /// 429 [default: 100].
+    #[arg(long, env = "LATCHKEY_THROTTLE_CREDENTIAL_FAILURES")]
+    pub throttle_credential_failures: Option<u32>,
+    /// The window of --throttle-credential-failures [default: 60].
+    #[arg(long, env = "LATCHKEY_THROTTLE_CREDENTIAL_WINDOW_SECONDS")]
+    pub throttle_credential_window_seconds: Option<u64>,
 }
 
 /// `latchkey.toml`: every setting above, plus `secret`.
@@ -90,6 +97,8 @@ struct FileConfig {
     // Settings added after the first release live in sections (SPEC §8).
     #[serde(default)]
     proxy: ProxySection,
+    #[serde(default)]
+    throttle: ThrottleSection,
 }
 
 /// `[proxy]`.
@@ -97,6 +106,30 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct ProxySection {
     trusted: Option<Vec<String>>,
+}
+
+/// `[throttle]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThrottleSection {
+    credential_failures: Option<u32>,
+    credential_window_seconds: Option<u64>,
+}
+
+/// How many failed credentials one client address may present, and in what window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    pub credential_failures: u32,
+    pub credential_window: Duration,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            credential_failures: 100,
+            credential_window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Loopback: a proxy on the same host (the usual nginx or Caddy in front) works unconfigured,
@@ -148,6 +181,7 @@ pub struct Config {
     pub tokens: TokenSettings,
     /// Peers whose `X-Forwarded-For` names the client (see [`crate::client_addr`]).
     pub proxy_trusted: Vec<IpNet>,
+    pub throttle: ThrottleSettings,
 }
 
 impl Config {
@@ -168,6 +202,7 @@ impl Config {
             public_url: None,
             tokens: TokenSettings::default(),
             proxy_trusted: default_trusted_proxies(),
+            throttle: ThrottleSettings::default(),
         }
     }
 
@@ -198,8 +233,23 @@ impl Config {
             Some(list) => parse_trusted(list)?,
             None => default_trusted_proxies(),
         };
+        let defaults = ThrottleSettings::default();
+        let throttle = ThrottleSettings {
+            credential_failures: args
+                .throttle_credential_failures
+                .or(file.throttle.credential_failures)
+                .unwrap_or(defaults.credential_failures),
+            credential_window: args
+                .throttle_credential_window_seconds
+                .or(file.throttle.credential_window_seconds)
+                .map_or(defaults.credential_window, Duration::from_secs),
+        };
+        if throttle.credential_failures == 0 || throttle.credential_window.is_zero() {
+            bail!("[throttle] credential_failures and credential_window_seconds must be positive");
+        }
         Ok(Self {
             proxy_trusted,
+            throttle,
             listen: args
                 .listen
                 .or(file.listen)
@@ -357,6 +407,32 @@ mod tests {
         assert!(Config::load(&T::parse_from(["t", "--proxy-trusted", "example.com"]).a).is_err());
         let c = Config::load(&T::parse_from(["t"]).a).unwrap();
         assert_eq!(c.proxy_trusted, default_trusted_proxies());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_credential_throttle_from_its_section() {
+        let dir = std::env::temp_dir().join(format!("lk-throttle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("latchkey.toml");
+        std::fs::write(&f, "[throttle]\ncredential_failures = 7\n").unwrap();
+        let path = f.to_str().unwrap();
+        let c = Config::load(
+            &T::parse_from([
+                "t",
+                "--config",
+                path,
+                "--throttle-credential-window-seconds",
+                "30",
+            ])
+            .a,
+        )
+        .unwrap();
+        assert_eq!(c.throttle.credential_failures, 7);
+        assert_eq!(c.throttle.credential_window, Duration::from_secs(30));
+        assert!(
+            Config::load(&T::parse_from(["t", "--throttle-credential-failures", "0"]).a).is_err()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

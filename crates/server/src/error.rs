@@ -28,6 +28,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     PayloadTooLarge,
     MethodNotAllowed,
+    /// 429 with `Retry-After`: too many failed attempts from this client.
+    RateLimited {
+        retry_after: u64,
+    },
     Internal,
 }
 
@@ -89,6 +93,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +123,10 @@ impl ApiError {
             ),
             ApiError::PayloadTooLarge => ("payload_too_large", "Request body too large".into()),
             ApiError::MethodNotAllowed => ("method_not_allowed", "Method not allowed".into()),
+            ApiError::RateLimited { retry_after } => (
+                "rate_limited",
+                format!("Too many failed attempts from this address; retry in {retry_after} s"),
+            ),
             ApiError::Internal => ("internal_error", "Internal server error".into()),
         };
         let status = self.status();
@@ -172,6 +181,9 @@ impl IntoResponse for ApiError {
                         "Bearer realm=\"latchkey\", error=\"insufficient_scope\"",
                     ),
                 );
+            }
+            ApiError::RateLimited { retry_after } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}
         }
@@ -250,6 +262,10 @@ impl utoipa::IntoResponses for ApiError {
             ("404", "Not found, or not visible to this credential"),
             ("409", "Conflict"),
             ("422", "A field is invalid"),
+            (
+                "429",
+                "Too many failed credentials from this client address (see Retry-After)",
+            ),
         ]
         .into_iter()
         .map(|(s, d)| (s.to_string(), problem(d)))
@@ -298,6 +314,14 @@ mod tests {
         let (s, _, b) = render(ApiError::from(StoreError::Migration("secret sql".into()))).await;
         assert_eq!(s, 500);
         assert!(!b.to_string().contains("secret sql"));
+    }
+
+    #[tokio::test]
+    async fn rate_limited_says_when_to_retry() {
+        let (s, h, b) = render(ApiError::RateLimited { retry_after: 7 }).await;
+        assert_eq!(s, 429);
+        assert_eq!(h["retry-after"], "7");
+        assert_eq!(b["code"], "rate_limited");
     }
 
     #[test]

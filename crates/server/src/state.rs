@@ -25,6 +25,8 @@ pub struct Shared {
     pub issuer: OnceLock<String>,
     /// Failed dashboard sign-ins and password checks.
     pub throttle: crate::dashboard::session::Throttle,
+    /// Failed credentials per client address.
+    pub credential_throttle: crate::throttle::CredentialThrottle,
     /// Whose `X-Forwarded-For` names the client.
     pub proxies: crate::client_addr::TrustedProxies,
 }

@@ -8,6 +8,8 @@
 //! keys does not push out the ones being throttled) and expire once idle long enough to have
 //! nothing left to remember. Reading never inserts.
 
+use crate::error::ApiError;
+use crate::state::AppState;
 use moka::sync::Cache;
 use std::borrow::Borrow;
 use std::hash::Hash;
@@ -139,6 +141,48 @@ pub fn retry_after_secs(d: Duration) -> u64 {
 /// Addresses remembered by each throttle. A remembered key costs its hash entry and an
 /// `Arc<AtomicU64>`, so this bounds each throttle to a few megabytes.
 pub const CAPACITY: u64 = 65_536;
+
+/// Failed credentials per client address: the gate every authenticated request passes before
+/// its credential is looked up.
+pub struct CredentialThrottle(FailureThrottle<IpAddr>);
+
+impl CredentialThrottle {
+    pub fn new(settings: crate::config::ThrottleSettings) -> Self {
+        Self(FailureThrottle::new(
+            settings.credential_failures,
+            settings.credential_window,
+            CAPACITY,
+        ))
+    }
+}
+
+/// 429 while `ip` has used up its failed credentials. On the path of every authenticated
+/// request: one atomic load unless some address is being throttled.
+pub fn admit_credential(state: &AppState, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    let Some(ip) = ip else { return Ok(()) };
+    state
+        .credential_throttle
+        .0
+        .admit(&address_key(ip), Instant::now())
+        .map_err(|wait| ApiError::RateLimited {
+            retry_after: retry_after_secs(wait),
+        })
+}
+
+/// Counts a refused credential (a 401 after one was presented) against the client address.
+/// Only the address is kept: never the credential, so nothing secret is held or logged.
+pub fn credential_refused(state: &AppState, ip: Option<IpAddr>, error: &ApiError) {
+    if let (Some(ip), ApiError::Unauthenticated { presented: true }) = (ip, error) {
+        let t = &state.credential_throttle.0;
+        let key = address_key(ip);
+        let now = Instant::now();
+        let was_ok = t.check(&key, now).is_ok();
+        t.failed(key, now);
+        if was_ok && t.check(&key, now).is_err() {
+            tracing::warn!(client = %ip, "too many failed credentials from one address: refusing it for a while");
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! these endpoints use the OAuth format (RFC 6749 §5.2), as OAuth libraries expect.
 
 use crate::auth::{basic_credentials, presented_credentials, resolve, Caller, Presented};
+use crate::error::ApiError;
 use crate::extract::{ApiBytes, ApiJson};
 use crate::routes::tokens::{exchange_key, issue, TokenResponse};
 use crate::state::AppState;
@@ -21,14 +22,19 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use utoipa::ToSchema;
 
-/// RFC 6749 §5.2 error response.
 #[derive(Debug)]
-pub struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
-    description: &'static str,
-    /// Answer with `WWW-Authenticate: Basic` (the client tried, or should try, HTTP Basic).
-    challenge: bool,
+pub enum OAuthError {
+    /// RFC 6749 §5.2 error response.
+    Protocol {
+        status: StatusCode,
+        error: &'static str,
+        description: &'static str,
+        /// Answer with `WWW-Authenticate: Basic` (the client tried, or should try, HTTP Basic).
+        challenge: bool,
+    },
+    /// What every endpoint answers alike, as problem+json: a throttled client address (429
+    /// with `Retry-After`, which OAuth clients treat like any 429).
+    Api(ApiError),
 }
 
 #[derive(Serialize, ToSchema)]
@@ -39,7 +45,7 @@ pub struct OAuthErrorBody {
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, description: &'static str) -> Self {
-        Self {
+        Self::Protocol {
             status,
             error,
             description,
@@ -50,7 +56,7 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
     fn invalid_client(used_basic: bool) -> Self {
-        Self {
+        Self::Protocol {
             status: if used_basic {
                 StatusCode::UNAUTHORIZED
             } else {
@@ -61,21 +67,39 @@ impl OAuthError {
             challenge: used_basic,
         }
     }
+
+    /// A refused client is `invalid_client`, whatever the reason, unless its address is
+    /// throttled: that answer says when to come back.
+    fn client_refused(e: ApiError, used_basic: bool) -> Self {
+        match e {
+            ApiError::RateLimited { .. } => Self::Api(e),
+            _ => Self::invalid_client(used_basic),
+        }
+    }
 }
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        let (status, error, description, challenge) = match self {
+            OAuthError::Protocol {
+                status,
+                error,
+                description,
+                challenge,
+            } => (status, error, description, challenge),
+            OAuthError::Api(e) => return e.into_response(),
+        };
         let mut resp = (
-            self.status,
+            status,
             ApiJson(OAuthErrorBody {
-                error: self.error,
-                error_description: self.description,
+                error,
+                error_description: description,
             }),
         )
             .into_response();
         let h = resp.headers_mut();
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if self.challenge {
+        if challenge {
             h.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"latchkey\""),
@@ -172,7 +196,7 @@ pub async fn token(
     };
     let key = exchange_key(&state, &parts, presented)
         .await
-        .map_err(|_| OAuthError::invalid_client(used_basic))?;
+        .map_err(|e| OAuthError::client_refused(e, used_basic))?;
     if key.key.id != client_id {
         return Err(OAuthError::invalid_client(used_basic));
     }
@@ -269,7 +293,7 @@ async fn oauth_client(
     let caller = crate::auth::LoneCaller::from_request_parts(&mut parts, state)
         .await
         .map(|c| c.0)
-        .map_err(|_| OAuthError::invalid_client(used_basic))?;
+        .map_err(|e| OAuthError::client_refused(e, used_basic))?;
     if named.is_some_and(|id| id != caller.resolved.key.id) {
         return Err(OAuthError::invalid_client(used_basic));
     }

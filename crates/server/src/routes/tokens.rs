@@ -159,12 +159,15 @@ pub async fn exchange_key(
         return Err(ApiError::Unauthenticated { presented: false });
     }
     let ip = client_ip(parts, state);
+    crate::throttle::admit_credential(state, ip)?;
     let demand = request_demand(parts, ip);
     let resolved = match authenticate(state, &key, &demand, true).await {
         Ok((r, _)) => r,
         Err((_, d)) => {
             count_verification(state, d.verify_code(), "exchange");
-            return Err(ApiError::from_denial(d));
+            let e = ApiError::from_denial(d);
+            crate::throttle::credential_refused(state, ip, &e);
+            return Err(e);
         }
     };
     if resolved.key.key_type == KeyType::Publishable {

@@ -1,6 +1,6 @@
 //! SPEC §4: every way of presenting a credential, and every way of presenting one wrongly.
 
-use crate::harness::{each_backend, each_backend_with};
+use crate::harness::{each_backend, each_backend_with, TestServer};
 use reqwest::Method;
 use serde_json::json;
 
@@ -105,6 +105,134 @@ async fn two_different_credentials_are_ambiguous() {
             )
             .await;
         r.problem(400, "ambiguous_credentials");
+    })
+    .await;
+}
+
+/// A request as if a proxy in front had forwarded it for `client`.
+fn from(srv: &TestServer, method: Method, path: &str, client: &str) -> reqwest::RequestBuilder {
+    srv.request(method, path).header("x-forwarded-for", client)
+}
+
+fn unknown_key() -> String {
+    latchkey_core::ApiKey::generate(
+        latchkey_core::KeyType::Secret,
+        latchkey_core::Environment::Live,
+    )
+    .secret()
+    .expose()
+    .to_owned()
+}
+
+/// Defect 12: failed credentials are throttled per client address. Once an address has used
+/// up its failures it gets 429 for any credential (as Stripe and GitHub do), until it may
+/// try again; every other address, and every request that presents no credential or is a
+/// verification of someone else's key, is unaffected.
+#[tokio::test]
+async fn failed_credentials_are_throttled_per_client_address() {
+    let configure = |c: &mut latchkey_server::Config| {
+        c.throttle.credential_failures = 5;
+        c.throttle.credential_window = std::time::Duration::from_secs(3600);
+    };
+    each_backend_with(configure, |srv| async move {
+        let a = "198.51.100.1";
+        for _ in 0..5 {
+            let r = srv
+                .send(from(&srv, Method::GET, "/v1/me", a).bearer_auth(unknown_key()))
+                .await;
+            r.problem(401, "invalid_credentials");
+        }
+        let r = srv
+            .send(from(&srv, Method::GET, "/v1/me", a).bearer_auth(unknown_key()))
+            .await;
+        let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=3600).contains(&retry), "{retry}");
+        let body = r.problem(429, "rate_limited");
+        assert!(!body.to_string().contains("sk_live_"), "{body}");
+        // The address is blocked, whatever it presents.
+        let r = srv
+            .send(from(&srv, Method::GET, "/v1/me", a).bearer_auth(&srv.admin_key))
+            .await;
+        r.problem(429, "rate_limited");
+        let r = srv
+            .send(from(&srv, Method::GET, "/v1/me", a).header("x-api-key", unknown_key()))
+            .await;
+        r.problem(429, "rate_limited");
+
+        // Another address is untouched: its valid keys work, its failures are its own.
+        let b = "198.51.100.2";
+        srv.send(from(&srv, Method::GET, "/v1/me", b).bearer_auth(&srv.admin_key))
+            .await
+            .expect(200);
+        srv.send(from(&srv, Method::GET, "/v1/me", b).bearer_auth(unknown_key()))
+            .await
+            .problem(401, "invalid_credentials");
+        // Without a proxy header the peer (loopback) is the client, a third address.
+        srv.get("/v1/me", &srv.admin_key).await.expect(200);
+
+        // No credential at all is not a guess.
+        let c = "198.51.100.3";
+        for _ in 0..10 {
+            srv.send(from(&srv, Method::GET, "/v1/me", c))
+                .await
+                .problem(401, "invalid_credentials");
+        }
+        srv.send(from(&srv, Method::GET, "/v1/me", c).bearer_auth(&srv.admin_key))
+            .await
+            .expect(200);
+
+        // A verifier checking its customers' keys is not guessing either.
+        let d = "198.51.100.4";
+        for _ in 0..10 {
+            let r = srv
+                .send(
+                    from(&srv, Method::POST, "/v1/verify", d)
+                        .bearer_auth(&srv.admin_key)
+                        .json(&json!({"key": unknown_key()})),
+                )
+                .await
+                .expect(200);
+            assert_eq!(r["code"], "NOT_FOUND");
+        }
+        srv.send(from(&srv, Method::GET, "/v1/me", d).bearer_auth(&srv.admin_key))
+            .await
+            .expect(200);
+
+        // The exchanges count too: a key in the body of /v1/auth/token, and OAuth clients.
+        let e = "198.51.100.5";
+        for _ in 0..5 {
+            srv.send(
+                from(&srv, Method::POST, "/v1/auth/token", e)
+                    .json(&json!({"api_key": unknown_key()})),
+            )
+            .await
+            .problem(401, "invalid_credentials");
+        }
+        srv.send(
+            from(&srv, Method::POST, "/v1/auth/token", e).json(&json!({"api_key": unknown_key()})),
+        )
+        .await
+        .problem(429, "rate_limited");
+        let f = "198.51.100.6";
+        for _ in 0..5 {
+            let r = srv
+                .send(
+                    from(&srv, Method::POST, "/oauth/token", f)
+                        .basic_auth("key_x", Some(unknown_key()))
+                        .form(&[("grant_type", "client_credentials")]),
+                )
+                .await;
+            assert_eq!(r.body["error"], "invalid_client");
+        }
+        let r = srv
+            .send(
+                from(&srv, Method::POST, "/oauth/token", f)
+                    .basic_auth("key_x", Some(unknown_key()))
+                    .form(&[("grant_type", "client_credentials")]),
+            )
+            .await;
+        assert!(r.headers.contains_key("retry-after"));
+        r.problem(429, "rate_limited");
     })
     .await;
 }
