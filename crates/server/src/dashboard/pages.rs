@@ -1083,6 +1083,16 @@ pub async fn change_password(
             })
         }
     };
+    // The same allowance as sign-in, for the same account: a stolen session must not be a way
+    // to guess the password (and the two must not add up to twice the guesses).
+    let account = user.caller.resolved.principal.email.to_lowercase();
+    let ip = user.caller.ip;
+    if let Err(wait) = state.throttle.allowed(&account, ip) {
+        let message = format!("Too many wrong passwords. {}", session::try_again_in(wait));
+        let mut r = fail(state, user, &message).await;
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        return r;
+    }
     let current = state
         .store
         .get_user(user.caller.user_id())
@@ -1096,8 +1106,10 @@ pub async fn change_password(
     .await
     .unwrap_or(false);
     if !ok {
+        state.throttle.failed(&account, ip);
         return fail(state, user, "The current password is not right.").await;
     }
+    state.throttle.succeeded(&account);
     if f.new_password != f.confirm_password {
         return fail(state, user, "The new passwords do not match.").await;
     }

@@ -167,7 +167,8 @@ pub fn csrf_ok(session: &Session, submitted: Option<&str>) -> bool {
     submitted.is_some_and(|s| bool::from(s.as_bytes().ct_eq(session.csrf_token.as_bytes())))
 }
 
-/// Failed sign-ins, per account and per client address: each has a small allowance that refills slowly (see
+/// Failed password checks (sign-in, and the current password on `/account/password`), per
+/// account and per client address: each has a small allowance that refills slowly (see
 /// [`FailureThrottle`]). Bounded memory: at most [`throttle::CAPACITY`] accounts and as many
 /// addresses are remembered, and only failures are (a check inserts nothing).
 pub struct Throttle {

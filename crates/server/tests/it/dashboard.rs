@@ -354,3 +354,59 @@ async fn oversized_sign_in_fields_are_refused() {
     })
     .await;
 }
+
+/// Defect 15: checking the current password on /account/password is throttled like sign-in,
+/// so a stolen session cannot guess it; the lock also holds for sign-in to that account.
+#[tokio::test]
+async fn password_change_guesses_are_throttled() {
+    each_backend(|srv| async move {
+        let session = sign_in(&srv, &srv.admin_email, &srv.admin_password)
+            .await
+            .expect("admin signs in");
+        let session = session.split(';').next().unwrap().to_owned();
+        let http = client();
+        let account = http
+            .get(format!("{}/account", srv.url))
+            .header(header::COOKIE, &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = csrf_of(&account);
+        let change = |current: String| {
+            let (http, session, csrf) = (http.clone(), session.clone(), csrf.clone());
+            let url = format!("{}/account/password", srv.url);
+            async move {
+                http.post(url)
+                    .header(header::COOKIE, &session)
+                    .form(&[
+                        ("current_password", current.as_str()),
+                        ("new_password", "a brand new password"),
+                        ("confirm_password", "a brand new password"),
+                        ("csrf", csrf.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        for i in 0..5 {
+            let r = change(format!("guess number {i}")).await;
+            assert!(r
+                .text()
+                .await
+                .unwrap()
+                .contains("current password is not right"));
+        }
+        let r = change(srv.admin_password.clone()).await;
+        assert_eq!(r.status(), 429, "even the right password waits now");
+        assert!(r.text().await.unwrap().contains("Too many"));
+        let r = sign_in(&srv, &srv.admin_email, &srv.admin_password)
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), 429);
+    })
+    .await;
+}
