@@ -56,6 +56,8 @@ impl App {
             tokens: config.tokens,
             issuer: OnceLock::new(),
             throttle: Default::default(),
+            credential_throttle: crate::throttle::CredentialThrottle::new(config.throttle),
+            proxies: crate::client_addr::TrustedProxies::new(config.proxy_trusted.clone()),
         });
         state
             .signing
@@ -132,9 +134,11 @@ impl App {
                 .await?
                 .run(self.state.clone(), self.config.change_poll),
         );
-        let service = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let mut router = self.router();
+        if tls.is_some() {
+            router = router.layer(axum::middleware::map_response(strict_transport_security));
+        }
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let served = match tls {
             Some(tls) => {
                 axum_server::from_tcp_rustls(listener, tls)
@@ -157,6 +161,19 @@ impl App {
         self.state.store.close().await;
         served.context("serving HTTP")
     }
+}
+
+/// HSTS (RFC 6797) on every response served over TLS: a browser that once reached the dashboard
+/// over HTTPS never sends its session cookie or a key over plain HTTP to this host again.
+/// Two years (hstspreload.org's recommended max-age). No `includeSubDomains`: Latchkey cannot
+/// know what else lives under its host name (an operator who does can add it at a proxy). Over
+/// plain HTTP the header means nothing (RFC 6797 §8.1); a TLS-terminating proxy sets its own.
+async fn strict_transport_security(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=63072000"),
+    );
+    resp
 }
 
 /// The single-node secret: generated once, readable by the owner only.

@@ -5,7 +5,7 @@ use crate::cache::{CachedKey, KeyEntry};
 use crate::error::ApiError;
 use crate::now;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts, HeaderMap};
 use base64::Engine;
 use latchkey_core::issuance::{ip_intersection, Grants, Issuer};
@@ -17,7 +17,7 @@ use latchkey_core::{
 };
 use latchkey_store::{Actor, Principal, TokenRecord, Workspace};
 use std::borrow::Cow;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The credentials a request presents: at most one API key and one access token (the pair).
@@ -514,21 +514,19 @@ impl FromRequestParts<AppState> for LoneCaller {
     }
 }
 
-pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+/// The client address of a request, for every use (see [`crate::client_addr`]).
+pub fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+    crate::client_addr::client_ip(parts, &state.proxies)
 }
 
 /// What any request demands of its credential: its `Origin` and client address must be allowed.
-pub fn request_demand(parts: &Parts) -> Demand<'_> {
+pub fn request_demand(parts: &Parts, ip: Option<IpAddr>) -> Demand<'_> {
     Demand {
         origin: parts
             .headers
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok()),
-        ip: client_ip(parts),
+        ip,
         ..Demand::default()
     }
 }
@@ -539,11 +537,16 @@ impl Caller {
         if presented.is_empty() {
             return Err(ApiError::Unauthenticated { presented: false });
         }
-        let ip = client_ip(parts);
-        let demand = request_demand(parts);
+        let ip = client_ip(parts, state);
+        crate::throttle::admit_credential(state, ip)?;
+        let demand = request_demand(parts, ip);
         let (resolved, pair) = authenticate(state, &presented, &demand, lone_ok)
             .await
-            .map_err(|r| r.into_api_error(state, "auth"))?;
+            .map_err(|r| {
+                let e = r.into_api_error(state, "auth");
+                crate::throttle::credential_refused(state, ip, &e);
+                e
+            })?;
         count_verification(state, "VALID", "auth");
         let at = now();
         state.usage.touch(&resolved.key, at);

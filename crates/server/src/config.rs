@@ -4,6 +4,7 @@
 use crate::state::TokenSettings;
 use anyhow::{bail, Context};
 use axum_server::tls_rustls::RustlsConfig;
+use ipnet::IpNet;
 use latchkey_core::Secret;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -60,6 +61,17 @@ pub struct ServerArgs {
     /// Longest lifetime of an environment access token (`POST /v1/tokens`) [default: 31536000].
     #[arg(long, env = "LATCHKEY_MAX_ENVIRONMENT_TOKEN_TTL_SECONDS")]
     pub max_environment_token_ttl_seconds: Option<i64>,
+    /// Proxies whose X-Forwarded-For is believed: CIDRs or addresses, comma-separated, or
+    /// `none` [default: 127.0.0.0/8,::1].
+    #[arg(long, env = "LATCHKEY_PROXY_TRUSTED", value_delimiter = ',')]
+    pub proxy_trusted: Option<Vec<String>>,
+    /// Failed credentials a client address may present per window before it is refused with
+    /// 429 [default: 100].
+    #[arg(long, env = "LATCHKEY_THROTTLE_CREDENTIAL_FAILURES")]
+    pub throttle_credential_failures: Option<u32>,
+    /// The window of --throttle-credential-failures [default: 60].
+    #[arg(long, env = "LATCHKEY_THROTTLE_CREDENTIAL_WINDOW_SECONDS")]
+    pub throttle_credential_window_seconds: Option<u64>,
 }
 
 /// `latchkey.toml`: every setting above, plus `secret`.
@@ -82,6 +94,72 @@ struct FileConfig {
     max_token_ttl_seconds: Option<i64>,
     max_environment_token_ttl_seconds: Option<i64>,
     secret: Option<String>,
+    // Settings added after the first release live in sections (SPEC §8).
+    #[serde(default)]
+    proxy: ProxySection,
+    #[serde(default)]
+    throttle: ThrottleSection,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxySection {
+    trusted: Option<Vec<String>>,
+}
+
+/// `[throttle]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThrottleSection {
+    credential_failures: Option<u32>,
+    credential_window_seconds: Option<u64>,
+}
+
+/// How many failed credentials one client address may present, and in what window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    pub credential_failures: u32,
+    pub credential_window: Duration,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            credential_failures: 100,
+            credential_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Loopback: a proxy on the same host (the usual nginx or Caddy in front) works unconfigured,
+/// and nothing a remote client sends is believed (SPEC §10.3's default).
+pub fn default_trusted_proxies() -> Vec<IpNet> {
+    vec![
+        "127.0.0.0/8".parse().expect("valid"),
+        "::1/128".parse().expect("valid"),
+    ]
+}
+
+/// `10.0.0.0/8`, `192.0.2.7` (one address) or `none` (an empty list).
+fn parse_trusted(list: &[String]) -> anyhow::Result<Vec<IpNet>> {
+    let mut out = vec![];
+    for item in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if item.eq_ignore_ascii_case("none") {
+            continue;
+        }
+        let net = match item.parse::<IpNet>() {
+            Ok(n) => n.trunc(),
+            Err(_) => match item.parse::<std::net::IpAddr>() {
+                Ok(ip) => IpNet::from(ip),
+                Err(_) => {
+                    bail!("[proxy] trusted: {item:?} is not a CIDR (10.0.0.0/8) or an IP address")
+                }
+            },
+        };
+        out.push(net);
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +179,9 @@ pub struct Config {
     pub change_poll: Duration,
     pub public_url: Option<String>,
     pub tokens: TokenSettings,
+    /// Peers whose `X-Forwarded-For` names the client (see [`crate::client_addr`]).
+    pub proxy_trusted: Vec<IpNet>,
+    pub throttle: ThrottleSettings,
 }
 
 impl Config {
@@ -120,6 +201,8 @@ impl Config {
             change_poll: Duration::from_millis(500),
             public_url: None,
             tokens: TokenSettings::default(),
+            proxy_trusted: default_trusted_proxies(),
+            throttle: ThrottleSettings::default(),
         }
     }
 
@@ -146,7 +229,27 @@ impl Config {
             (None, None) => None,
             _ => bail!("--tls-cert and --tls-key go together"),
         };
+        let proxy_trusted = match args.proxy_trusted.as_ref().or(file.proxy.trusted.as_ref()) {
+            Some(list) => parse_trusted(list)?,
+            None => default_trusted_proxies(),
+        };
+        let defaults = ThrottleSettings::default();
+        let throttle = ThrottleSettings {
+            credential_failures: args
+                .throttle_credential_failures
+                .or(file.throttle.credential_failures)
+                .unwrap_or(defaults.credential_failures),
+            credential_window: args
+                .throttle_credential_window_seconds
+                .or(file.throttle.credential_window_seconds)
+                .map_or(defaults.credential_window, Duration::from_secs),
+        };
+        if throttle.credential_failures == 0 || throttle.credential_window.is_zero() {
+            bail!("[throttle] credential_failures and credential_window_seconds must be positive");
+        }
         Ok(Self {
+            proxy_trusted,
+            throttle,
             listen: args
                 .listen
                 .or(file.listen)
@@ -276,6 +379,60 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.cache_capacity, 7);
         assert_eq!(c.usage_flush, Duration::from_millis(1000));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn trusted_proxies_from_the_file_a_flag_or_nowhere() {
+        let dir = std::env::temp_dir().join(format!("lk-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("latchkey.toml");
+        std::fs::write(
+            &f,
+            "[proxy]\ntrusted = [\"10.1.2.3/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        let path = f.to_str().unwrap();
+        let c = Config::load(&T::parse_from(["t", "--config", path]).a).unwrap();
+        let nets: Vec<String> = c.proxy_trusted.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+        let c = Config::load(&T::parse_from(["t", "--config", path, "--proxy-trusted", "none"]).a)
+            .unwrap();
+        assert!(
+            c.proxy_trusted.is_empty(),
+            "the flag wins, and `none` trusts nobody"
+        );
+        let c = Config::load(&T::parse_from(["t", "--proxy-trusted", "10.0.0.0/8,::1"]).a).unwrap();
+        assert_eq!(c.proxy_trusted.len(), 2, "comma-separated");
+        assert!(Config::load(&T::parse_from(["t", "--proxy-trusted", "example.com"]).a).is_err());
+        let c = Config::load(&T::parse_from(["t"]).a).unwrap();
+        assert_eq!(c.proxy_trusted, default_trusted_proxies());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_credential_throttle_from_its_section() {
+        let dir = std::env::temp_dir().join(format!("lk-throttle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("latchkey.toml");
+        std::fs::write(&f, "[throttle]\ncredential_failures = 7\n").unwrap();
+        let path = f.to_str().unwrap();
+        let c = Config::load(
+            &T::parse_from([
+                "t",
+                "--config",
+                path,
+                "--throttle-credential-window-seconds",
+                "30",
+            ])
+            .a,
+        )
+        .unwrap();
+        assert_eq!(c.throttle.credential_failures, 7);
+        assert_eq!(c.throttle.credential_window, Duration::from_secs(30));
+        assert!(
+            Config::load(&T::parse_from(["t", "--throttle-credential-failures", "0"]).a).is_err()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

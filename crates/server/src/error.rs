@@ -34,6 +34,10 @@ pub enum ApiError {
     /// 503: the database cannot be reached, so nothing could be checked or changed. Never a
     /// verdict on the credential.
     Unavailable,
+    /// 429 with `Retry-After`: too many failed attempts from this client.
+    RateLimited {
+        retry_after: u64,
+    },
     Internal,
 }
 
@@ -96,6 +100,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +133,10 @@ impl ApiError {
             ApiError::Unavailable => (
                 "unavailable",
                 "The service cannot reach its database right now; retry shortly".into(),
+            ),
+            ApiError::RateLimited { retry_after } => (
+                "rate_limited",
+                format!("Too many failed attempts from this address; retry in {retry_after} s"),
             ),
             ApiError::Internal => ("internal_error", "Internal server error".into()),
         };
@@ -189,6 +198,9 @@ impl IntoResponse for ApiError {
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),
                 );
+            }
+            ApiError::RateLimited { retry_after } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}
         }
@@ -281,6 +293,10 @@ impl utoipa::IntoResponses for ApiError {
                 "503",
                 "The database is unreachable: nothing was checked or changed; retry",
             ),
+            (
+                "429",
+                "Too many failed credentials from this client address (see Retry-After)",
+            ),
         ]
         .into_iter()
         .map(|(s, d)| (s.to_string(), problem(d)))
@@ -339,6 +355,14 @@ mod tests {
         assert_eq!(s, 503);
         assert_eq!(h["retry-after"], RETRY_AFTER_SECONDS);
         assert_eq!(b["code"], "unavailable");
+    }
+
+    #[tokio::test]
+    async fn rate_limited_says_when_to_retry() {
+        let (s, h, b) = render(ApiError::RateLimited { retry_after: 7 }).await;
+        assert_eq!(s, 429);
+        assert_eq!(h["retry-after"], "7");
+        assert_eq!(b["code"], "rate_limited");
     }
 
     #[test]

@@ -41,14 +41,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad_request("Could not read the request body")
-            }
-        })?;
+        let ApiBytes(bytes) = ApiBytes::from_request(req, state).await?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A raw body (the OAuth forms), up to axum's body limit (2 MiB). Every body extractor reads
+/// through this one, so a body over the limit is always a 413 problem, never axum's plain text.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::bad_request("Could not read the request body")
+                }
+            })
     }
 }
 
@@ -69,7 +84,7 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if !inner.is_data() {
@@ -88,7 +103,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None => path,
         };
         ApiError::validation(&field, msg)
-    })
+    })?;
+    // A body is one JSON value. `serde_json::from_slice` checks this itself; a deserializer
+    // driven from outside leaves it to the caller, and `{"name": "x"} junk` was accepted.
+    de.end().map_err(|_| {
+        ApiError::bad_request("Malformed JSON body: trailing characters after the JSON value")
+    })?;
+    Ok(value)
 }
 
 fn strip_position(msg: &str) -> String {
@@ -156,9 +177,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOr
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let is_json = json_content_type(req.headers());
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::bad_request("Could not read the request body"))?;
+        let ApiBytes(bytes) = ApiBytes::from_request(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(ApiJsonOrEmpty(T::default()));
         }
@@ -215,5 +234,21 @@ mod tests {
             "inner.n"
         );
         assert!(parse_json::<Body>(br#"{"name": "a"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_body_is_one_value() {
+        for junk in [
+            &br#"{"name": "a"} junk"#[..],
+            br#"{"name": "a"}{}"#,
+            br#"{"name": "a"},"#,
+        ] {
+            assert!(
+                matches!(parse_json::<Body>(junk), Err(ApiError::BadRequest { .. })),
+                "{}",
+                String::from_utf8_lossy(junk)
+            );
+        }
+        assert!(parse_json::<Body>(b"{\"name\": \"a\"}\n\t ").is_ok());
     }
 }

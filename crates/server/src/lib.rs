@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cache;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod dashboard;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod password;
 pub mod routes;
 pub mod signing;
 pub mod state;
+pub mod throttle;
 pub mod usage;
 
 pub use app::App;

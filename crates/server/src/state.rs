@@ -23,8 +23,12 @@ pub struct Shared {
     /// `iss` (and `aud`) of our access tokens: the configured public URL, or the address we
     /// serve on, set once when serving starts.
     pub issuer: OnceLock<String>,
-    /// Failed dashboard sign-ins.
+    /// Failed dashboard sign-ins and password checks.
     pub throttle: crate::dashboard::session::Throttle,
+    /// Failed credentials per client address.
+    pub credential_throttle: crate::throttle::CredentialThrottle,
+    /// Whose `X-Forwarded-For` names the client.
+    pub proxies: crate::client_addr::TrustedProxies,
 }
 
 /// Lifetimes of access tokens, in seconds.

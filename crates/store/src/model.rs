@@ -452,6 +452,8 @@ pub struct TokenFilter {
     pub workspace_id: Option<String>,
     pub owner_id: Option<String>,
     pub kind: Option<&'static str>,
+    /// `test` or `live`.
+    pub environment: Option<&'static str>,
     /// Leave out tokens owned by instance admins (for callers who are not one).
     pub hide_instance_admin_tokens: bool,
 }

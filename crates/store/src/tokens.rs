@@ -116,7 +116,8 @@ impl SqlStore {
         let mut q = ListQuery::new(TOKEN_SELECT);
         q.and_if("t.workspace_id = ?", f.workspace_id.as_deref())
             .and_if("t.owner_id = ?", f.owner_id.as_deref())
-            .and_if("t.kind = ?", f.kind);
+            .and_if("t.kind = ?", f.kind)
+            .and_if("t.environment = ?", f.environment);
         if f.hide_instance_admin_tokens {
             q.and(
                 "t.owner_id NOT IN (SELECT id FROM users WHERE is_instance_admin = 1)",

@@ -17,7 +17,7 @@ use axum::Router;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// Dashboard forms are small; anything bigger is not ours.
-const MAX_FORM_BYTES: usize = 64 * 1024;
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -86,7 +86,7 @@ async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> 
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return pages::forbidden("The form was too large.");
+        return pages::form_too_large();
     };
     let submitted = url::form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == "csrf")

@@ -10,7 +10,7 @@ use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, Role
 use crate::routes::{audit, keys, tokens, users, workspaces};
 use crate::state::AppState;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
@@ -101,12 +101,49 @@ struct BareErrorPage<'a> {
 
 /// The 403 page, for a request that did not get as far as a session.
 pub fn forbidden(message: &str) -> Response {
-    let mut r = render(BareErrorPage {
-        heading: "Not allowed",
-        message,
-    });
-    *r.status_mut() = StatusCode::FORBIDDEN;
+    bare_error(StatusCode::FORBIDDEN, "Not allowed", message)
+}
+
+fn bare_error(status: StatusCode, heading: &str, message: &str) -> Response {
+    let mut r = render(BareErrorPage { heading, message });
+    *r.status_mut() = status;
     r
+}
+
+/// The 413 page: a form over [`super::MAX_FORM_BYTES`].
+pub fn form_too_large() -> Response {
+    bare_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Form too large",
+        "The form was too large. Shorten what you typed and try again.",
+    )
+}
+
+/// A dashboard form: at most [`super::MAX_FORM_BYTES`], and when it is not a form we can read,
+/// a page a person can read (axum's `Form` answers in plain text). Forms behind the CSRF guard
+/// arrive already read and bounded; sign-in is read here.
+pub struct DashForm<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for DashForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        // Any read error is answered as too large: the only other cause is a broken connection,
+        // whose client never sees the answer.
+        let bytes = axum::body::to_bytes(body, super::MAX_FORM_BYTES)
+            .await
+            .map_err(|_| form_too_large())?;
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        match Form::<T>::from_request(req, state).await {
+            Ok(Form(v)) => Ok(DashForm(v)),
+            Err(_) => Err(bare_error(
+                StatusCode::BAD_REQUEST,
+                "Form not understood",
+                "The form could not be read. Reload the page and try again.",
+            )),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -193,6 +230,8 @@ struct LoginPage {
 }
 
 const LOGIN_CSRF: &str = "lk_login_csrf";
+/// The longest password an account can have (`Validator::password`).
+const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// The sign-in form carries a token that must match a cookie (double submit): no session yet.
 fn login_form(
@@ -235,19 +274,32 @@ pub struct LoginForm {
 pub async fn login(
     State(state): State<AppState>,
     parts: Parts,
-    Form(f): Form<LoginForm>,
+    DashForm(f): DashForm<LoginForm>,
 ) -> Response {
     let expected = session::cookie_value(&parts.headers, LOGIN_CSRF);
     if expected.is_none() || expected != f.csrf {
         return forbidden("This sign-in form has expired. Reload the page and try again.");
     }
+    // No account has a longer email or password: refused before anything is looked up,
+    // hashed or remembered by the throttle (and not echoed back).
     let email = f.email.trim().to_lowercase();
-    let ip = client_ip(&parts);
-    if !state.throttle.allowed(&email, ip) {
+    if email.len() > session::MAX_EMAIL_BYTES || f.password.chars().count() > MAX_PASSWORD_CHARS {
+        return login_form(
+            &state,
+            String::new(),
+            Some("Email or password is too long.".into()),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    let ip = client_ip(&parts, &state);
+    if let Err(wait) = state.throttle.allowed(&email, ip) {
         return login_form(
             &state,
             email,
-            Some("Too many failed attempts. Try again in 15 minutes.".into()),
+            Some(format!(
+                "Too many failed attempts. {}",
+                session::try_again_in(wait)
+            )),
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
@@ -337,7 +389,7 @@ pub struct SwitchForm {
 pub async fn switch_workspace(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<SwitchForm>,
+    DashForm(f): DashForm<SwitchForm>,
 ) -> Response {
     let mine = state
         .store
@@ -421,7 +473,7 @@ pub struct CreateKeyForm {
 pub async fn create_key(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<CreateKeyForm>,
+    DashForm(f): DashForm<CreateKeyForm>,
 ) -> Response {
     let key_type = match f.r#type.as_deref() {
         Some("publishable") => KeyType::Publishable,
@@ -592,7 +644,7 @@ pub struct GenerateForm {
 pub async fn generate_token(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<GenerateForm>,
+    DashForm(f): DashForm<GenerateForm>,
 ) -> Response {
     let c = &user.caller;
     let mut v = latchkey_core::Validator::new();
@@ -772,7 +824,7 @@ pub async fn change_role(
     State(state): State<AppState>,
     user: DashUser,
     Path(user_id): Path<String>,
-    Form(f): Form<RoleForm>,
+    DashForm(f): DashForm<RoleForm>,
 ) -> Response {
     let ws = user.caller.workspace_id().to_owned();
     let req = workspaces::PutMemberRequest { role: f.role };
@@ -815,7 +867,7 @@ pub struct AddMemberForm {
 pub async fn add_member(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<AddMemberForm>,
+    DashForm(f): DashForm<AddMemberForm>,
 ) -> Response {
     let c = &user.caller;
     if !c.allows(MEMBERS_MANAGE) {
@@ -872,7 +924,7 @@ pub async fn edit_role(
     State(state): State<AppState>,
     user: DashUser,
     Path(role): Path<String>,
-    Form(f): Form<EditRoleForm>,
+    DashForm(f): DashForm<EditRoleForm>,
 ) -> Response {
     let ws = user.caller.workspace_id().to_owned();
     let req = workspaces::PutRoleRequest {
@@ -935,7 +987,7 @@ pub struct SettingsForm {
 pub async fn save_settings(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<SettingsForm>,
+    DashForm(f): DashForm<SettingsForm>,
 ) -> Response {
     let ws = user.caller.workspace_id().to_owned();
     let req = workspaces::UpdateWorkspaceRequest {
@@ -1097,7 +1149,7 @@ pub struct PasswordForm {
 pub async fn change_password(
     State(state): State<AppState>,
     user: DashUser,
-    Form(f): Form<PasswordForm>,
+    DashForm(f): DashForm<PasswordForm>,
 ) -> Response {
     let fail = |state: AppState, user: DashUser, msg: &str| {
         let msg = msg.to_owned();
@@ -1108,6 +1160,16 @@ pub async fn change_password(
             })
         }
     };
+    // The same allowance as sign-in, for the same account: a stolen session must not be a way
+    // to guess the password (and the two must not add up to twice the guesses).
+    let account = user.caller.resolved.principal.email.to_lowercase();
+    let ip = user.caller.ip;
+    if let Err(wait) = state.throttle.allowed(&account, ip) {
+        let message = format!("Too many wrong passwords. {}", session::try_again_in(wait));
+        let mut r = fail(state, user, &message).await;
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        return r;
+    }
     let current = match state.store.get_user(user.caller.user_id()).await {
         Ok(u) => u.password_hash,
         Err(e) => return load_failed(&state, &user, "account", e.into()).await,
@@ -1119,8 +1181,10 @@ pub async fn change_password(
     .await
     .unwrap_or(false);
     if !ok {
+        state.throttle.failed(&account, ip);
         return fail(state, user, "The current password is not right.").await;
     }
+    state.throttle.succeeded(&account);
     if f.new_password != f.confirm_password {
         return fail(state, user, "The new passwords do not match.").await;
     }

@@ -7,6 +7,7 @@ use crate::cache::KeyEntry;
 use crate::error::ApiError;
 use crate::now;
 use crate::state::AppState;
+use crate::throttle::{self, FailureThrottle};
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,9 +17,8 @@ use latchkey_core::{Environment, KeyType};
 use latchkey_store::{ApiKeyRecord, Session};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const COOKIE: &str = "lk_session";
@@ -85,7 +85,7 @@ impl FromRequestParts<AppState> for DashUser {
             .ok()
             .flatten()
             .ok_or(ToLogin)?;
-        let caller = session_caller(state, &session, client_ip(parts), &parts.headers)
+        let caller = session_caller(state, &session, client_ip(parts, state), &parts.headers)
             .await
             .map_err(|_| ToLogin)?;
         Ok(DashUser { caller, session })
@@ -167,50 +167,70 @@ pub fn csrf_ok(session: &Session, submitted: Option<&str>) -> bool {
     submitted.is_some_and(|s| bool::from(s.as_bytes().ct_eq(session.csrf_token.as_bytes())))
 }
 
-/// Failed sign-ins, per account and per client address, in a sliding window. Per node: a
-/// cluster multiplies the allowance by its size, which still stops password guessing.
-#[derive(Default)]
+/// Failed password checks (sign-in, and the current password on `/account/password`), per
+/// account and per client address: each has a small allowance that refills slowly (see
+/// [`FailureThrottle`]). Bounded memory: at most [`throttle::CAPACITY`] accounts and as many
+/// addresses are remembered, and only failures are (a check inserts nothing).
 pub struct Throttle {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    accounts: FailureThrottle<String>,
+    addresses: FailureThrottle<IpAddr>,
 }
 
-const WINDOW: Duration = Duration::from_secs(15 * 60);
-pub const MAX_PER_ACCOUNT: usize = 5;
-pub const MAX_PER_ADDRESS: usize = 20;
+/// The window in which [`MAX_PER_ACCOUNT`] and [`MAX_PER_ADDRESS`] failures are allowed; after
+/// that, one more per `WINDOW / MAX`.
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const MAX_PER_ACCOUNT: u32 = 5;
+pub const MAX_PER_ADDRESS: u32 = 20;
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self {
+            accounts: FailureThrottle::new(MAX_PER_ACCOUNT, WINDOW, throttle::CAPACITY),
+            addresses: FailureThrottle::new(MAX_PER_ADDRESS, WINDOW, throttle::CAPACITY),
+        }
+    }
+}
 
 impl Throttle {
-    fn count(&self, key: &str) -> usize {
-        let mut f = self.failures.lock().expect("throttle lock");
-        let q = f.entry(key.to_owned()).or_default();
-        while q.front().is_some_and(|t| t.elapsed() > WINDOW) {
-            q.pop_front();
+    /// `Err(retry after)` when the account (an email, lowercased; at most
+    /// [`MAX_EMAIL_BYTES`]) or the client address has no attempt left now.
+    pub fn allowed(&self, account: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+        let now = Instant::now();
+        let by_account = self.accounts.check(account, now);
+        let by_address = ip.map_or(Ok(()), |ip| {
+            self.addresses.check(&throttle::address_key(ip), now)
+        });
+        match (by_account, by_address) {
+            (Err(a), Err(b)) => Err(a.max(b)),
+            (Err(w), _) | (_, Err(w)) => Err(w),
+            _ => Ok(()),
         }
-        q.len()
     }
 
-    /// Whether another attempt is allowed now.
-    pub fn allowed(&self, email: &str, ip: Option<IpAddr>) -> bool {
-        self.count(&format!("acct:{email}")) < MAX_PER_ACCOUNT
-            && ip.is_none_or(|ip| self.count(&format!("ip:{ip}")) < MAX_PER_ADDRESS)
-    }
-
-    pub fn failed(&self, email: &str, ip: Option<IpAddr>) {
-        let mut f = self.failures.lock().expect("throttle lock");
-        f.entry(format!("acct:{email}"))
-            .or_default()
-            .push_back(Instant::now());
+    pub fn failed(&self, account: &str, ip: Option<IpAddr>) {
+        let now = Instant::now();
+        self.accounts.failed(account.to_owned(), now);
         if let Some(ip) = ip {
-            f.entry(format!("ip:{ip}"))
-                .or_default()
-                .push_back(Instant::now());
+            self.addresses.failed(throttle::address_key(ip), now);
         }
     }
 
-    pub fn succeeded(&self, email: &str) {
-        self.failures
-            .lock()
-            .expect("throttle lock")
-            .remove(&format!("acct:{email}"));
+    /// The right password: the account's failures are forgotten (the address's are not, so
+    /// one good account does not launder guesses at others).
+    pub fn succeeded(&self, account: &str) {
+        self.accounts.reset(account);
+    }
+}
+
+/// The longest email an account can have (`Validator::email`, after RFC 5321's path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+/// "Try again in 3 minutes."
+pub fn try_again_in(wait: Duration) -> String {
+    let minutes = throttle::retry_after_secs(wait).div_ceil(60);
+    match minutes {
+        1 => "Try again in a minute.".into(),
+        m => format!("Try again in {m} minutes."),
     }
 }
 
@@ -223,23 +243,37 @@ mod tests {
         let t = Throttle::default();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..MAX_PER_ACCOUNT {
-            assert!(t.allowed("a@x", Some(ip)));
+            assert!(t.allowed("a@x", Some(ip)).is_ok());
             t.failed("a@x", Some(ip));
         }
+        let wait = t.allowed("a@x", Some(ip)).unwrap_err();
         assert!(
-            !t.allowed("a@x", Some(ip)),
-            "the account is locked for a while"
+            wait <= WINDOW / MAX_PER_ACCOUNT,
+            "the account waits {wait:?}"
         );
         assert!(
-            t.allowed("b@x", Some(ip)),
+            t.allowed("b@x", Some(ip)).is_ok(),
             "another account from the same address is not, yet"
         );
         for i in 0..MAX_PER_ADDRESS {
             t.failed(&format!("c{i}@x"), Some(ip));
         }
-        assert!(!t.allowed("d@x", Some(ip)), "the address is");
+        assert!(t.allowed("d@x", Some(ip)).is_err(), "the address is");
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(
+            t.allowed("d@x", Some(other)).is_ok(),
+            "other addresses are not"
+        );
         t.succeeded("a@x");
-        assert!(t.allowed("a@x", None));
+        assert!(t.allowed("a@x", None).is_ok());
+        assert_eq!(
+            try_again_in(Duration::from_secs(179)),
+            "Try again in 3 minutes."
+        );
+        assert_eq!(
+            try_again_in(Duration::from_secs(1)),
+            "Try again in a minute."
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::auth::{basic_credentials, presented_credentials, resolve, Caller, Presented};
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiBytes, ApiJson};
 use crate::routes::tokens::{exchange_key, issue, TokenResponse};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -22,14 +22,19 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use utoipa::ToSchema;
 
-/// RFC 6749 §5.2 error response.
 #[derive(Debug)]
-pub struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
-    description: &'static str,
-    /// Answer with `WWW-Authenticate: Basic` (the client tried, or should try, HTTP Basic).
-    challenge: bool,
+pub enum OAuthError {
+    /// RFC 6749 §5.2 error response.
+    Protocol {
+        status: StatusCode,
+        error: &'static str,
+        description: &'static str,
+        /// Answer with `WWW-Authenticate: Basic` (the client tried, or should try, HTTP Basic).
+        challenge: bool,
+    },
+    /// What every endpoint answers alike, as problem+json: a throttled client address (429
+    /// with `Retry-After`, which OAuth clients treat like any 429).
+    Api(ApiError),
 }
 
 #[derive(Serialize, ToSchema)]
@@ -40,7 +45,7 @@ pub struct OAuthErrorBody {
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, description: &'static str) -> Self {
-        Self {
+        Self::Protocol {
             status,
             error,
             description,
@@ -59,7 +64,7 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
     fn invalid_client(used_basic: bool) -> Self {
-        Self {
+        Self::Protocol {
             status: if used_basic {
                 StatusCode::UNAUTHORIZED
             } else {
@@ -68,6 +73,17 @@ impl OAuthError {
             error: "invalid_client",
             description: "Client authentication failed",
             challenge: used_basic,
+        }
+    }
+
+    /// A refused client is `invalid_client`, whatever the reason, unless its address is
+    /// throttled or the database is out of reach: those answers say when to come back.
+    fn client_refused(e: ApiError, used_basic: bool) -> Self {
+        match e {
+            ApiError::RateLimited { .. } => Self::Api(e),
+            // Not a verdict on the client: nothing could be checked.
+            ApiError::Unavailable => Self::unavailable(),
+            _ => Self::invalid_client(used_basic),
         }
     }
 }
@@ -88,23 +104,32 @@ impl From<ApiError> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        let (status, error, description, challenge) = match self {
+            OAuthError::Protocol {
+                status,
+                error,
+                description,
+                challenge,
+            } => (status, error, description, challenge),
+            OAuthError::Api(e) => return e.into_response(),
+        };
         let mut resp = (
-            self.status,
+            status,
             ApiJson(OAuthErrorBody {
-                error: self.error,
-                error_description: self.description,
+                error,
+                error_description: description,
             }),
         )
             .into_response();
         let h = resp.headers_mut();
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(crate::error::RETRY_AFTER_SECONDS),
             );
         }
-        if self.challenge {
+        if challenge {
             h.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"latchkey\""),
@@ -180,7 +205,7 @@ fn client_credentials(
 pub async fn token(
     State(state): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, OAuthError> {
     let form = form(&parts, &body)?;
     let (client_id, secret, used_basic) = client_credentials(&parts, &form)?;
@@ -201,10 +226,7 @@ pub async fn token(
     };
     let key = exchange_key(&state, &parts, presented)
         .await
-        .map_err(|e| match e {
-            ApiError::Unavailable => OAuthError::unavailable(),
-            _ => OAuthError::invalid_client(used_basic),
-        })?;
+        .map_err(|e| OAuthError::client_refused(e, used_basic))?;
     if key.key.id != client_id {
         return Err(OAuthError::invalid_client(used_basic));
     }
@@ -236,7 +258,7 @@ pub async fn token(
         user_id: Some(key.key.owner_id.clone()),
         credential_id: Some(key.key.id.clone()),
         credential_name: Some(key.key.name.clone()),
-        ip: crate::auth::client_ip(&parts).map(|i| i.to_string()),
+        ip: crate::auth::client_ip(&parts, &state).map(|i| i.to_string()),
         user_agent: None,
     };
     let issued = issue(
@@ -301,10 +323,7 @@ async fn oauth_client(
     let caller = crate::auth::LoneCaller::from_request_parts(&mut parts, state)
         .await
         .map(|c| c.0)
-        .map_err(|e| match e {
-            ApiError::Unavailable => OAuthError::unavailable(),
-            _ => OAuthError::invalid_client(used_basic),
-        })?;
+        .map_err(|e| OAuthError::client_refused(e, used_basic))?;
     if named.is_some_and(|id| id != caller.resolved.key.id) {
         return Err(OAuthError::invalid_client(used_basic));
     }
@@ -318,7 +337,7 @@ async fn oauth_client(
 pub async fn introspect(
     State(state): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, OAuthError> {
     let form = form(&parts, &body)?;
     let caller = oauth_client(&state, &parts, &form).await?;
@@ -369,7 +388,7 @@ pub async fn introspect(
 pub async fn revoke(
     State(state): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, OAuthError> {
     let form = form(&parts, &body)?;
     let caller = oauth_client(&state, &parts, &form).await?;

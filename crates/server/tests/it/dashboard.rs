@@ -1,7 +1,7 @@
 //! The dashboard over plain HTTP (the real browser runs in `browser.rs`): security headers,
 //! cookies, CSRF, sign-in throttling, and who may open which page.
 
-use crate::harness::{each_backend, TestServer};
+use crate::harness::{each_backend, each_backend_with, TestServer};
 use reqwest::{header, redirect, Client, StatusCode};
 use serde_json::json;
 
@@ -32,12 +32,25 @@ async fn sign_in(
     email: &str,
     password: &str,
 ) -> Result<String, reqwest::Response> {
+    sign_in_from(srv, email, password, None).await
+}
+
+/// [`sign_in`] through a proxy that forwards for `client`.
+async fn sign_in_from(
+    srv: &TestServer,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> Result<String, reqwest::Response> {
     let http = client();
     let page = http.get(format!("{}/login", srv.url)).send().await.unwrap();
     let login_cookie = cookie(&page, "lk_login_csrf").unwrap();
     let html = page.text().await.unwrap();
-    let r = http
-        .post(format!("{}/login", srv.url))
+    let mut post = http.post(format!("{}/login", srv.url));
+    if let Some(c) = forwarded_for {
+        post = post.header("x-forwarded-for", c);
+    }
+    let r = post
         .header(header::COOKIE, login_cookie.split(';').next().unwrap())
         .form(&[
             ("email", email),
@@ -314,6 +327,175 @@ async fn a_page_that_cannot_read_its_data_says_so() {
             assert!(html.contains("could not be loaded"), "{page}: {html}");
             assert!(!html.contains(table), "{page}: no internals");
         }
+    })
+    .await;
+}
+
+/// Defect 16: an oversized form is a 413 page on the dashboard (sign-in included), never axum's
+/// plain text, and changes nothing.
+#[tokio::test]
+async fn oversized_forms_are_413_pages() {
+    each_backend(|srv| async move {
+        let session = sign_in(&srv, &srv.admin_email, &srv.admin_password)
+            .await
+            .expect("admin signs in");
+        let session = session.split(';').next().unwrap().to_owned();
+        let before = srv.key_count(&srv.admin_key).await;
+        let big = format!("name={}", "a".repeat(3 << 20));
+        for path in ["/login", "/keys", "/account/password"] {
+            let r = client()
+                .post(format!("{}{path}", srv.url))
+                .header(header::COOKIE, &session)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(big.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 413, "{path}");
+            assert!(
+                r.headers()[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html"),
+                "{path}"
+            );
+            assert!(r.text().await.unwrap().contains("too large"), "{path}");
+        }
+        assert_eq!(srv.key_count(&srv.admin_key).await, before);
+    })
+    .await;
+}
+
+/// Defect 6: behind a trusted proxy each client has its own sign-in allowance, so one
+/// client's failures do not lock everybody out; without one, X-Forwarded-For is ignored.
+#[tokio::test]
+async fn sign_in_throttle_is_per_forwarded_client_behind_a_trusted_proxy() {
+    each_backend(|srv| async move {
+        let (a, b) = ("198.51.100.20", "198.51.100.21");
+        for i in 0..20 {
+            let r = sign_in_from(
+                &srv,
+                &format!("nobody{i}@example.com"),
+                "wrong password!",
+                Some(a),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(r.status(), 401);
+        }
+        let r = sign_in_from(&srv, &srv.admin_email, &srv.admin_password, Some(a))
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), 429, "the address that failed waits");
+        sign_in_from(&srv, &srv.admin_email, &srv.admin_password, Some(b))
+            .await
+            .expect("another client behind the same proxy signs in");
+    })
+    .await;
+    each_backend_with(
+        |c| c.proxy_trusted = vec![],
+        |srv| async move {
+            for i in 0..20 {
+                sign_in_from(
+                    &srv,
+                    &format!("nobody{i}@example.com"),
+                    "wrong password!",
+                    Some("198.51.100.20"),
+                )
+                .await
+                .unwrap_err();
+            }
+            let r = sign_in_from(
+                &srv,
+                &srv.admin_email,
+                &srv.admin_password,
+                Some("198.51.100.21"),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(
+                r.status(),
+                429,
+                "an untrusted peer's X-Forwarded-For is not believed"
+            );
+        },
+    )
+    .await;
+}
+
+/// Defect 6: sign-in fields are bounded; an absurd email is refused before it is looked up
+/// or remembered by the throttle.
+#[tokio::test]
+async fn oversized_sign_in_fields_are_refused() {
+    each_backend(|srv| async move {
+        let long = format!("{}@example.com", "a".repeat(10_000));
+        let r = sign_in(&srv, &long, "whatever123456").await.unwrap_err();
+        assert_eq!(r.status(), 400);
+        let html = r.text().await.unwrap();
+        assert!(!html.contains(&long), "not echoed back");
+        let r = sign_in(&srv, &srv.admin_email, &"p".repeat(5_000))
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), 400);
+        sign_in(&srv, &srv.admin_email, &srv.admin_password)
+            .await
+            .expect("refused fields were not counted as failures");
+    })
+    .await;
+}
+
+/// Defect 15: checking the current password on /account/password is throttled like sign-in,
+/// so a stolen session cannot guess it; the lock also holds for sign-in to that account.
+#[tokio::test]
+async fn password_change_guesses_are_throttled() {
+    each_backend(|srv| async move {
+        let session = sign_in(&srv, &srv.admin_email, &srv.admin_password)
+            .await
+            .expect("admin signs in");
+        let session = session.split(';').next().unwrap().to_owned();
+        let http = client();
+        let account = http
+            .get(format!("{}/account", srv.url))
+            .header(header::COOKIE, &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = csrf_of(&account);
+        let change = |current: String| {
+            let (http, session, csrf) = (http.clone(), session.clone(), csrf.clone());
+            let url = format!("{}/account/password", srv.url);
+            async move {
+                http.post(url)
+                    .header(header::COOKIE, &session)
+                    .form(&[
+                        ("current_password", current.as_str()),
+                        ("new_password", "a brand new password"),
+                        ("confirm_password", "a brand new password"),
+                        ("csrf", csrf.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        for i in 0..5 {
+            let r = change(format!("guess number {i}")).await;
+            assert!(r
+                .text()
+                .await
+                .unwrap()
+                .contains("current password is not right"));
+        }
+        let r = change(srv.admin_password.clone()).await;
+        assert_eq!(r.status(), 429, "even the right password waits now");
+        assert!(r.text().await.unwrap().contains("Too many"));
+        let r = sign_in(&srv, &srv.admin_email, &srv.admin_password)
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), 429);
     })
     .await;
 }

@@ -42,8 +42,18 @@ where
     F: Fn(TestServer) -> Fut,
     Fut: Future<Output = ()>,
 {
+    each_backend_with(|_| {}, scenario).await
+}
+
+/// Like [`each_backend`], with the servers' configuration changed by `configure` first.
+pub async fn each_backend_with<C, F, Fut>(configure: C, scenario: F)
+where
+    C: Fn(&mut Config),
+    F: Fn(TestServer) -> Fut,
+    Fut: Future<Output = ()>,
+{
     for b in backends() {
-        let srv = TestServer::start(&b).await;
+        let srv = TestServer::start_with(&b, &configure).await;
         scenario(srv).await;
     }
 }
@@ -186,15 +196,19 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: &Backend) -> Self {
-        Self::start_in(backend, TempDir::new()).await
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: &Backend, configure: impl Fn(&mut Config)) -> Self {
+        Self::start_in(backend, TempDir::new(), configure).await
     }
 
     /// A SQLite server whose data directory is inside `parent` (a file system of the test's).
     pub async fn start_sqlite_in(parent: &std::path::Path) -> Self {
-        Self::start_in(&Backend::Sqlite, TempDir::inside(parent)).await
+        Self::start_in(&Backend::Sqlite, TempDir::inside(parent), |_| {}).await
     }
 
-    async fn start_in(backend: &Backend, dir: TempDir) -> Self {
+    async fn start_in(backend: &Backend, dir: TempDir, configure: impl Fn(&mut Config)) -> Self {
         let mut config = Config::for_data_dir(&dir.0);
         config.usage_flush = std::time::Duration::from_millis(50);
         config.secret = Some(latchkey_core::Secret::new(format!(
@@ -212,6 +226,7 @@ impl TestServer {
             pg.as_ref()
                 .map_or_else(|| config.database_url(), |p| p.url.clone()),
         );
+        configure(&mut config);
         let app = App::open(&config).await.expect("server opens");
         let boot = app
             .bootstrap()

@@ -49,6 +49,11 @@ async fn init_json_bootstraps_once_and_serve_uses_it() {
 
     let srv = ServerProcess::spawn(&dir.0, None, &[]);
     srv.wait_ready().await;
+    let health = reqwest::get(format!("{}/healthz", srv.url)).await.unwrap();
+    assert!(
+        health.headers().get("strict-transport-security").is_none(),
+        "HSTS only over HTTPS (RFC 6797 §7.2)"
+    );
     assert!(
         !srv.stdout().contains("admin API key"),
         "serve does not bootstrap again"
@@ -130,6 +135,21 @@ async fn serves_https_with_the_configured_certificate() {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+    // Defect 18: served over TLS, every response tells browsers to stay on HTTPS.
+    let hsts = |r: &reqwest::Response| {
+        r.headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(hsts(&me).as_deref(), Some("max-age=63072000"));
+    for path in ["/healthz", "/nothing-here", "/login", "/v1/keys"] {
+        let r = client
+            .get(format!("{}{path}", srv.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(hsts(&r).as_deref(), Some("max-age=63072000"), "{path}");
+    }
     // Plain HTTP on the TLS port gets no API response.
     let plain = reqwest::get(format!("{}/healthz", srv.url.replace("https", "http"))).await;
     assert!(plain.is_err() || plain.unwrap().status() != 200);

@@ -961,3 +961,53 @@ async fn x_api_key_carries_keys_only_and_an_empty_exchange_body_is_fine() {
     })
     .await;
 }
+
+/// Defect 9: a test credential's list is filtered in the query, so every page is full and a
+/// cursor never leads to an empty page (live tokens used to be dropped after paging).
+#[tokio::test]
+async fn a_test_keys_token_list_pages_over_test_tokens_only() {
+    each_backend(|srv| async move {
+        let ws = srv.workspace("Paging").await;
+        let (user, live_key) = srv.member_with_key(&ws, "developer").await;
+        let test_key = srv
+            .key_for(&ws, &user, json!({"environment": "test"}))
+            .await;
+        let test_key = test_key["key"].as_str().unwrap();
+        let mut test_ids = vec![];
+        for i in 0..3 {
+            let t = srv
+                .post("/v1/tokens", test_key, json!({"name": format!("test {i}")}))
+                .await
+                .expect(201);
+            test_ids.push(t["id"].as_str().unwrap().to_owned());
+        }
+        // Newer than every test token: first in a newest-first listing.
+        for i in 0..3 {
+            srv.post(
+                "/v1/tokens",
+                &live_key,
+                json!({"name": format!("live {i}")}),
+            )
+            .await
+            .expect(201);
+        }
+        let first = srv.get("/v1/tokens?limit=2", test_key).await.expect(200);
+        let names: Vec<&str> = first["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["test 2", "test 1"], "a full page: {first}");
+        let cursor = first["next_cursor"].as_str().expect("more to come");
+        let second = srv
+            .get(&format!("/v1/tokens?limit=2&cursor={cursor}"), test_key)
+            .await
+            .expect(200);
+        let data = second["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{second}");
+        assert_eq!(data[0]["id"], test_ids[0].as_str());
+        assert!(second["next_cursor"].is_null(), "{second}");
+    })
+    .await;
+}
