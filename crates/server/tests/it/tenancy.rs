@@ -276,3 +276,43 @@ async fn an_instance_admin_removed_from_a_workspace_loses_its_keys_there() {
     })
     .await;
 }
+
+/// The accepted risk of docs/security.md ("An email's existence across tenants"), bounded: a
+/// workspace admin who creates a user with another tenant's email learns that the address is
+/// taken, and nothing else about that person.
+#[tokio::test]
+async fn a_taken_email_from_another_tenant_reveals_nothing_but_that() {
+    each_backend(|srv| async move {
+        let a = srv.workspace("A").await;
+        let b = srv.workspace("B").await;
+        let (_, a_admin) = srv.member_with_key(&a, "admin").await;
+        let email = format!("elsewhere-{}@example.com", crate::harness::random_suffix());
+        let theirs = srv
+            .post(
+                "/v1/users",
+                &srv.admin_key,
+                json!({"email": email, "name": "Secret Name"}),
+            )
+            .await
+            .expect(201);
+        let theirs = theirs["id"].as_str().unwrap();
+        srv.set_member(&b, theirs, "developer").await;
+
+        let body = srv
+            .post(
+                "/v1/users",
+                &a_admin,
+                json!({"email": email, "name": "Mine"}),
+            )
+            .await
+            .problem(409, "conflict");
+        let text = body.to_string();
+        for secret in [theirs, "Secret Name", b.as_str()] {
+            assert!(!text.contains(secret), "{text} names {secret}");
+        }
+        srv.get(&format!("/v1/users/{theirs}"), &a_admin)
+            .await
+            .problem(404, "not_found");
+    })
+    .await;
+}
