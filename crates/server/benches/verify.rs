@@ -201,37 +201,38 @@ fn verify(c: &mut Criterion) {
         })
     });
 
-    // The same verification while another workspace's standing changes 10,000 times a second
-    // (a role or membership change there must cost nothing here).
+    // The same verification while another workspace's standing changes 5,000 times a second
+    // (a role or membership change there must cost nothing here). The churn runs for the whole
+    // benchmark, warm-up included.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (state, stop) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                state.cache.apply(&Change::Workspace("ws_elsewhere".into()));
+                state.cache.apply(&Change::Principal {
+                    workspace_id: "ws_elsewhere".into(),
+                    user_id: format!("usr_elsewhere{}", n % 100),
+                });
+                n += 1;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            n
+        })
+    };
     g.bench_function("cached_verify_valid_while_another_workspace_changes", |b| {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let churn = {
-            let (state, stop) = (state.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    state.cache.apply(&Change::Workspace("ws_elsewhere".into()));
-                    state.cache.apply(&Change::Principal {
-                        workspace_id: "ws_elsewhere".into(),
-                        user_id: format!("usr_elsewhere{}", n % 100),
-                    });
-                    n += 1;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                n
-            })
-        };
         b.to_async(&rt).iter(|| async {
             let r = resolve_key(&state, black_box(&key))
                 .await
                 .expect("resolve")
                 .expect("found");
             black_box(r.decide(&Demand::default()).is_ok())
-        });
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let changes = churn.join().expect("churn thread");
-        assert!(changes > 0, "the other workspace changed during the run");
+        })
     });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let changes = churn.join().expect("churn thread");
+    eprintln!("changes applied to another workspace meanwhile: {changes}");
 
     // The breakdown: each step of the cached path alone, on the same state.
     let resolved = rt
