@@ -484,6 +484,27 @@ pub async fn authenticate(
     }
 }
 
+/// [`authenticate`] for a request from `ip`: refused at once while that address is throttled,
+/// and a refusal counts against it. `source` labels the verification counter.
+pub async fn authenticate_request(
+    state: &AppState,
+    parts: &Parts,
+    ip: Option<IpAddr>,
+    presented: &Presented<'_>,
+    lone_ok: bool,
+    source: &'static str,
+) -> Result<(Resolved, Option<Resolved>), ApiError> {
+    crate::throttle::admit_credential(state, ip)?;
+    let demand = request_demand(parts, ip);
+    authenticate(state, presented, &demand, lone_ok)
+        .await
+        .map_err(|r| {
+            let e = r.into_api_error(state, source);
+            crate::throttle::credential_refused(state, ip, &e);
+            e
+        })
+}
+
 /// The authenticated caller of a `/v1` endpoint: one credential, or the key + token pair.
 #[derive(Clone)]
 pub struct Caller {
@@ -538,15 +559,8 @@ impl Caller {
             return Err(ApiError::Unauthenticated { presented: false });
         }
         let ip = client_ip(parts, state);
-        crate::throttle::admit_credential(state, ip)?;
-        let demand = request_demand(parts, ip);
-        let (resolved, pair) = authenticate(state, &presented, &demand, lone_ok)
-            .await
-            .map_err(|r| {
-                let e = r.into_api_error(state, "auth");
-                crate::throttle::credential_refused(state, ip, &e);
-                e
-            })?;
+        let (resolved, pair) =
+            authenticate_request(state, parts, ip, &presented, lone_ok, "auth").await?;
         count_verification(state, "VALID", "auth");
         let at = now();
         state.usage.touch(&resolved.key, at);

@@ -2,8 +2,7 @@
 //! long-lived environment tokens (`/v1/tokens`, Plutu's "Generate" and "Renew").
 
 use crate::auth::{
-    authenticate, client_ip, presented_credentials, request_demand, Caller, LoneCaller, Presented,
-    Resolved,
+    authenticate_request, client_ip, presented_credentials, Caller, LoneCaller, Presented, Resolved,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
@@ -161,15 +160,7 @@ pub async fn exchange_key(
         return Err(ApiError::Unauthenticated { presented: false });
     }
     let ip = client_ip(parts, state);
-    crate::throttle::admit_credential(state, ip)?;
-    let demand = request_demand(parts, ip);
-    let (resolved, _) = authenticate(state, &key, &demand, true)
-        .await
-        .map_err(|r| {
-            let e = r.into_api_error(state, "exchange");
-            crate::throttle::credential_refused(state, ip, &e);
-            e
-        })?;
+    let (resolved, _) = authenticate_request(state, parts, ip, &key, true, "exchange").await?;
     if resolved.key.key_type == KeyType::Publishable {
         return Err(ApiError::insufficient_permissions());
     }

@@ -61,6 +61,24 @@ fn problem(answer: &(u16, String, Vec<u8>), status: u16, code: &str) {
     assert_eq!(v["code"], code, "{v}");
 }
 
+/// `POST /v1/keys` as the admin with `body` as JSON, byte for byte.
+async fn post_keys_raw(srv: &TestServer, body: &[u8]) -> (u16, String, Vec<u8>) {
+    let auth = format!("Bearer {}", srv.admin_key);
+    raw(
+        srv,
+        &request(
+            "POST",
+            "/v1/keys",
+            &[
+                ("authorization", auth.as_bytes()),
+                ("content-type", b"application/json"),
+            ],
+            body,
+        ),
+    )
+    .await
+}
+
 async fn healthy(srv: &TestServer) {
     srv.get("/v1/me", &srv.admin_key).await.expect(200);
 }
@@ -68,9 +86,6 @@ async fn healthy(srv: &TestServer) {
 #[tokio::test]
 async fn hostile_bodies_are_refused_and_change_nothing() {
     each_backend(|srv| async move {
-        let auth = format!("Bearer {}", srv.admin_key);
-        let auth = auth.as_bytes();
-        let json_ct: (&str, &[u8]) = ("content-type", b"application/json");
         let before = srv.key_count(&srv.admin_key).await;
 
         // 100,000 levels of nesting: refused by the parser's depth limit, no stack overflow.
@@ -79,42 +94,15 @@ async fn hostile_bodies_are_refused_and_change_nothing() {
             "[".repeat(100_000),
             "]".repeat(100_000)
         );
-        let a = raw(
-            &srv,
-            &request(
-                "POST",
-                "/v1/keys",
-                &[("authorization", auth), json_ct],
-                nested.as_bytes(),
-            ),
-        )
-        .await;
+        let a = post_keys_raw(&srv, nested.as_bytes()).await;
         problem(&a, 400, "bad_request");
 
         // Not UTF-8.
-        let a = raw(
-            &srv,
-            &request(
-                "POST",
-                "/v1/keys",
-                &[("authorization", auth), json_ct],
-                b"{\"name\": \"\xff\xfe\xfd\"}",
-            ),
-        )
-        .await;
+        let a = post_keys_raw(&srv, b"{\"name\": \"\xff\xfe\xfd\"}").await;
         problem(&a, 400, "bad_request");
 
         // A raw NUL byte inside a JSON string is not JSON; an escaped one is a control character.
-        let a = raw(
-            &srv,
-            &request(
-                "POST",
-                "/v1/keys",
-                &[("authorization", auth), json_ct],
-                b"{\"name\": \"a\x00b\"}",
-            ),
-        )
-        .await;
+        let a = post_keys_raw(&srv, b"{\"name\": \"a\x00b\"}").await;
         problem(&a, 400, "bad_request");
         srv.post("/v1/keys", &srv.admin_key, json!({"name": "a\u{0}b"}))
             .await
@@ -136,16 +124,7 @@ async fn hostile_bodies_are_refused_and_change_nothing() {
 
         // A body that is not an object, and an empty body.
         for body in [&b"[]"[..], b"\"x\"", b"null", b"12", b""] {
-            let a = raw(
-                &srv,
-                &request(
-                    "POST",
-                    "/v1/keys",
-                    &[("authorization", auth), json_ct],
-                    body,
-                ),
-            )
-            .await;
+            let a = post_keys_raw(&srv, body).await;
             assert!(
                 a.0 == 400 || a.0 == 422,
                 "{} for {:?}",

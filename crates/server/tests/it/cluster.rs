@@ -2,25 +2,12 @@
 //! caches by the change log, without waiting for cache expiry. The bound below is generous on
 //! purpose: this asserts convergence, not speed (the propagation time is a benchmark's job).
 
-use crate::harness::{backends, each_backend, Backend, TestServer};
+use crate::harness::{backends, each_backend, eventually, Backend, TestServer};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Polls `probe` until it returns true, for at most 10 s.
-async fn eventually<F, Fut>(what: &str, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if probe().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what}: not seen on the other node within 10 s");
-}
+/// Convergence, not speed: generous on purpose.
+const CONVERGES: Duration = Duration::from_secs(10);
 
 async fn verify_code(node: &TestServer, body: Value) -> String {
     node.verify(body).await["code"].as_str().unwrap().to_owned()
@@ -41,7 +28,7 @@ async fn changes_on_one_node_reach_the_other() {
         );
 
         a.set_member(&ws, &user, "viewer").await;
-        eventually("role change", || async {
+        eventually("role change", CONVERGES, || async {
             verify_code(&b, json!({"key": key, "permissions": ["documents:write"]})).await
                 == "INSUFFICIENT_PERMISSIONS"
         })
@@ -50,13 +37,13 @@ async fn changes_on_one_node_reach_the_other() {
         a.delete(&format!("/v1/workspaces/{ws}/members/{user}"), &a.admin_key)
             .await
             .expect(204);
-        eventually("membership removal", || async {
+        eventually("membership removal", CONVERGES, || async {
             verify_code(&b, json!({"key": key})).await == "FORBIDDEN"
         })
         .await;
 
         a.set_member(&ws, &user, "developer").await;
-        eventually("membership restored", || async {
+        eventually("membership restored", CONVERGES, || async {
             verify_code(&b, json!({"key": key})).await == "VALID"
         })
         .await;
@@ -68,7 +55,7 @@ async fn changes_on_one_node_reach_the_other() {
         a.delete(&format!("/v1/keys/{id}"), &a.admin_key)
             .await
             .expect(204);
-        eventually("revocation", || async {
+        eventually("revocation", CONVERGES, || async {
             b.get("/v1/me", &key).await.status == 401
         })
         .await;
@@ -113,7 +100,7 @@ async fn the_listener_reconnects_after_its_connection_is_killed() {
     )
     .await
     .expect(204);
-    eventually("revocation by notification", || async {
+    eventually("revocation by notification", CONVERGES, || async {
         b.get("/v1/me", k1["key"].as_str().unwrap()).await.status == 401
     })
     .await;
@@ -136,9 +123,11 @@ async fn the_listener_reconnects_after_its_connection_is_killed() {
     )
     .await
     .expect(204);
-    eventually("revocation after the listener reconnected", || async {
-        b.get("/v1/me", k2["key"].as_str().unwrap()).await.status == 401
-    })
+    eventually(
+        "revocation after the listener reconnected",
+        CONVERGES,
+        || async { b.get("/v1/me", k2["key"].as_str().unwrap()).await.status == 401 },
+    )
     .await;
     b.stop().await;
 }
@@ -181,17 +170,19 @@ impl HeldRevocation {
     }
 }
 
-async fn deployment_pool(node: &TestServer) -> sqlx::PgPool {
+/// A fresh node on its own PostgreSQL database, and a pool on that database. `sparse`: change
+/// numbers as CockroachDB's `SERIAL` gives them, unique and increasing but never consecutive.
+async fn deployment(admin_url: &str, sparse: bool) -> (TestServer, sqlx::PgPool) {
+    let node = TestServer::start(&Backend::Postgres(admin_url.to_owned())).await;
     let (url, _) = node.database_and_secret();
-    sqlx::PgPool::connect(&url).await.unwrap()
-}
-
-/// Numbers as CockroachDB's `SERIAL` gives them: unique and increasing, never consecutive.
-async fn make_sequence_sparse(db: &sqlx::PgPool) {
-    sqlx::query("ALTER SEQUENCE changes_seq_seq INCREMENT BY 1000")
-        .execute(db)
-        .await
-        .unwrap();
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    if sparse {
+        sqlx::query("ALTER SEQUENCE changes_seq_seq INCREMENT BY 1000")
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    (node, db)
 }
 
 async fn key_id_and_secret(node: &TestServer, name: &str) -> (String, String) {
@@ -205,22 +196,8 @@ async fn key_id_and_secret(node: &TestServer, name: &str) -> (String, String) {
     )
 }
 
-/// Polls `probe` for at most `within` (a bound below the follower's 10 s hole timeout, so only
-/// reading past an open hole can pass in time).
-async fn within<F, Fut>(what: &str, within: Duration, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if probe().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what}: not seen on the other node within {within:?}");
-}
+/// Below the follower's 10 s hole timeout, so only reading past an open hole can pass in time.
+const BEFORE_HOLES_EXPIRE: Duration = Duration::from_secs(8);
 
 /// An open transaction below more than a thousand newer changes: a revocation made above them
 /// reaches node B while the hole is still open, and the held revocation once it commits.
@@ -231,11 +208,7 @@ async fn changes_above_an_open_hole_and_the_hole_itself_reach_other_nodes() {
         return;
     };
     for sparse in [false, true] {
-        let a = TestServer::start(&Backend::Postgres(admin_url.clone())).await;
-        let db = deployment_pool(&a).await;
-        if sparse {
-            make_sequence_sparse(&db).await;
-        }
+        let (a, db) = deployment(&admin_url, sparse).await;
         let b = a.another_node().await;
         let (held_id, held_key) = key_id_and_secret(&a, "revoked in a slow transaction").await;
         let (late_id, late_key) = key_id_and_secret(&a, "revoked above the hole").await;
@@ -256,9 +229,9 @@ async fn changes_above_an_open_hole_and_the_hole_itself_reach_other_nodes() {
         a.delete(&format!("/v1/keys/{late_id}"), &a.admin_key)
             .await
             .expect(204);
-        within(
+        eventually(
             &format!("revocation above an open hole (sparse: {sparse})"),
-            Duration::from_secs(8),
+            BEFORE_HOLES_EXPIRE,
             || async { b.get("/v1/me", &late_key).await.status == 401 },
         )
         .await;
@@ -269,9 +242,9 @@ async fn changes_above_an_open_hole_and_the_hole_itself_reach_other_nodes() {
         );
 
         held.commit().await;
-        within(
+        eventually(
             &format!("revocation committed late (sparse: {sparse})"),
-            Duration::from_secs(8),
+            BEFORE_HOLES_EXPIRE,
             || async { b.get("/v1/me", &held_key).await.status == 401 },
         )
         .await;
@@ -288,11 +261,7 @@ async fn a_transaction_committed_after_a_node_started_reaches_it() {
         return;
     };
     for sparse in [false, true] {
-        let a = TestServer::start(&Backend::Postgres(admin_url.clone())).await;
-        let db = deployment_pool(&a).await;
-        if sparse {
-            make_sequence_sparse(&db).await;
-        }
+        let (a, db) = deployment(&admin_url, sparse).await;
         let (held_id, held_key) = key_id_and_secret(&a, "revoked in a slow transaction").await;
         let held = HeldRevocation::begin(&db, &held_id).await;
         // A later, committed change: the log's end is now above the held number.
@@ -301,9 +270,9 @@ async fn a_transaction_committed_after_a_node_started_reaches_it() {
         let b = a.another_node().await;
         b.get("/v1/me", &held_key).await.expect(200);
         held.commit().await;
-        within(
+        eventually(
             &format!("revocation committed after start (sparse: {sparse})"),
-            Duration::from_secs(8),
+            BEFORE_HOLES_EXPIRE,
             || async { b.get("/v1/me", &held_key).await.status == 401 },
         )
         .await;

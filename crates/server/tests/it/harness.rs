@@ -58,6 +58,22 @@ where
     }
 }
 
+/// Polls `probe` every 25 ms until it returns true, for at most `limit`; then fails naming `what`.
+pub async fn eventually<F, Fut>(what: &str, limit: std::time::Duration, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if probe().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{what}: not seen within {limit:?}");
+}
+
 pub fn random_suffix() -> String {
     let mut s = String::new();
     latchkey_core::base62::push_random(10, &mut s);

@@ -6,7 +6,7 @@
 //! PostgreSQL: a server of the test's own, stopped and started again (never the shared one).
 //! SQLite: its data directory on a small file system of the test's own, filled up.
 
-use crate::harness::{backends, Backend, Resp, TempDir, TestServer};
+use crate::harness::{backends, eventually, Backend, Resp, TempDir, TestServer};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -130,21 +130,8 @@ fn unavailable(r: Resp) {
     r.problem(503, "unavailable");
 }
 
-/// Retries `probe` for up to 30 s: recovery needs no restart, only the database.
-async fn recovers<F, Fut>(what: &str, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        if probe().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{what}: did not recover within 30 s of the database's return");
-}
+/// Recovery needs no restart, only the database.
+const RECOVERS: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn a_postgres_outage_is_503_never_a_verdict_and_recovers() {
@@ -215,14 +202,14 @@ async fn a_postgres_outage_is_503_never_a_verdict_and_recovers() {
 
     pg.up();
 
-    recovers("readyz", || async {
+    eventually("readyz", RECOVERS, || async {
         srv.send(srv.request(reqwest::Method::GET, "/readyz"))
             .await
             .status
             == 200
     })
     .await;
-    recovers("an uncached key", || async {
+    eventually("an uncached key", RECOVERS, || async {
         srv.get("/v1/me", &uncached).await.status == 200
     })
     .await;
@@ -314,7 +301,7 @@ async fn a_full_disk_under_sqlite_is_503_for_writes_and_reads_go_on() {
     assert_eq!(srv.verify(json!({"key": key})).await["code"], "VALID");
 
     std::fs::remove_file(filler).unwrap();
-    recovers("writes after space is freed", || async {
+    eventually("writes after space is freed", RECOVERS, || async {
         srv.post("/v1/keys", &srv.admin_key, json!({"name": "after"}))
             .await
             .status
