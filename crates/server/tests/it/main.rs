@@ -5,6 +5,7 @@ mod audit;
 mod browser;
 mod cli;
 mod cluster;
+mod contract;
 mod credentials;
 mod dashboard;
 mod durability;
