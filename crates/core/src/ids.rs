@@ -13,6 +13,8 @@ pub const GRANT: &str = "grt";
 
 const TIME_DIGITS: usize = 8;
 const RANDOM_DIGITS: usize = 12;
+/// Base62 characters after `{prefix}_`: every id is `{prefix}_[0-9A-Za-z]{20}`.
+pub const BODY_LEN: usize = TIME_DIGITS + RANDOM_DIGITS;
 
 pub fn new_id(prefix: &str) -> String {
     let millis = SystemTime::now()
@@ -31,9 +33,7 @@ pub fn new_id(prefix: &str) -> String {
 pub fn is_id(prefix: &str, id: &str) -> bool {
     id.strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix('_'))
-        .is_some_and(|body| {
-            body.len() == TIME_DIGITS + RANDOM_DIGITS && body.bytes().all(base62::is_base62)
-        })
+        .is_some_and(|body| body.len() == BODY_LEN && body.bytes().all(base62::is_base62))
 }
 
 #[cfg(test)]

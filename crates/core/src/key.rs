@@ -21,6 +21,8 @@ pub enum KeyType {
 }
 
 impl KeyType {
+    pub const ALL: [KeyType; 2] = [KeyType::Secret, KeyType::Publishable];
+
     pub fn prefix(self) -> &'static str {
         match self {
             KeyType::Secret => "sk",
@@ -54,6 +56,8 @@ pub enum Environment {
 }
 
 impl Environment {
+    pub const ALL: [Environment; 2] = [Environment::Test, Environment::Live];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Environment::Test => "test",

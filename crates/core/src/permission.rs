@@ -10,8 +10,8 @@ use std::fmt;
 use std::str::FromStr;
 
 pub const MAX_LEN: usize = 200;
-const MAX_SEGMENTS: usize = 8;
-const MAX_SEGMENT_LEN: usize = 64;
+pub const MAX_SEGMENTS: usize = 8;
+pub const MAX_SEGMENT_LEN: usize = 64;
 pub const NAMESPACE: &str = "latchkey";
 
 pub const KEYS_MANAGE_OWN: &str = "latchkey:keys:manage_own";

@@ -21,10 +21,12 @@ pub fn default_permissions(role: &str) -> Option<PermissionSet> {
     Some(PermissionSet::parse_all(perms.iter().copied()).expect("built-in roles are valid"))
 }
 
+pub const MAX_NAME_LEN: usize = 50;
+
 /// Role names: lowercase identifiers, so they can sit in a URL path unescaped.
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 50
+        && name.len() <= MAX_NAME_LEN
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .bytes()

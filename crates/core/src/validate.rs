@@ -22,7 +22,11 @@ impl FieldError {
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_METADATA_BYTES: usize = 4096;
-const MAX_LIST: usize = 100;
+/// Longest list of permissions, origins or addresses a request may carry.
+pub const MAX_LIST: usize = 100;
+pub const MAX_EMAIL_CHARS: usize = 254;
+pub const MIN_PASSWORD_CHARS: usize = 12;
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 
 #[derive(Debug, Default)]
 pub struct Validator {
@@ -44,11 +48,11 @@ impl Validator {
         }
     }
 
-    /// Names are 1–100 characters, no control characters; surrounding spaces are trimmed.
+    /// Names are 1–100 characters as sent (so the OpenAPI `maxLength` is the rule), not only
+    /// white space, no control characters; surrounding white space is trimmed.
     pub fn name(&mut self, field: &str, value: &str) -> String {
         let v = value.trim();
-        let n = v.chars().count();
-        if n == 0 || n > MAX_NAME_CHARS {
+        if v.is_empty() || value.chars().count() > MAX_NAME_CHARS {
             self.error(field, "must be 1 to 100 characters");
         } else if v.chars().any(char::is_control) {
             self.error(field, "must not contain control characters");
@@ -58,8 +62,11 @@ impl Validator {
 
     /// Emails are compared case-insensitively, so they are stored lowercased.
     pub fn email(&mut self, field: &str, value: &str) -> String {
+        // Counted in characters as sent, as the OpenAPI document's `maxLength` counts them (not
+        // in bytes, and before trimming and lowercasing, which change the count).
+        let chars = value.chars().count();
         let v = value.trim().to_lowercase();
-        let ok = v.len() <= 254
+        let ok = chars <= MAX_EMAIL_CHARS
             && !v.chars().any(|c| c.is_whitespace() || c.is_control())
             && v.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty() && !domain.is_empty() && !domain.contains('@')
@@ -71,7 +78,7 @@ impl Validator {
     pub fn password(&mut self, field: &str, value: &str) {
         let n = value.chars().count();
         self.check(
-            (12..=1024).contains(&n),
+            (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n),
             field,
             "must be 12 to 1024 characters",
         );

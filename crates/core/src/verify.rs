@@ -26,6 +26,21 @@ pub enum Denial {
 }
 
 impl Denial {
+    /// Every denial, for the list of verify codes the API documents.
+    pub const ALL: [Denial; 11] = [
+        Denial::NotFound,
+        Denial::Revoked,
+        Denial::Disabled,
+        Denial::Expired,
+        Denial::Forbidden,
+        Denial::EnvironmentMismatch,
+        Denial::OriginNotAllowed,
+        Denial::IpNotAllowed,
+        Denial::InsufficientPermissions,
+        Denial::PairRequired,
+        Denial::PairMismatch,
+    ];
+
     /// The `code` of `POST /v1/verify`.
     pub fn verify_code(self) -> &'static str {
         match self {

@@ -257,50 +257,86 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
     }
 }
 
-/// Lets utoipa document every error response once.
-impl utoipa::IntoResponses for ApiError {
-    fn responses() -> std::collections::BTreeMap<
-        String,
-        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
-    > {
-        use utoipa::openapi::{content::ContentBuilder, response::ResponseBuilder, Ref};
-        let problem = |desc: &str| {
-            ResponseBuilder::new()
-                .description(desc)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build()
-                .into()
+/// The error responses an operation lists in the OpenAPI document, one type per status so that
+/// each `#[utoipa::path]` names exactly the ones it can answer: `responses((status = 200, …),
+/// Authenticated, JsonBody, NotFound)`. Every one is problem+json ([`Problem`]).
+pub mod responses {
+    use std::collections::BTreeMap;
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::response::{Response, ResponseBuilder};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{content::ContentBuilder, Ref, RefOr};
+    use utoipa::IntoResponses;
+
+    type Responses = BTreeMap<String, RefOr<Response>>;
+
+    fn header(description: &str) -> utoipa::openapi::header::Header {
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(description))
+            .build()
+    }
+
+    pub(crate) fn problem(status: u16, description: &str) -> (String, RefOr<Response>) {
+        let mut r = ResponseBuilder::new().description(description).content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        );
+        r = match status {
+            401 => r.header(
+                "WWW-Authenticate",
+                header(r#"`Bearer realm="latchkey"`, with `error="invalid_token"` when a credential was sent"#),
+            ),
+            503 => r.header("Retry-After", header("Seconds to wait before retrying")),
+            _ => r,
         };
-        [
-            (
-                "400",
-                "Malformed request, credentials in the query string, or two different credentials",
-            ),
-            ("401", "Invalid or missing API key"),
-            (
-                "403",
-                "Valid credential lacking the permission, environment, origin or IP",
-            ),
-            ("404", "Not found, or not visible to this credential"),
-            ("409", "Conflict"),
-            ("422", "A field is invalid"),
-            (
-                "503",
-                "The database is unreachable: nothing was checked or changed; retry",
-            ),
-            (
-                "429",
-                "Too many failed credentials from this client address (see Retry-After)",
-            ),
-        ]
-        .into_iter()
-        .map(|(s, d)| (s.to_string(), problem(d)))
-        .collect()
+        (status.to_string(), r.build().into())
+    }
+
+    macro_rules! problem_responses {
+        ($($(#[$doc:meta])* $ty:ident: $(($status:literal, $description:literal)),+;)+) => {$(
+            $(#[$doc])*
+            pub struct $ty;
+            impl IntoResponses for $ty {
+                fn responses() -> Responses {
+                    [$(problem($status, $description)),+].into_iter().collect()
+                }
+            }
+        )+};
+    }
+
+    problem_responses! {
+        /// Any request: refused at the edge (credentials or control characters in the URL).
+        BadRequest: (400, "Malformed request: credentials in the URL, control characters, a malformed query or body, or two different credentials");
+        /// Every operation that takes a credential: it may be missing or refused (401), not
+        /// enough (403), or not checkable because the database is out of reach (503).
+        Authenticated:
+            (400, "Malformed request: credentials in the URL, control characters, a malformed query or body, or two different credentials"),
+            (401, "Invalid or missing API key"),
+            (403, "Valid credential lacking the permission, environment, origin or IP"),
+            (429, "Too many refused credentials from this client address; see `Retry-After`"),
+            (503, "The database is unreachable: nothing was checked or changed; retry");
+        /// Every operation with a JSON body: unreadable (400), too large (413), not JSON (415),
+        /// or a field that is invalid (422, naming it).
+        JsonBody:
+            (400, "Malformed request: credentials in the URL, control characters, a malformed query or body, or two different credentials"),
+            (413, "Request body too large"),
+            (415, "The body is not `application/json`"),
+            (422, "A field is invalid; `errors` names each");
+        /// A JSON body that may also be left out entirely.
+        OptionalJsonBody:
+            (400, "Malformed request: credentials in the URL, control characters, a malformed query or body, or two different credentials"),
+            (413, "Request body too large"),
+            (415, "The body is not `application/json`"),
+            (422, "A field is invalid; `errors` names each");
+        NotFound: (404, "Not found, or not visible to this credential");
+        Conflict: (409, "Conflict with the current state (a taken email, the last admin, an already rolled key or revoked token)");
+        /// A query parameter (`limit`, `cursor`, a filter) is invalid.
+        Unprocessable: (422, "A field is invalid; `errors` names each");
+        /// Rate limits and quotas (`rate_limited`, `usage_exceeded`), for the operations that have them.
+        TooManyRequests: (429, "Rate limit or quota exceeded; see `Retry-After`");
     }
 }
 

@@ -164,6 +164,13 @@ pub enum KeyStatus {
 }
 
 impl KeyStatus {
+    pub const ALL: [KeyStatus; 4] = [
+        KeyStatus::Active,
+        KeyStatus::Expired,
+        KeyStatus::Revoked,
+        KeyStatus::Disabled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             KeyStatus::Active => "active",

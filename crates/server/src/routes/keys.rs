@@ -6,11 +6,18 @@
 //! never get more than the credential issuing them (`latchkey_core::issuance`).
 
 use crate::auth::Caller;
+use crate::error::responses::{
+    Authenticated, Conflict, JsonBody, NotFound, OptionalJsonBody, Unprocessable,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use crate::now;
+use crate::routes::schema::{
+    EnvironmentName, GraceSeconds, IpNetworkList, KeyId, KeyStatusName, KeyTypeName, Limit,
+    Metadata, Name, OriginList, PermissionList, Timestamp, UserId, WorkspaceId,
+};
 use crate::routes::views::{CreatedKey, KeyView, List};
-use crate::routes::{nullable, page_request, parse_time};
+use crate::routes::{check_id_filter, nullable, page_request, parse_time};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,46 +28,61 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-const MAX_GRACE_SECONDS: u32 = 604_800;
+pub const MAX_GRACE_SECONDS: u32 = 604_800;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
+    #[schema(value_type = Name)]
     pub name: String,
     /// `secret` (default) or `publishable`.
-    #[schema(value_type = Option<String>, example = "secret")]
+    #[schema(value_type = Option<KeyTypeName>)]
     pub r#type: Option<KeyType>,
     /// `test` or `live`; defaults to the calling credential's environment.
-    #[schema(value_type = Option<String>, example = "live")]
+    #[schema(value_type = Option<EnvironmentName>)]
     pub environment: Option<Environment>,
+    /// Default: the calling credential's workspace.
+    #[schema(value_type = Option<WorkspaceId>)]
     pub workspace_id: Option<String>,
-    /// Another user of the workspace; needs `latchkey:keys:manage_all`.
+    /// Another active member of the workspace; needs `latchkey:keys:manage_all`.
+    #[schema(value_type = Option<UserId>)]
     pub owner_id: Option<String>,
     /// Restrict the key to these permissions (never more than its owner and its creator have).
+    #[schema(value_type = Option<PermissionList>)]
     pub permissions: Option<Vec<String>>,
+    /// In the future, and within the workspace's `max_key_ttl_seconds` if it has one.
+    #[schema(value_type = Option<Timestamp>)]
     pub expires_at: Option<String>,
     /// Publishable keys only: browser origins allowed to use the key.
+    #[schema(value_type = Option<OriginList>)]
     pub allowed_origins: Option<Vec<String>>,
     /// IP addresses or CIDR blocks allowed to use the key.
+    #[schema(value_type = Option<IpNetworkList>)]
     pub allowed_ips: Option<Vec<String>>,
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
+    #[schema(value_type = Option<Name>)]
     pub name: Option<String>,
     /// A new restriction list, or `null` to follow the owner's permissions.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<PermissionList>)]
     pub permissions: Option<Option<Vec<String>>>,
     /// A new expiry, or `null` for none.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Timestamp>)]
     pub expires_at: Option<Option<String>>,
     pub enabled: Option<bool>,
+    /// Publishable keys only.
+    #[schema(value_type = Option<OriginList>)]
     pub allowed_origins: Option<Vec<String>>,
+    #[schema(value_type = Option<IpNetworkList>)]
     pub allowed_ips: Option<Vec<String>>,
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<Value>,
 }
 
@@ -68,20 +90,26 @@ pub struct UpdateKeyRequest {
 #[serde(deny_unknown_fields)]
 pub struct RollKeyRequest {
     /// How long the old key keeps working, 0 to 604800 seconds (default 0), never past its own expiry.
+    #[serde(default, deserialize_with = "crate::routes::integer::option")]
+    #[schema(value_type = Option<GraceSeconds>)]
     pub grace_seconds: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct KeyListParams {
+    #[param(value_type = Option<WorkspaceId>)]
     pub workspace_id: Option<String>,
+    #[param(value_type = Option<UserId>)]
     pub owner_id: Option<String>,
-    /// `test` or `live`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<EnvironmentName>)]
     pub environment: Option<Environment>,
-    /// `active`, `expired`, `revoked` or `disabled`.
+    #[param(value_type = Option<KeyStatusName>)]
     pub status: Option<String>,
+    #[param(value_type = Option<Limit>)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(value_type = Option<KeyId>)]
     pub cursor: Option<String>,
 }
 
@@ -173,7 +201,7 @@ fn expiry(
 }
 
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = CreatedKey), ApiError))]
+    responses((status = 201, body = CreatedKey), Authenticated, JsonBody, NotFound))]
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -270,19 +298,31 @@ pub async fn create_key(
 }
 
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(KeyListParams),
-    responses((status = 200, body = List<KeyView>), ApiError))]
+    responses((status = 200, body = List<KeyView>), Authenticated, NotFound, Unprocessable))]
 pub async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<KeyListParams>,
 ) -> Result<ApiJson<List<KeyView>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref(), ids::KEY)?;
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => Some(KeyStatus::parse(s).ok_or_else(|| {
-            ApiError::validation("status", "must be active, expired, revoked or disabled")
-        })?),
-    };
+    let mut v = Validator::new();
+    check_id_filter(
+        &mut v,
+        "workspace_id",
+        q.workspace_id.as_deref(),
+        &[ids::WORKSPACE],
+    );
+    check_id_filter(&mut v, "owner_id", q.owner_id.as_deref(), &[ids::USER]);
+    let status = q.status.as_deref().and_then(|s| {
+        let status = KeyStatus::parse(s);
+        v.check(
+            status.is_some(),
+            "status",
+            "must be active, expired, revoked or disabled",
+        );
+        status
+    });
+    v.finish()?;
     if !may_read_keys(&caller) {
         return Err(ApiError::insufficient_permissions());
     }
@@ -317,8 +357,8 @@ pub async fn list_keys(
     Ok(ApiJson(List::map(page, |k| view(&state, k))))
 }
 
-#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
-    responses((status = 200, body = KeyView), ApiError))]
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = KeyId, Path)),
+    responses((status = 200, body = KeyView), Authenticated, NotFound))]
 pub async fn get_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -328,8 +368,9 @@ pub async fn get_key(
     Ok(ApiJson(view(&state, &k)))
 }
 
-#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
-    request_body = UpdateKeyRequest, responses((status = 200, body = KeyView), ApiError))]
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = KeyId, Path)),
+    request_body = UpdateKeyRequest,
+    responses((status = 200, body = KeyView), Authenticated, JsonBody, NotFound))]
 pub async fn update_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -392,8 +433,9 @@ pub async fn update_key(
     Ok(ApiJson(view(&state, &rec)))
 }
 
-#[utoipa::path(post, path = "/v1/keys/{id}/roll", tag = "keys", params(("id" = String, Path)),
-    request_body = RollKeyRequest, responses((status = 201, body = CreatedKey), ApiError))]
+#[utoipa::path(post, path = "/v1/keys/{id}/roll", tag = "keys", params(("id" = KeyId, Path)),
+    request_body(content = Option<RollKeyRequest>, description = "Optional: no body rolls without a grace period"),
+    responses((status = 201, body = CreatedKey), Authenticated, OptionalJsonBody, NotFound, Conflict))]
 pub async fn roll_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -455,8 +497,8 @@ pub async fn roll_key(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
-    responses((status = 204, description = "Revoked (or already revoked)"), ApiError))]
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = KeyId, Path)),
+    responses((status = 204, description = "Revoked (or already revoked)"), Authenticated, NotFound))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,

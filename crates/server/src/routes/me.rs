@@ -1,8 +1,13 @@
 //! `GET /v1/me`: who am I, with what, allowed to do what.
 
 use crate::auth::Caller;
+use crate::error::responses::Authenticated;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::routes::schema::{
+    CredentialId, CredentialType, EnvironmentName, KeyId, KeyTypeName, Permission, RoleName,
+    Timestamp, UserId, WorkspaceId,
+};
 use crate::routes::views::ts_opt;
 use latchkey_core::KeyType;
 use serde::Serialize;
@@ -10,6 +15,7 @@ use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
 pub struct MeUser {
+    #[schema(value_type = UserId)]
     pub id: String,
     /// `null` for a publishable key: it ships in public code and must not reveal its owner's address.
     pub email: Option<String>,
@@ -19,21 +25,30 @@ pub struct MeUser {
 
 #[derive(Serialize, ToSchema)]
 pub struct MeWorkspace {
+    #[schema(value_type = WorkspaceId)]
     pub id: String,
     pub name: String,
+    /// `null` when the owner is no member (an instance admin acting elsewhere).
+    #[schema(value_type = Option<RoleName>)]
     pub role: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct MeCredential {
     /// `api_key` (or `access_token`).
+    #[schema(value_type = CredentialType)]
     pub r#type: &'static str,
+    #[schema(value_type = CredentialId)]
     pub id: String,
     pub name: String,
+    #[schema(value_type = KeyTypeName)]
     pub key_type: &'static str,
+    #[schema(value_type = EnvironmentName)]
     pub environment: &'static str,
+    #[schema(value_type = Option<Timestamp>)]
     pub expires_at: Option<String>,
     /// The API key (for an access token: the key it was obtained from).
+    #[schema(value_type = KeyId)]
     pub key_id: String,
 }
 
@@ -44,13 +59,15 @@ pub struct Me {
     pub credential: MeCredential,
     /// With a key + token pair: the API key presented beside the token.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<KeyId>)]
     pub paired_key_id: Option<String>,
     /// What this credential can do right now (owner's permissions ∩ the key's restriction).
+    #[schema(value_type = Vec<Permission>)]
     pub permissions: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/v1/me", tag = "identity",
-    responses((status = 200, body = Me), ApiError))]
+    responses((status = 200, body = Me), Authenticated))]
 pub async fn me(caller: Caller) -> Result<ApiJson<Me>, ApiError> {
     let r = &caller.resolved;
     Ok(ApiJson(Me {

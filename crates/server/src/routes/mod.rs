@@ -6,6 +6,7 @@ pub mod keys;
 pub mod me;
 pub mod oauth;
 pub mod ops;
+pub mod schema;
 pub mod tokens;
 pub mod users;
 pub mod verify;
@@ -44,6 +45,8 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let c = openapi.components.get_or_insert_with(Default::default);
+        // The field schemas, whether or not a body refers to them (parameters do, by `$ref`).
+        c.schemas.extend(schema::components());
         c.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
@@ -52,12 +55,17 @@ impl Modify for SecuritySchemes {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+        // OAuth clients: `client_id:client_secret` (the key's id and the key), RFC 6749 §2.3.1.
+        c.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
     }
 }
 
 /// The OpenAPI document and the router, built together.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(me::me))
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::get_key, keys::update_key, keys::revoke_key))
@@ -93,7 +101,54 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
-        .split_for_parts()
+        .split_for_parts();
+    optional_bodies(&mut doc);
+    (router, doc)
+}
+
+/// `request_body(content = Option<T>)` is how a handler taking `ApiJsonOrEmpty<T>` says its
+/// body may be left out. utoipa renders that as a required body that may be JSON `null`, which
+/// the server refuses (422); what it accepts is no body at all, or a `T`.
+fn optional_bodies(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{schema::Schema, RefOr, Required};
+    let ops = doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+    });
+    for op in ops.flatten() {
+        let Some(body) = op.request_body.as_mut() else {
+            continue;
+        };
+        let mut optional = false;
+        for content in body.content.values_mut() {
+            if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+                let is_null = |s: &RefOr<Schema>| {
+                    serde_json::to_value(s).is_ok_and(|v| v == serde_json::json!({"type": "null"}))
+                };
+                if let [a, b] = one_of.items.as_slice() {
+                    let inner = if is_null(a) {
+                        Some(b)
+                    } else if is_null(b) {
+                        Some(a)
+                    } else {
+                        None
+                    };
+                    if let Some(inner) = inner.cloned() {
+                        content.schema = Some(inner);
+                        optional = true;
+                    }
+                }
+            }
+        }
+        if optional {
+            body.required = Some(Required::False);
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -177,15 +232,22 @@ fn has_encoded_control(raw: &str) -> bool {
     })
 }
 
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+pub const MAX_PAGE_LIMIT: u32 = 500;
+
 /// Validates `limit`/`cursor`: limit 1–500 (default 50), a cursor shaped like an id of `prefix`.
 pub fn page_request<'a>(
     limit: Option<u32>,
     cursor: Option<&'a str>,
     prefix: &str,
 ) -> Result<PageRequest<'a>, ApiError> {
-    let limit = limit.unwrap_or(50);
+    let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT);
     let mut v = latchkey_core::Validator::new();
-    v.check((1..=500).contains(&limit), "limit", "must be 1 to 500");
+    v.check(
+        (1..=MAX_PAGE_LIMIT).contains(&limit),
+        "limit",
+        "must be 1 to 500",
+    );
     v.check(
         cursor.is_none_or(|c| latchkey_core::ids::is_id(prefix, c)),
         "cursor",
@@ -195,11 +257,62 @@ pub fn page_request<'a>(
     Ok(PageRequest { cursor, limit })
 }
 
+/// A filter that names an object by id: a malformed one is a 422 naming the field (as the
+/// document's pattern says), not a silently empty list.
+pub fn check_id_filter(
+    v: &mut latchkey_core::Validator,
+    field: &str,
+    value: Option<&str>,
+    prefixes: &[&str],
+) {
+    if value.is_some_and(|id| !prefixes.iter().any(|p| latchkey_core::ids::is_id(p, id))) {
+        v.error(
+            field,
+            format!("must be an id starting with {}_", prefixes.join("_ or ")),
+        );
+    }
+}
+
 /// For PATCH bodies: distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// Integer fields of JSON bodies. JSON has one number type, and JSON Schema's `integer` is any
+/// number with no fractional part: `60.0` is 60 (and is what Python sends for
+/// `timedelta(minutes=1).total_seconds()`). serde alone refuses it for an integer type.
+pub mod integer {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    fn from_number<E: Error, T: TryFrom<i64>>(n: serde_json::Number) -> Result<T, E> {
+        let i = match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Some(i),
+            // `i64::MAX as f64` is 2^63, one past the range.
+            (None, Some(f)) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+                Some(f as i64)
+            }
+            _ => None,
+        };
+        let i = i.ok_or_else(|| E::custom(format!("expected an integer, got {n}")))?;
+        T::try_from(i).map_err(|_| E::custom(format!("{i} is out of range")))
+    }
+
+    /// For `Option<integer>` fields (with `#[serde(default)]`).
+    pub fn option<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<Option<T>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?
+            .map(from_number)
+            .transpose()
+    }
+
+    /// For PATCH fields that tell absent (`None`) from `null` (`Some(None)`), like [`super::nullable`].
+    pub fn nullable<'de, D: Deserializer<'de>, T: TryFrom<i64>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        option(d).map(Some)
+    }
 }
 
 /// RFC 3339 → unix seconds, as a field error when it does not parse.

@@ -5,8 +5,12 @@
 //! these endpoints use the OAuth format (RFC 6749 §5.2), as OAuth libraries expect.
 
 use crate::auth::{basic_credentials, presented_credentials, resolve, Caller, Presented};
-use crate::error::ApiError;
+use crate::error::responses::BadRequest;
+use crate::error::{ApiError, Problem};
 use crate::extract::{ApiBytes, ApiJson};
+use crate::routes::schema::{
+    ClientCredentialsForm, Introspection, JwkSet, ServerMetadata, TokenForm,
+};
 use crate::routes::tokens::{exchange_key, issue, TokenResponse};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -39,6 +43,7 @@ pub enum OAuthError {
 
 #[derive(Serialize, ToSchema)]
 pub struct OAuthErrorBody {
+    #[schema(value_type = String, pattern = "^(invalid_request|invalid_client|unsupported_grant_type|invalid_scope|unauthorized_client|temporarily_unavailable|server_error)$")]
     pub error: &'static str,
     pub error_description: &'static str,
 }
@@ -198,10 +203,14 @@ fn client_credentials(
 }
 
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+    request_body(content = ClientCredentialsForm, content_type = "application/x-www-form-urlencoded",
         description = "grant_type=client_credentials, optional scope; client_id/client_secret by HTTP Basic or in the form"),
-    security(()),
-    responses((status = 200, body = TokenResponse), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
+    security((), ("basic" = [])),
+    responses((status = 200, body = TokenResponse),
+        (status = 400, description = "RFC 6749 §5.2 error (or a request refused before it reached OAuth)",
+            content((OAuthErrorBody = "application/json"), (Problem = "application/problem+json"))),
+        (status = 401, description = "Client authentication by HTTP Basic failed", body = OAuthErrorBody),
+        (status = 503, description = "The database is unreachable; retry", body = OAuthErrorBody)))]
 pub async fn token(
     State(state): State<AppState>,
     parts: Parts,
@@ -331,9 +340,14 @@ async fn oauth_client(
 }
 
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "token=…, optional token_type_hint"),
-    responses((status = 200, description = "RFC 7662 response; exactly {\"active\": false} when the token is not active"),
-        (status = 401, body = OAuthErrorBody)))]
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "token=…, optional token_type_hint"),
+    security(("bearer" = []), ("api_key" = []), ("basic" = []), ()),
+    responses((status = 200, description = "RFC 7662 response; exactly {\"active\": false} when the token is not active", body = Introspection),
+        (status = 400, description = "RFC 6749 §5.2 error (or a request refused before it reached OAuth)",
+            content((OAuthErrorBody = "application/json"), (Problem = "application/problem+json"))),
+        (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
+        (status = 403, description = "The client lacks latchkey:verify", body = OAuthErrorBody),
+        (status = 503, description = "The database is unreachable; retry", body = OAuthErrorBody)))]
 pub async fn introspect(
     State(state): State<AppState>,
     parts: Parts,
@@ -383,8 +397,13 @@ pub async fn introspect(
 }
 
 #[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "token=…, optional token_type_hint (only a hint)"),
-    responses((status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2)"), (status = 401, body = OAuthErrorBody)))]
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "token=…, optional token_type_hint (only a hint)"),
+    security(("bearer" = []), ("api_key" = []), ("basic" = []), ()),
+    responses((status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2)"),
+        (status = 400, description = "RFC 6749 §5.2 error (or a request refused before it reached OAuth)",
+            content((OAuthErrorBody = "application/json"), (Problem = "application/problem+json"))),
+        (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
+        (status = 503, description = "The database is unreachable; retry", body = OAuthErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     parts: Parts,
@@ -419,7 +438,7 @@ pub async fn revoke(
 }
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth", security(),
-    responses((status = 200, description = "The public keys that sign access tokens (RFC 7517)")))]
+    responses((status = 200, description = "The public keys that sign access tokens (RFC 7517)", body = JwkSet), BadRequest))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let mut resp = ApiJson(state.signing.jwks()).into_response();
     resp.headers_mut().insert(
@@ -430,7 +449,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth", security(),
-    responses((status = 200, description = "Authorization server metadata (RFC 8414)")))]
+    responses((status = 200, description = "Authorization server metadata (RFC 8414)", body = ServerMetadata), BadRequest))]
 pub async fn metadata(State(state): State<AppState>) -> Response {
     let iss = state.issuer();
     let mut resp = ApiJson(json!({

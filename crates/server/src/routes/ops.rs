@@ -1,5 +1,6 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics and the OpenAPI document.
 
+use crate::error::responses::BadRequest;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -16,13 +17,14 @@ pub struct Health {
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(),
-    responses((status = 200, body = Health)))]
+    responses((status = 200, body = Health), BadRequest))]
 pub async fn healthz() -> ApiJson<Health> {
     ApiJson(Health { status: "ok" })
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(),
-    responses((status = 200, body = Health), (status = 503, description = "Database unreachable")))]
+    responses((status = 200, body = Health),
+        (status = 503, description = "Database unreachable", body = Health), BadRequest))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, ApiJson(Health { status: "ok" })),
@@ -36,7 +38,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(),
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), BadRequest))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // Sampled at scrape time: the sizes cost nothing on the request path.
     for (kind, n) in state.cache.sizes() {
@@ -51,9 +53,19 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", security(),
-    responses((status = 200, description = "This document (OpenAPI 3.1)")))]
-pub async fn openapi() -> Result<impl IntoResponse, ApiError> {
+    responses((status = 200, description = "This document (OpenAPI 3.1)", body = Object), BadRequest))]
+pub async fn openapi(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     // Built from the same annotations as the router, once, on first request.
-    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    Ok(ApiJson(DOC.get_or_init(|| super::api().1)))
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    let mut doc = DOC
+        .get_or_init(|| serde_json::to_value(super::api().1).expect("the document serialises"))
+        .clone();
+    // The limits this server was configured with (an environment token's lifetime is refused,
+    // not capped, above it).
+    if let Some(ttl) =
+        doc.pointer_mut("/components/schemas/CreateTokenRequest/properties/ttl_seconds")
+    {
+        ttl["maximum"] = state.tokens.environment_max_ttl.into();
+    }
+    Ok(ApiJson(doc))
 }

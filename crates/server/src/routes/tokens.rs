@@ -4,10 +4,17 @@
 use crate::auth::{
     authenticate_request, client_ip, presented_credentials, Caller, LoneCaller, Presented, Resolved,
 };
+use crate::error::responses::{
+    Authenticated, Conflict, JsonBody, NotFound, OptionalJsonBody, Unprocessable,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use crate::now;
 use crate::routes::page_request;
+use crate::routes::schema::{
+    BearerType, EnvironmentName, KeyId, Limit, Name, PermissionList, Timestamp, TokenId,
+    TokenStatus,
+};
 use crate::routes::views::{ts, List, PageParams};
 use crate::state::AppState;
 use axum::extract::State;
@@ -116,8 +123,11 @@ pub struct ExchangeRequest {
     /// The API key, if not sent in a header.
     pub api_key: Option<String>,
     /// Lifetime; capped by the server's maximum.
+    #[serde(default, deserialize_with = "crate::routes::integer::option")]
+    #[schema(minimum = 1)]
     pub ttl_seconds: Option<i64>,
     /// Narrow the token to these permissions (never more than the key has).
+    #[schema(value_type = Option<PermissionList>)]
     pub permissions: Option<Vec<String>>,
 }
 
@@ -126,6 +136,7 @@ pub struct ExchangeRequest {
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `Bearer`.
+    #[schema(value_type = BearerType)]
     pub token_type: &'static str,
     pub expires_in: i64,
     /// Space-separated permissions the token carries.
@@ -181,7 +192,8 @@ fn actor_for(r: &Resolved, ip: Option<std::net::IpAddr>, headers: &HeaderMap) ->
 }
 
 #[utoipa::path(post, path = "/v1/auth/token", tag = "tokens", request_body = ExchangeRequest,
-    responses((status = 200, body = TokenResponse), ApiError))]
+    request_body(content = Option<ExchangeRequest>, description = "Optional when the key is in a header"),
+    responses((status = 200, body = TokenResponse), Authenticated, OptionalJsonBody))]
 pub async fn exchange(
     State(state): State<AppState>,
     parts: Parts,
@@ -225,26 +237,36 @@ pub async fn exchange(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
+    #[schema(value_type = Name)]
     pub name: String,
     /// `test` or `live`: must be the environment of the API key creating it (the default).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<EnvironmentName>)]
     pub environment: Option<Environment>,
     /// Lifetime; default 30 days, at most the server's maximum (365 days by default).
+    #[serde(default, deserialize_with = "crate::routes::integer::option")]
+    #[schema(minimum = 1)]
     pub ttl_seconds: Option<i64>,
 }
 
 /// An environment token as listed: never the token itself.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
+    #[schema(value_type = TokenId)]
     pub id: String,
     pub name: Option<String>,
+    #[schema(value_type = EnvironmentName)]
     pub environment: &'static str,
     /// The API key it was generated with (it dies with that key).
+    #[schema(value_type = KeyId)]
     pub key_id: String,
     /// `active`, `expired` or `revoked`.
+    #[schema(value_type = TokenStatus)]
     pub status: &'static str,
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
+    #[schema(value_type = Timestamp)]
     pub expires_at: String,
+    #[schema(value_type = Option<Timestamp>)]
     pub revoked_at: Option<String>,
 }
 
@@ -273,6 +295,7 @@ impl From<&TokenRecord> for TokenView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedToken {
     pub access_token: String,
+    #[schema(value_type = BearerType)]
     pub token_type: &'static str,
     pub expires_in: i64,
     #[serde(flatten)]
@@ -333,7 +356,7 @@ async fn visible_token(
 }
 
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateTokenRequest,
-    responses((status = 201, body = CreatedToken), ApiError))]
+    responses((status = 201, body = CreatedToken), Authenticated, JsonBody))]
 pub async fn create_token(
     State(state): State<AppState>,
     LoneCaller(caller): LoneCaller,
@@ -374,8 +397,9 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, ApiJson(CreatedToken::from(&issued))))
 }
 
-#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(PageParams),
-    responses((status = 200, body = List<TokenView>), ApiError))]
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
+    params(("limit" = Option<Limit>, Query), ("cursor" = Option<TokenId>, Query, description = "The `next_cursor` of the previous page")),
+    responses((status = 200, body = List<TokenView>), Authenticated, Unprocessable))]
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -399,8 +423,8 @@ pub async fn list_tokens(
     Ok(ApiJson(List::from_page(page)))
 }
 
-#[utoipa::path(post, path = "/v1/tokens/{id}/renew", tag = "tokens", params(("id" = String, Path)),
-    responses((status = 201, body = CreatedToken), ApiError))]
+#[utoipa::path(post, path = "/v1/tokens/{id}/renew", tag = "tokens", params(("id" = TokenId, Path)),
+    responses((status = 201, body = CreatedToken), Authenticated, NotFound, Conflict))]
 pub async fn renew_token(
     State(state): State<AppState>,
     LoneCaller(caller): LoneCaller,
@@ -459,8 +483,8 @@ pub async fn renew_token(
     Ok((StatusCode::CREATED, ApiJson(CreatedToken::from(&issued))))
 }
 
-#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
-    responses((status = 204, description = "Revoked (or already revoked)"), ApiError))]
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(("id" = TokenId, Path)),
+    responses((status = 204, description = "Revoked (or already revoked)"), Authenticated, NotFound))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     LoneCaller(caller): LoneCaller,

@@ -7,11 +7,13 @@
 //! Everyone sees themselves. Deactivation is for instance admins only: a user spans workspaces.
 
 use crate::auth::Caller;
+use crate::error::responses::{Authenticated, Conflict, JsonBody, NotFound, Unprocessable};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::password;
-use crate::routes::page_request;
+use crate::routes::schema::{Email, Limit, Name, Password, UserId, WorkspaceId};
 use crate::routes::views::{List, UserView};
+use crate::routes::{check_id_filter, page_request};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,9 +26,12 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(value_type = Email)]
     pub email: String,
+    #[schema(value_type = Name)]
     pub name: String,
     /// For the dashboard; 12 to 1024 characters. Service accounts need none.
+    #[schema(value_type = Option<Password>)]
     pub password: Option<String>,
     /// Only an instance admin may create another.
     pub is_instance_admin: Option<bool>,
@@ -36,8 +41,12 @@ pub struct CreateUserRequest {
 #[into_params(parameter_in = Query)]
 pub struct UserListParams {
     /// Only the members of this workspace.
+    #[param(value_type = Option<WorkspaceId>)]
     pub workspace_id: Option<String>,
+    #[param(value_type = Option<Limit>)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(value_type = Option<UserId>)]
     pub cursor: Option<String>,
 }
 
@@ -56,7 +65,7 @@ async fn visible_user(state: &AppState, caller: &Caller, id: &str) -> Result<Use
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = UserView), ApiError))]
+    responses((status = 201, body = UserView), Authenticated, JsonBody, Conflict))]
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -103,13 +112,21 @@ pub async fn create_user(
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(UserListParams),
-    responses((status = 200, body = List<UserView>), ApiError))]
+    responses((status = 200, body = List<UserView>), Authenticated, NotFound, Unprocessable))]
 pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<UserListParams>,
 ) -> Result<ApiJson<List<UserView>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref(), ids::USER)?;
+    let mut v = Validator::new();
+    check_id_filter(
+        &mut v,
+        "workspace_id",
+        q.workspace_id.as_deref(),
+        &[ids::WORKSPACE],
+    );
+    v.finish()?;
     let workspace = if caller.is_instance_admin() {
         q.workspace_id
     } else {
@@ -120,8 +137,8 @@ pub async fn list_users(
     Ok(ApiJson(List::from_page(page)))
 }
 
-#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), ApiError))]
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = UserView), Authenticated, NotFound))]
 pub async fn get_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -131,8 +148,9 @@ pub async fn get_user(
     Ok(ApiJson(UserView::from(&user)))
 }
 
-#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 204, description = "Deactivated; every key of the user is revoked"), ApiError))]
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 204, description = "Deactivated; every key of the user is revoked"),
+        Authenticated, NotFound, Conflict))]
 pub async fn deactivate_user(
     State(state): State<AppState>,
     caller: Caller,

@@ -5,9 +5,14 @@
 //! holder only keys of its own workspace (others answer `NOT_FOUND`, as if they did not exist).
 
 use crate::auth::{authenticate, count_verification, Caller, Presented, Refusal, Resolved};
+use crate::error::responses::{Authenticated, JsonBody};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::now;
+use crate::routes::schema::{
+    EnvironmentName, IpAddress, KeyId, KeyTypeName, Permission as PermissionSchema, PermissionList,
+    Timestamp, TokenId, UserId, VerifyCode, WorkspaceId,
+};
 use crate::routes::views::ts_opt;
 use crate::state::AppState;
 use axum::extract::State;
@@ -29,13 +34,15 @@ pub struct VerifyRequest {
     pub key: Option<String>,
     pub access_token: Option<String>,
     /// Every one of these is required.
+    #[schema(value_type = Option<PermissionList>)]
     pub permissions: Option<Vec<String>>,
     /// `test` or `live`: the credential must belong to this environment.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<EnvironmentName>)]
     pub environment: Option<Environment>,
     /// The `Origin` the credential was presented from (for publishable keys).
     pub origin: Option<String>,
     /// The client IP the credential was presented from.
+    #[schema(value_type = Option<IpAddress>)]
     pub ip: Option<String>,
 }
 
@@ -46,22 +53,33 @@ pub struct VerifyResponse<'a> {
     pub valid: bool,
     /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `DISABLED`, `INSUFFICIENT_PERMISSIONS`,
     /// `ENVIRONMENT_MISMATCH`, `ORIGIN_NOT_ALLOWED`, `IP_NOT_ALLOWED`, `PAIR_REQUIRED`,
-    /// `PAIR_MISMATCH`, `FORBIDDEN`, `RATE_LIMITED`, `USAGE_EXCEEDED`.
+    /// `PAIR_MISMATCH`, `FORBIDDEN`.
+    #[schema(value_type = VerifyCode)]
     pub code: &'static str,
+    #[schema(value_type = Option<KeyId>)]
     pub key_id: Option<&'a str>,
+    #[schema(value_type = Option<TokenId>)]
     pub token_id: Option<&'a str>,
     pub name: Option<Cow<'a, str>>,
+    #[schema(value_type = Option<KeyTypeName>)]
     pub key_type: Option<&'static str>,
+    #[schema(value_type = Option<EnvironmentName>)]
     pub environment: Option<&'static str>,
+    #[schema(value_type = Option<WorkspaceId>)]
     pub workspace_id: Option<&'a str>,
+    #[schema(value_type = Option<UserId>)]
     pub owner_id: Option<&'a str>,
+    /// What the credential can do (empty unless `valid`).
+    #[schema(value_type = Vec<PermissionSchema>)]
     pub permissions: Vec<&'a str>,
+    #[schema(value_type = Option<Timestamp>)]
     pub expires_at: Option<String>,
+    /// The key's metadata (any JSON value, as stored).
     pub metadata: Option<&'a Value>,
 }
 
 #[utoipa::path(post, path = "/v1/verify", tag = "verify", request_body = VerifyRequest,
-    responses((status = 200, body = VerifyResponse), ApiError))]
+    responses((status = 200, body = VerifyResponse), Authenticated, JsonBody))]
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,11 +1,15 @@
 //! Response bodies: what the API shows of each stored object (never a secret, except the one
 //! `key` field of a creation or roll response).
 
+use super::schema::{
+    EnvironmentName, EventId, GrantId, KeyId, KeyStatusName, KeyTypeName, Metadata, Permission,
+    RoleName, Timestamp, UserId, WorkspaceId,
+};
 use chrono::{DateTime, SecondsFormat};
 use latchkey_store::{ApiKeyRecord, AuditEvent, Grant, Member, Page, Role, User, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 /// Unix seconds → RFC 3339 UTC (`2026-11-22T05:42:47Z`).
 pub fn ts(t: i64) -> String {
@@ -20,32 +24,43 @@ pub fn ts_opt(t: Option<i64>) -> Option<String> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
-    #[schema(example = "key_0Ovo3hKd8xZ7bQ2mN4pR")]
+    #[schema(value_type = KeyId)]
     pub id: String,
     pub name: String,
     /// Display form: type, environment and the last four characters.
     #[schema(example = "sk_live_…AbCd")]
     pub redacted: String,
-    #[schema(example = "secret")]
+    #[schema(value_type = KeyTypeName)]
     pub r#type: String,
-    #[schema(example = "live")]
+    #[schema(value_type = EnvironmentName)]
     pub environment: String,
+    #[schema(value_type = WorkspaceId)]
     pub workspace_id: String,
+    #[schema(value_type = UserId)]
     pub owner_id: String,
     /// The key's own restriction list; `null` means all of its owner's permissions.
+    #[schema(value_type = Option<Vec<Permission>>)]
     pub permissions: Option<Vec<String>>,
     pub allowed_origins: Vec<String>,
     pub allowed_ips: Vec<String>,
+    #[schema(value_type = Metadata)]
     pub metadata: Value,
     pub enabled: bool,
     /// `active`, `expired`, `revoked` or `disabled`.
+    #[schema(value_type = KeyStatusName)]
     pub status: String,
+    #[schema(value_type = Option<Timestamp>)]
     pub expires_at: Option<String>,
+    #[schema(value_type = Option<Timestamp>)]
     pub last_used_at: Option<String>,
+    #[schema(value_type = Option<Timestamp>)]
     pub revoked_at: Option<String>,
     /// The key that replaced this one, after a roll.
+    #[schema(value_type = Option<KeyId>)]
     pub rolled_to: Option<String>,
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
+    #[schema(value_type = Timestamp)]
     pub updated_at: String,
 }
 
@@ -86,7 +101,7 @@ impl KeyView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedKey {
     /// The full API key. Shown this once; store it now.
-    #[schema(example = "sk_live_…")]
+    #[schema(pattern = "^(sk|pk)_(test|live)_[0-9A-Za-z]{38}$")]
     pub key: String,
     #[serde(flatten)]
     pub view: KeyView,
@@ -94,12 +109,15 @@ pub struct CreatedKey {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
+    #[schema(value_type = UserId)]
     pub id: String,
     pub email: String,
     pub name: String,
     pub active: bool,
     pub is_instance_admin: bool,
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
+    #[schema(value_type = Option<Timestamp>)]
     pub deactivated_at: Option<String>,
 }
 
@@ -119,14 +137,18 @@ impl From<&User> for UserView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkspaceView {
+    #[schema(value_type = WorkspaceId)]
     pub id: String,
     pub name: String,
     /// A lone credential is refused; requests must carry API key + access token.
     pub require_pair: bool,
     /// The most a publishable key of this workspace can ever do.
+    #[schema(value_type = Vec<Permission>)]
     pub publishable_permissions: Vec<String>,
     pub max_key_ttl_seconds: Option<i64>,
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
+    #[schema(value_type = Timestamp)]
     pub updated_at: String,
 }
 
@@ -146,11 +168,14 @@ impl From<&Workspace> for WorkspaceView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberView {
+    #[schema(value_type = UserId)]
     pub user_id: String,
     pub email: String,
     pub name: String,
+    #[schema(value_type = RoleName)]
     pub role: String,
     pub active: bool,
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
 }
 
@@ -169,9 +194,12 @@ impl From<&Member> for MemberView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoleView {
+    #[schema(value_type = RoleName)]
     pub name: String,
+    #[schema(value_type = Vec<Permission>)]
     pub permissions: Vec<String>,
     pub built_in: bool,
+    #[schema(value_type = Timestamp)]
     pub updated_at: String,
 }
 
@@ -188,10 +216,15 @@ impl From<&Role> for RoleView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GrantView {
+    #[schema(value_type = GrantId)]
     pub id: String,
+    #[schema(value_type = WorkspaceId)]
     pub workspace_id: String,
+    #[schema(value_type = UserId)]
     pub user_id: String,
+    #[schema(value_type = Permission)]
     pub permission: String,
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
 }
 
@@ -209,7 +242,9 @@ impl From<&Grant> for GrantView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditActorView {
+    #[schema(value_type = Option<UserId>)]
     pub user_id: Option<String>,
+    /// The key or token that acted; `null` for the dashboard and the bootstrap.
     pub credential_id: Option<String>,
     /// The name of the key (or token) that acted, as it was at the time.
     pub credential_name: Option<String>,
@@ -217,20 +252,27 @@ pub struct AuditActorView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditTargetView {
+    /// `key`, `token`, `user`, `workspace`, `member`, `role`, `grant`, …
     pub r#type: String,
+    /// The target's id (a role's name for `role`).
     pub id: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventView {
+    #[schema(value_type = EventId)]
     pub id: String,
+    #[schema(value_type = Timestamp)]
     pub at: String,
+    #[schema(value_type = Option<WorkspaceId>)]
     pub workspace_id: Option<String>,
+    /// e.g. `key.created`, `member.role_changed`.
     pub action: String,
     pub actor: AuditActorView,
     pub target: AuditTargetView,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    #[schema(value_type = Object)]
     pub detail: Value,
 }
 
@@ -280,9 +322,9 @@ impl<T: ToSchema> List<T> {
     }
 }
 
-/// Pagination parameters shared by every list.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// Pagination parameters shared by the lists without filters. Their operations document them
+/// one by one: each list's cursor is an id of its own kind.
+#[derive(Debug, Default, Deserialize)]
 pub struct PageParams {
     /// 1 to 500; default 50.
     pub limit: Option<u32>,

@@ -7,10 +7,15 @@
 //! holds, and `admin` only from a full admin.
 
 use crate::auth::Caller;
+use crate::error::responses::{Authenticated, Conflict, JsonBody, NotFound, Unprocessable};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::schema::{
+    GrantId, KeyTtlSeconds, Limit, Name, Permission as PermissionSchema, PermissionList, RoleName,
+    UserId, WorkspaceId,
+};
 use crate::routes::views::{GrantView, List, MemberView, RoleView, WorkspaceView};
-use crate::routes::{nullable, page_request, views::PageParams};
+use crate::routes::{page_request, views::PageParams};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,70 +25,90 @@ use latchkey_store::{Page, StoreError, WorkspacePatch};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-const MAX_TTL_SECONDS: i64 = 10 * 366 * 24 * 3600;
+/// `max_key_ttl_seconds`: a minute to ten years.
+pub const MIN_TTL_SECONDS: i64 = 60;
+pub const MAX_TTL_SECONDS: i64 = 10 * 366 * 24 * 3600;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspaceRequest {
+    #[schema(value_type = Name)]
     pub name: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkspaceRequest {
+    #[schema(value_type = Option<Name>)]
     pub name: Option<String>,
     pub require_pair: Option<bool>,
+    /// Never a `latchkey:` permission.
+    #[schema(value_type = Option<PermissionList>)]
     pub publishable_permissions: Option<Vec<String>>,
-    /// Longest lifetime of a new key, or `null` for no limit.
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<i64>)]
+    /// Longest lifetime of a new key (60 s to 10 years), or `null` for no limit.
+    #[serde(default, deserialize_with = "crate::routes::integer::nullable")]
+    #[schema(value_type = Option<KeyTtlSeconds>)]
     pub max_key_ttl_seconds: Option<Option<i64>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutMemberRequest {
+    /// A role of this workspace.
+    #[schema(value_type = RoleName)]
     pub role: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRoleRequest {
+    #[schema(value_type = PermissionList)]
     pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGrantRequest {
+    /// A member of this workspace.
+    #[schema(value_type = UserId)]
     pub user_id: String,
+    #[schema(value_type = PermissionSchema)]
     pub permission: String,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct GrantListParams {
+    #[param(value_type = Option<UserId>)]
     pub user_id: Option<String>,
+    #[param(value_type = Option<Limit>)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(value_type = Option<GrantId>)]
     pub cursor: Option<String>,
 }
 
-/// The workspace in the path, if the caller may see it.
-fn visible(caller: &Caller, id: &str) -> Result<(), ApiError> {
-    if ids::is_id(ids::WORKSPACE, id) && caller.sees_workspace(id) {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound)
+/// The workspace in the path, if the caller may see it and it exists. An instance admin sees
+/// every workspace id, so existence is checked here: a workspace that does not exist is a 404
+/// on every path below it (not an empty list, a 422 about a field, or a foreign-key 500).
+async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    if !(ids::is_id(ids::WORKSPACE, id) && caller.sees_workspace(id)) {
+        return Err(ApiError::NotFound);
     }
+    if caller.is_instance_admin() && id != caller.workspace_id() {
+        state.store.get_workspace(id).await?;
+    }
+    Ok(())
 }
 
-fn managed(caller: &Caller, id: &str) -> Result<(), ApiError> {
-    visible(caller, id)?;
+async fn managed(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    visible(state, caller, id).await?;
     caller.require(MEMBERS_MANAGE)
 }
 
 /// For changes: managed, and made with a live credential.
-fn changeable(caller: &Caller, id: &str) -> Result<(), ApiError> {
-    managed(caller, id)?;
+async fn changeable(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    managed(state, caller, id).await?;
     caller.require_live()
 }
 
@@ -130,7 +155,7 @@ async fn current_role(state: &AppState, ws: &str, user: &str) -> Result<Option<S
 }
 
 #[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", request_body = CreateWorkspaceRequest,
-    responses((status = 201, body = WorkspaceView), ApiError))]
+    responses((status = 201, body = WorkspaceView), Authenticated, JsonBody))]
 pub async fn create_workspace(
     State(state): State<AppState>,
     caller: Caller,
@@ -155,8 +180,9 @@ pub async fn create_workspace(
     Ok((StatusCode::CREATED, ApiJson(WorkspaceView::from(&ws))))
 }
 
-#[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces", params(PageParams),
-    responses((status = 200, body = List<WorkspaceView>), ApiError))]
+#[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces",
+    params(("limit" = Option<Limit>, Query), ("cursor" = Option<WorkspaceId>, Query, description = "The `next_cursor` of the previous page")),
+    responses((status = 200, body = List<WorkspaceView>), Authenticated, Unprocessable))]
 pub async fn list_workspaces(
     State(state): State<AppState>,
     caller: Caller,
@@ -180,28 +206,29 @@ pub async fn list_workspaces(
     Ok(ApiJson(List::from_page(page)))
 }
 
-#[utoipa::path(get, path = "/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
-    responses((status = 200, body = WorkspaceView), ApiError))]
+#[utoipa::path(get, path = "/v1/workspaces/{id}", tag = "workspaces", params(("id" = WorkspaceId, Path)),
+    responses((status = 200, body = WorkspaceView), Authenticated, NotFound))]
 pub async fn get_workspace(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<WorkspaceView>, ApiError> {
-    visible(&caller, &id)?;
+    visible(&state, &caller, &id).await?;
     Ok(ApiJson(WorkspaceView::from(
         &state.store.get_workspace(&id).await?,
     )))
 }
 
-#[utoipa::path(patch, path = "/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
-    request_body = UpdateWorkspaceRequest, responses((status = 200, body = WorkspaceView), ApiError))]
+#[utoipa::path(patch, path = "/v1/workspaces/{id}", tag = "workspaces", params(("id" = WorkspaceId, Path)),
+    request_body = UpdateWorkspaceRequest,
+    responses((status = 200, body = WorkspaceView), Authenticated, JsonBody, NotFound))]
 pub async fn update_workspace(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateWorkspaceRequest>,
 ) -> Result<ApiJson<WorkspaceView>, ApiError> {
-    changeable(&caller, &id)?;
+    changeable(&state, &caller, &id).await?;
     let mut v = Validator::new();
     let name = body.name.as_deref().map(|n| v.name("name", n));
     let publishable_permissions = body.publishable_permissions.as_deref().map(|list| {
@@ -216,7 +243,7 @@ pub async fn update_workspace(
     });
     if let Some(Some(ttl)) = body.max_key_ttl_seconds {
         v.check(
-            (60..=MAX_TTL_SECONDS).contains(&ttl),
+            (MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&ttl),
             "max_key_ttl_seconds",
             "must be 60 seconds to 10 years",
         );
@@ -236,30 +263,33 @@ pub async fn update_workspace(
     Ok(ApiJson(WorkspaceView::from(&ws)))
 }
 
-#[utoipa::path(get, path = "/v1/workspaces/{id}/members", tag = "workspaces", params(("id" = String, Path), PageParams),
-    responses((status = 200, body = List<MemberView>), ApiError))]
+#[utoipa::path(get, path = "/v1/workspaces/{id}/members", tag = "workspaces",
+    params(("id" = WorkspaceId, Path), ("limit" = Option<Limit>, Query), ("cursor" = Option<UserId>, Query, description = "The `next_cursor` of the previous page")),
+    responses((status = 200, body = List<MemberView>), Authenticated, NotFound, Unprocessable))]
 pub async fn list_members(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> Result<ApiJson<List<MemberView>>, ApiError> {
-    managed(&caller, &id)?;
+    managed(&state, &caller, &id).await?;
     let page = page_request(q.limit, q.cursor.as_deref(), ids::USER)?;
     let page = state.store.list_members(&id, page).await?;
     Ok(ApiJson(List::from_page(page)))
 }
 
 #[utoipa::path(put, path = "/v1/workspaces/{id}/members/{user_id}", tag = "workspaces",
-    params(("id" = String, Path), ("user_id" = String, Path)), request_body = PutMemberRequest,
-    responses((status = 200, body = MemberView), (status = 201, body = MemberView), ApiError))]
+    params(("id" = WorkspaceId, Path), ("user_id" = UserId, Path)), request_body = PutMemberRequest,
+    responses((status = 200, description = "Role changed", body = MemberView),
+        (status = 201, description = "Added", body = MemberView),
+        Authenticated, JsonBody, NotFound, Conflict))]
 pub async fn put_member(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((id, user_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutMemberRequest>,
 ) -> Result<(StatusCode, ApiJson<MemberView>), ApiError> {
-    changeable(&caller, &id)?;
+    changeable(&state, &caller, &id).await?;
     may_manage_member(&state, &caller, &id, &user_id).await?;
     if !roles::is_valid_name(&body.role) {
         return Err(ApiError::validation(
@@ -301,14 +331,15 @@ pub async fn put_member(
 }
 
 #[utoipa::path(delete, path = "/v1/workspaces/{id}/members/{user_id}", tag = "workspaces",
-    params(("id" = String, Path), ("user_id" = String, Path)),
-    responses((status = 204, description = "Removed; their keys stop working at once"), ApiError))]
+    params(("id" = WorkspaceId, Path), ("user_id" = UserId, Path)),
+    responses((status = 204, description = "Removed; their keys stop working at once"),
+        Authenticated, NotFound, Conflict))]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((id, user_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    changeable(&caller, &id)?;
+    changeable(&state, &caller, &id).await?;
     may_manage_member(&state, &caller, &id, &user_id).await?;
     let current = current_role(&state, &id, &user_id).await?;
     caller
@@ -322,14 +353,14 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/workspaces/{id}/roles", tag = "workspaces", params(("id" = String, Path)),
-    responses((status = 200, body = List<RoleView>), ApiError))]
+#[utoipa::path(get, path = "/v1/workspaces/{id}/roles", tag = "workspaces", params(("id" = WorkspaceId, Path)),
+    responses((status = 200, body = List<RoleView>), Authenticated, NotFound))]
 pub async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<List<RoleView>>, ApiError> {
-    visible(&caller, &id)?;
+    visible(&state, &caller, &id).await?;
     let roles = state.store.list_roles(&id).await?;
     Ok(ApiJson(List {
         data: roles.iter().map(RoleView::from).collect(),
@@ -338,14 +369,14 @@ pub async fn list_roles(
 }
 
 #[utoipa::path(get, path = "/v1/workspaces/{id}/roles/{role}", tag = "workspaces",
-    params(("id" = String, Path), ("role" = String, Path)),
-    responses((status = 200, body = RoleView), ApiError))]
+    params(("id" = WorkspaceId, Path), ("role" = RoleName, Path)),
+    responses((status = 200, body = RoleView), Authenticated, NotFound))]
 pub async fn get_role(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((id, role)): ApiPath<(String, String)>,
 ) -> Result<ApiJson<RoleView>, ApiError> {
-    visible(&caller, &id)?;
+    visible(&state, &caller, &id).await?;
     if !roles::is_valid_name(&role) {
         return Err(ApiError::NotFound);
     }
@@ -355,15 +386,15 @@ pub async fn get_role(
 }
 
 #[utoipa::path(put, path = "/v1/workspaces/{id}/roles/{role}", tag = "workspaces",
-    params(("id" = String, Path), ("role" = String, Path)), request_body = PutRoleRequest,
-    responses((status = 200, body = RoleView), ApiError))]
+    params(("id" = WorkspaceId, Path), ("role" = RoleName, Path)), request_body = PutRoleRequest,
+    responses((status = 200, body = RoleView), Authenticated, JsonBody, NotFound))]
 pub async fn put_role(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((id, role)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutRoleRequest>,
 ) -> Result<ApiJson<RoleView>, ApiError> {
-    changeable(&caller, &id)?;
+    changeable(&state, &caller, &id).await?;
     let mut v = Validator::new();
     v.check(
         roles::is_valid_name(&role),
@@ -387,15 +418,16 @@ pub async fn put_role(
     Ok(ApiJson(RoleView::from(&r)))
 }
 
-#[utoipa::path(post, path = "/v1/workspaces/{id}/grants", tag = "workspaces", params(("id" = String, Path)),
-    request_body = CreateGrantRequest, responses((status = 201, body = GrantView), ApiError))]
+#[utoipa::path(post, path = "/v1/workspaces/{id}/grants", tag = "workspaces", params(("id" = WorkspaceId, Path)),
+    request_body = CreateGrantRequest,
+    responses((status = 201, body = GrantView), Authenticated, JsonBody, NotFound, Conflict))]
 pub async fn create_grant(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateGrantRequest>,
 ) -> Result<(StatusCode, ApiJson<GrantView>), ApiError> {
-    changeable(&caller, &id)?;
+    changeable(&state, &caller, &id).await?;
     let mut v = Validator::new();
     match Permission::parse(&body.permission) {
         Ok(p) => caller.issuer().may_grant(&mut v, "permission", &p),
@@ -414,15 +446,15 @@ pub async fn create_grant(
 }
 
 #[utoipa::path(get, path = "/v1/workspaces/{id}/grants", tag = "workspaces",
-    params(("id" = String, Path), GrantListParams),
-    responses((status = 200, body = List<GrantView>), ApiError))]
+    params(("id" = WorkspaceId, Path), GrantListParams),
+    responses((status = 200, body = List<GrantView>), Authenticated, NotFound, Unprocessable))]
 pub async fn list_grants(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<GrantListParams>,
 ) -> Result<ApiJson<List<GrantView>>, ApiError> {
-    managed(&caller, &id)?;
+    managed(&state, &caller, &id).await?;
     let page = page_request(q.limit, q.cursor.as_deref(), ids::GRANT)?;
     if q.user_id
         .as_deref()
@@ -438,14 +470,15 @@ pub async fn list_grants(
 }
 
 #[utoipa::path(delete, path = "/v1/workspaces/{id}/grants/{grant_id}", tag = "workspaces",
-    params(("id" = String, Path), ("grant_id" = String, Path)),
-    responses((status = 204, description = "Deleted; takes effect on the next request"), ApiError))]
+    params(("id" = WorkspaceId, Path), ("grant_id" = GrantId, Path)),
+    responses((status = 204, description = "Deleted; takes effect on the next request"),
+        Authenticated, NotFound))]
 pub async fn delete_grant(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((id, grant_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    changeable(&caller, &id)?;
+    changeable(&state, &caller, &id).await?;
     if !ids::is_id(ids::GRANT, &grant_id) {
         return Err(ApiError::NotFound);
     }

@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod cluster;
+mod contract;
 mod credentials;
 mod dashboard;
 mod durability;
