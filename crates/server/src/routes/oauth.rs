@@ -210,6 +210,8 @@ fn client_credentials(
         (status = 400, description = "RFC 6749 §5.2 error (or a request refused before it reached OAuth)",
             content((OAuthErrorBody = "application/json"), (Problem = "application/problem+json"))),
         (status = 401, description = "Client authentication by HTTP Basic failed", body = OAuthErrorBody),
+        (status = 413, description = "Request body too large", body = Problem),
+        (status = 429, description = "Too many refused credentials from this client address; see Retry-After", body = Problem),
         (status = 503, description = "The database is unreachable; retry", body = OAuthErrorBody)))]
 pub async fn token(
     State(state): State<AppState>,
@@ -347,6 +349,8 @@ async fn oauth_client(
             content((OAuthErrorBody = "application/json"), (Problem = "application/problem+json"))),
         (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
         (status = 403, description = "The client lacks latchkey:verify", body = OAuthErrorBody),
+        (status = 413, description = "Request body too large", body = Problem),
+        (status = 429, description = "Too many refused credentials from this client address; see Retry-After", body = Problem),
         (status = 503, description = "The database is unreachable; retry", body = OAuthErrorBody)))]
 pub async fn introspect(
     State(state): State<AppState>,
@@ -403,6 +407,8 @@ pub async fn introspect(
         (status = 400, description = "RFC 6749 §5.2 error (or a request refused before it reached OAuth)",
             content((OAuthErrorBody = "application/json"), (Problem = "application/problem+json"))),
         (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
+        (status = 413, description = "Request body too large", body = Problem),
+        (status = 429, description = "Too many refused credentials from this client address; see Retry-After", body = Problem),
         (status = 503, description = "The database is unreachable; retry", body = OAuthErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,

@@ -243,27 +243,27 @@ async fn openapi_declares_the_constraints_of_important_fields() {
     // Every status an operation can answer, and only those.
     assert_eq!(
         statuses(&doc, "/v1/me", "get"),
-        set(&["200", "400", "401", "403", "503"])
+        set(&["200", "400", "401", "403", "429", "503"])
     );
     assert_eq!(
         statuses(&doc, "/v1/keys", "post"),
-        set(&["201", "400", "401", "403", "404", "413", "415", "422", "503"])
+        set(&["201", "400", "401", "403", "404", "413", "415", "422", "429", "503"])
     );
     assert_eq!(
         statuses(&doc, "/v1/keys", "get"),
-        set(&["200", "400", "401", "403", "404", "422", "503"])
+        set(&["200", "400", "401", "403", "404", "422", "429", "503"])
     );
     assert_eq!(
         statuses(&doc, "/v1/users/{id}", "delete"),
-        set(&["204", "400", "401", "403", "404", "409", "503"])
+        set(&["204", "400", "401", "403", "404", "409", "429", "503"])
     );
     assert_eq!(
         statuses(&doc, "/v1/workspaces/{id}/members/{user_id}", "put"),
-        set(&["200", "201", "400", "401", "403", "404", "409", "413", "415", "422", "503"])
+        set(&["200", "201", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503"])
     );
     assert_eq!(
         statuses(&doc, "/oauth/token", "post"),
-        set(&["200", "400", "401", "503"])
+        set(&["200", "400", "401", "413", "429", "503"])
     );
     assert_eq!(
         statuses(&doc, "/readyz", "get"),
