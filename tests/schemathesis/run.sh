@@ -25,15 +25,19 @@ max_examples="${1:-40}"
 shift || true
 venv="$(realpath -m "${LATCHKEY_SCHEMATHESIS_VENV:-target/schemathesis-venv}")"
 bin="${LATCHKEY_BIN:-target/debug/latchkey}"
-# Every check but positive_data_acceptance: no 5xx; every status, content type, header and body
-# as documented; schema-invalid requests refused; deleted objects gone; no operation open
-# without a credential. positive_data_acceptance ("every schema-valid request succeeds") cannot
-# hold for rules no schema states (an owner must be a member, an expiry in the future, ...):
-# docs/robustness.md lists what it reports. LATCHKEY_SCHEMATHESIS_CHECKS=all includes it.
+# Every check but two: no 5xx; every status, content type, header and body as documented;
+# schema-invalid requests refused; no operation open without a credential.
+# - positive_data_acceptance ("every schema-valid request succeeds") cannot hold for rules no
+#   schema states (an owner must be a member, an expiry in the future, ...): docs/robustness.md
+#   lists what it reports.
+# - use_after_free ("a deleted object answers 404") is wrong for this API by design: DELETE of a
+#   key, a token or a user revokes or deactivates it, and it stays readable with its status
+#   (SPEC §6.2: `status: revoked`), as the audit trail needs.
+# LATCHKEY_SCHEMATHESIS_CHECKS=all includes both.
 checks="${LATCHKEY_SCHEMATHESIS_CHECKS:-all}"
 exclude=()
 if [[ -z "${LATCHKEY_SCHEMATHESIS_CHECKS:-}" ]]; then
-  exclude=(--exclude-checks positive_data_acceptance)
+  exclude=(--exclude-checks positive_data_acceptance,use_after_free)
 fi
 report="$root/target/schemathesis-report"
 
