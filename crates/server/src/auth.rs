@@ -279,7 +279,7 @@ async fn resolve_token(state: &AppState, jwt: &str) -> Result<Result<Resolved, D
     let Some(claims) = state
         .signing
         .verify(&state.store, jwt, state.issuer())
-        .await
+        .await?
     else {
         return Ok(Err(Denial::NotFound));
     };

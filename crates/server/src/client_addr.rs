@@ -26,8 +26,12 @@ impl TrustedProxies {
     /// The peer itself unless it is a trusted proxy; then the right-most `X-Forwarded-For`
     /// entry that is not a trusted proxy. Each proxy appends the address it received the
     /// request from, so entries to the left of the first untrusted one are whatever the client
-    /// chose to send and are never believed. An entry that is not an address ends the walk at
-    /// the last address known to be real.
+    /// chose to send and are never believed. Each entry is read on its own, so bytes a client
+    /// put in its part of the header (nginx's `$proxy_add_x_forwarded_for` keeps them on the
+    /// same line) cannot spoil the entries the proxies added. An entry that is not an address,
+    /// where a trusted proxy should have written one, makes the client unknown
+    /// ([`UNKNOWN_CLIENT`]), never the proxy itself: a proxy's address may be allow-listed and
+    /// is shared by everyone behind it.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = peer.to_canonical();
         if !self.trusts(peer) {
@@ -38,22 +42,26 @@ impl TrustedProxies {
             .get_all("x-forwarded-for")
             .iter()
             .rev()
-            .flat_map(|v| v.to_str().unwrap_or("\u{0}").rsplit(','))
+            .flat_map(|v| v.as_bytes().rsplit(|&b| b == b','))
             .take(MAX_HOPS);
         for hop in hops {
-            match parse_hop(hop) {
+            match std::str::from_utf8(hop).ok().and_then(parse_hop) {
                 Some(ip) => {
                     client = ip;
                     if !self.trusts(ip) {
                         break;
                     }
                 }
-                None => break,
+                None => return UNKNOWN_CLIENT,
             }
         }
         client
     }
 }
+
+/// The client of a request whose trusted proxies forwarded something that is not an address:
+/// matches no allow-list entry but `0.0.0.0/0`, and has a throttle allowance of its own.
+pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// `192.0.2.1`, `2001:db8::1`, or with a port as some proxies write it (`192.0.2.1:4711`,
 /// `[2001:db8::1]:4711`).
@@ -92,6 +100,26 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// nginx's `$proxy_add_x_forwarded_for` appends the real address to whatever the client
+    /// sent, on one line; bytes that are not visible ASCII there must not hide it.
+    #[test]
+    fn a_clients_non_ascii_bytes_cannot_hide_the_address_its_proxy_added() {
+        let t = trusted(&["10.0.0.0/8"]);
+        for junk in [&b"\xc3\xa9"[..], b"\xff\xfe", b"caf\xc3\xa9, 192.0.2.66"] {
+            let mut line = junk.to_vec();
+            line.extend_from_slice(b", 203.0.113.9");
+            let mut h = HeaderMap::new();
+            h.append("x-forwarded-for", HeaderValue::from_bytes(&line).unwrap());
+            assert_eq!(t.client(ip("10.0.0.2"), &h), ip("203.0.113.9"), "{line:?}");
+        }
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"203.0.113.9, \xff").unwrap(),
+        );
+        assert_eq!(t.client(ip("10.0.0.2"), &h), UNKNOWN_CLIENT);
+    }
+
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_says() {
         let t = trusted(&["10.0.0.0/8"]);
@@ -128,8 +156,13 @@ mod tests {
         );
         assert_eq!(
             t.client(peer, &xff(&["198.51.100.1, garbage, 10.0.0.9"])),
-            ip("10.0.0.9"),
-            "a non-address stops the walk at the last real one"
+            UNKNOWN_CLIENT,
+            "a non-address where a trusted proxy should have written one: unknown, not the proxy"
+        );
+        assert_eq!(
+            t.client(peer, &xff(&["garbage, 198.51.100.1, 10.0.0.9"])),
+            ip("198.51.100.1"),
+            "the client's own garbage, left of the real address, changes nothing"
         );
         assert_eq!(
             t.client(peer, &xff(&["[2001:db8::1]:4711", "198.51.100.1:80"])),

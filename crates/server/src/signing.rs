@@ -167,32 +167,47 @@ impl SigningKeys {
     }
 
     /// Checks a token's header, signature, issuer and audience (not its expiry: the caller
-    /// reports an expired token as such). `None` for anything not signed by us.
+    /// reports an expired token as such). `Ok(None)` for anything not signed by us;
+    /// `Err(Unavailable)` when its key is not known here and the database cannot say whether
+    /// it exists (an outage is never a verdict).
     pub async fn verify(
         &self,
         store: &SqlStore,
         jwt: &str,
         issuer: &str,
-    ) -> Option<AccessTokenClaims> {
-        let header = jsonwebtoken::decode_header(jwt).ok()?;
+    ) -> Result<Option<AccessTokenClaims>, ApiError> {
+        let Ok(header) = jsonwebtoken::decode_header(jwt) else {
+            return Ok(None);
+        };
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(JWT_TYPE) {
-            return None;
+            return Ok(None);
         }
-        let kid = header.kid?;
+        let Some(kid) = header.kid else {
+            return Ok(None);
+        };
         let mut key = self.current().verifiers.get(&kid).cloned();
         if key.is_none() && self.may_reload() {
             // A key rotated on another node: learn it, at most once a second.
-            let _ = self.reload(store).await;
+            if let Err(e) = self.reload(store).await {
+                let outage = e
+                    .downcast_ref::<latchkey_store::StoreError>()
+                    .is_some_and(|s| s.is_unavailable());
+                if outage {
+                    return Err(ApiError::Unavailable);
+                }
+                tracing::error!(error = %e, "reloading signing keys failed");
+            }
             key = self.current().verifiers.get(&kid).cloned();
         }
+        let Some(key) = key else { return Ok(None) };
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_issuer(&[issuer]);
         v.set_audience(&[issuer]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.validate_exp = false;
-        jsonwebtoken::decode::<AccessTokenClaims>(jwt, &key?, &v)
+        Ok(jsonwebtoken::decode::<AccessTokenClaims>(jwt, &key, &v)
             .ok()
-            .map(|d| d.claims)
+            .map(|d| d.claims))
     }
 
     fn may_reload(&self) -> bool {

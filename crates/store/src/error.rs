@@ -57,7 +57,9 @@ fn is_outage(e: &sqlx::Error) -> bool {
                 // (serialization failure, deadlock: retry), 53 insufficient resources (too many
                 // connections, disk full), 57 operator intervention (shutdown, cannot connect
                 // now, statement cancelled), 58 system error (I/O).
-                matches!(&pg.code()[..2], "08" | "40" | "53" | "57" | "58")
+                // And 25006, a write on a read-only server: what a failover to a standby looks
+                // like until the new primary is reachable.
+                matches!(&pg.code()[..2], "08" | "40" | "53" | "57" | "58") || pg.code() == "25006"
             } else if let Some(lite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
                 // Primary result codes: BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL,
                 // CANTOPEN, PROTOCOL, NOTADB.

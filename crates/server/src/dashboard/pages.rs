@@ -110,6 +110,21 @@ fn bare_error(status: StatusCode, heading: &str, message: &str) -> Response {
     r
 }
 
+/// The 503 page: the database is out of reach, so the session could not be checked. Not a
+/// sign-out: the cookie stays, and the same page works once the database is back.
+pub fn unavailable() -> Response {
+    let mut r = bare_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "The dashboard cannot reach its database right now. Try again in a moment.",
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(crate::error::RETRY_AFTER_SECONDS),
+    );
+    r
+}
+
 /// The 413 page: a form over [`super::MAX_FORM_BYTES`].
 pub fn form_too_large() -> Response {
     bare_error(
@@ -358,14 +373,20 @@ pub async fn login(
     r
 }
 
-/// Sign-in when the database fails: a 500 that says so, not "wrong password".
+/// Sign-in when the database fails: a 503 (out of reach) or 500 that says so, not "wrong
+/// password".
 fn sign_in_unavailable(state: &AppState, email: String, e: latchkey_store::StoreError) -> Response {
     tracing::error!(error = %e, "sign-in could not read the database");
+    let status = if e.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
     login_form(
         state,
         email,
         Some("Signing in is not possible right now. Try again in a moment.".into()),
-        StatusCode::INTERNAL_SERVER_ERROR,
+        status,
     )
 }
 

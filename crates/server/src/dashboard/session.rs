@@ -64,30 +64,43 @@ pub struct DashUser {
     pub session: Session,
 }
 
-/// Where an unauthenticated page request goes.
-pub struct ToLogin;
+/// Why a page request has no signed-in user.
+pub enum NoSession {
+    /// No session, or one that no longer holds: sign in.
+    ToLogin,
+    /// The session could not be checked (the database is out of reach): not a sign-out.
+    Unavailable,
+}
 
-impl IntoResponse for ToLogin {
+impl IntoResponse for NoSession {
     fn into_response(self) -> Response {
-        Redirect::to("/login").into_response()
+        match self {
+            NoSession::ToLogin => Redirect::to("/login").into_response(),
+            NoSession::Unavailable => super::pages::unavailable(),
+        }
     }
 }
 
 impl FromRequestParts<AppState> for DashUser {
-    type Rejection = ToLogin;
+    type Rejection = NoSession;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ToLogin> {
-        let secret = cookie_value(&parts.headers, COOKIE).ok_or(ToLogin)?;
-        let session = state
-            .store
-            .session(&session_id(&secret))
-            .await
-            .ok()
-            .flatten()
-            .ok_or(ToLogin)?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, NoSession> {
+        let secret = cookie_value(&parts.headers, COOKIE).ok_or(NoSession::ToLogin)?;
+        let session = match state.store.session(&session_id(&secret)).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(NoSession::ToLogin),
+            Err(e) if e.is_unavailable() => return Err(NoSession::Unavailable),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a dashboard session failed");
+                return Err(NoSession::ToLogin);
+            }
+        };
         let caller = session_caller(state, &session, client_ip(parts, state), &parts.headers)
             .await
-            .map_err(|_| ToLogin)?;
+            .map_err(|e| match e {
+                ApiError::Unavailable => NoSession::Unavailable,
+                _ => NoSession::ToLogin,
+            })?;
         Ok(DashUser { caller, session })
     }
 }

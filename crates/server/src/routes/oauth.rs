@@ -86,9 +86,11 @@ impl OAuthError {
     fn client_refused(e: ApiError, used_basic: bool) -> Self {
         match e {
             ApiError::RateLimited { .. } => Self::Api(e),
-            // Not a verdict on the client: nothing could be checked.
-            ApiError::Unavailable => Self::unavailable(),
-            _ => Self::invalid_client(used_basic),
+            ApiError::Unauthenticated { .. }
+            | ApiError::Forbidden(_)
+            | ApiError::BadRequest { .. } => Self::invalid_client(used_basic),
+            // Not a verdict on the client: an outage (503) or our own failure (500).
+            other => Self::from(other),
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::harness::{each_backend, each_backend_with, TestServer};
 use reqwest::{header, redirect, Client, StatusCode};
 use serde_json::json;
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     Client::builder()
         .redirect(redirect::Policy::none())
         .build()
@@ -27,7 +27,7 @@ fn csrf_of(html: &str) -> String {
 }
 
 /// Signs in through the form; returns the session cookie pair `lk_session=…` (or the response).
-async fn sign_in(
+pub(crate) async fn sign_in(
     srv: &TestServer,
     email: &str,
     password: &str,

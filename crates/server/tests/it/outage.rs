@@ -157,8 +157,26 @@ async fn a_postgres_outage_is_503_never_a_verdict_and_recovers() {
         .to_owned();
     srv.get("/v1/me", &cached).await.expect(200);
     assert_eq!(srv.verify(json!({"key": cached})).await["code"], "VALID");
+    let session = crate::dashboard::sign_in(&srv, &srv.admin_email, &srv.admin_password)
+        .await
+        .expect("the admin signs in");
+    let session = session.split(';').next().unwrap().to_owned();
+    let keys_page = || async {
+        crate::dashboard::client()
+            .get(format!("{}/keys", srv.url))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(keys_page().await.status(), 200);
 
     pg.down();
+
+    // A signed-in person is told to wait, not signed out.
+    let page = keys_page().await;
+    assert_eq!(page.status(), 503, "not a redirect to /login");
+    assert!(page.headers().contains_key("retry-after"));
 
     // What is cached still answers, verdicts included.
     srv.get("/v1/me", &cached).await.expect(200);
@@ -214,6 +232,11 @@ async fn a_postgres_outage_is_503_never_a_verdict_and_recovers() {
     })
     .await;
     assert_eq!(srv.verify(json!({"key": uncached})).await["code"], "VALID");
+    assert_eq!(
+        keys_page().await.status(),
+        200,
+        "the same session, still signed in"
+    );
     let keys = srv
         .get("/v1/keys?limit=500", &srv.admin_key)
         .await
