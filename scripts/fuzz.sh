@@ -6,6 +6,7 @@
 # Works on the stable toolchain: `--sanitizer none` keeps cargo fuzz from passing
 # `-Zsanitizer=address` (nightly only). Our crates forbid `unsafe`, so what fuzzing finds here
 # are panics and broken invariants (assertions in the targets), which need no sanitizer.
+# Environment: FUZZ_SANITIZER (default none), FUZZ_TARGET_DIR (default fuzz/target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +17,17 @@ seconds="${1:-600}"
 # this version is already there (no index update, so offline once installed).
 cargo_fuzz_version=0.13.2
 targets=(api_key credential_headers permission json_bodies)
+# FUZZ_SANITIZER=address adds AddressSanitizer, for the unsafe code in dependencies: stable
+# rustc ships its runtime but takes `-Zsanitizer` only with RUSTC_BOOTSTRAP=1 (runs are slower).
+sanitizer="${FUZZ_SANITIZER:-none}"
+[[ "$sanitizer" == none ]] || export RUSTC_BOOTSTRAP=1
 # 16 codegen units: cargo fuzz defaults to 1, which makes the (instrumented, release) build of
 # the server's dependency tree several times slower for a few per cent of executions.
-flags=(--sanitizer none --codegen-units 16)
+flags=(--sanitizer "$sanitizer" --codegen-units 16)
+# FUZZ_TARGET_DIR: build elsewhere (CI keeps the build outside its fresh clone, to reuse it).
+if [[ -n "${FUZZ_TARGET_DIR:-}" ]]; then
+  flags+=(--target-dir "$FUZZ_TARGET_DIR")
+fi
 
 if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]]; then
   cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked
@@ -47,7 +56,8 @@ for t in "${targets[@]}"; do
     -max_total_time="$seconds" -timeout=10 -max_len=8192 -print_final_stats=1 "${dict[@]}" \
     >"$logs/$t.log" 2>&1 || rc=$?
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -n1)"
-  corpus="$(grep -o 'corp: [0-9]*' "$logs/$t.log" | tail -n1 | cut -d' ' -f2)"
+  # No status line at all when a seed itself crashes.
+  corpus="$( (grep -o 'corp: [0-9]*' "$logs/$t.log" || true) | tail -n1 | cut -d' ' -f2)"
   crashes=$(($(find "$artifacts" -type f | wc -l) - before))
   if ((rc != 0 || crashes > 0)); then
     failed=1
