@@ -175,7 +175,7 @@ fn require_manage(
 
 /// Expiry rules: in the future, and within the workspace's `max_key_ttl_seconds` if set
 /// (which also becomes the default).
-fn expiry(
+pub fn expiry(
     v: &mut Validator,
     field: &str,
     requested: Option<i64>,
