@@ -19,7 +19,14 @@ WARMUP=${WARMUP:-60}
 KEYS=${KEYS:-10000}
 CONNECTIONS=${CONNECTIONS:-16}
 
-command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+# wrk from Debian: installed here when missing (as root), like .ci/run installs what tests need.
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
+  else
+    echo "needs wrk (apt-get install wrk)" >&2; exit 1
+  fi
+fi
 cargo build --release -q -p latchkey-server
 LK=target/release/latchkey
 
