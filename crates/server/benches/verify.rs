@@ -4,7 +4,7 @@
 //! hash-map lookup (`baseline`, measured here in the same group), and a malformed key (bad
 //! checksum) is refused in well under one HMAC (`hmac_only`).
 //!
-//! The verification benchmarks run the real path (`auth::resolve_key` then
+//! The verification benchmarks run the real path (`latchkey_engine::resolve::resolve_key` then
 //! `Resolved::decide`) on a state opened the real way (`App::open` on SQLite in a temporary
 //! directory, `App::bootstrap` for a valid key), with the cache warmed by one resolve first. They
 //! run on a tokio current-thread runtime through criterion's `to_async`, which enters the
@@ -20,8 +20,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use latchkey_core::{ApiKey, Demand, KeyHash, KeyHasher};
-use latchkey_server::auth::resolve_key;
-use latchkey_server::cache::{CachedKey, KeyEntry};
+use latchkey_engine::cache::{CachedKey, KeyEntry};
+use latchkey_engine::resolve::resolve_key;
 use latchkey_server::state::AppState;
 use latchkey_server::{App, Config};
 use latchkey_store::{ApiKeyRecord, Change};
@@ -69,7 +69,7 @@ async fn open_state(dir: &TempDir) -> (AppState, String) {
         .expect("bootstrap")
         .expect("a fresh data directory");
     let state = app.state.clone();
-    let warmed = resolve_key(&state, &boot.admin_key)
+    let warmed = resolve_key(&state.engine, &boot.admin_key)
         .await
         .expect("resolving the admin key")
         .expect("the admin key exists");
@@ -78,8 +78,9 @@ async fn open_state(dir: &TempDir) -> (AppState, String) {
         .expect("the admin key is usable");
     assert!(
         state
+            .engine
             .cache
-            .key(&state.hasher.hash(&boot.admin_key))
+            .key(&state.engine.hasher.hash(&boot.admin_key))
             .is_some(),
         "the admin key is cached"
     );
@@ -105,8 +106,9 @@ fn bad_checksum(key: &str) -> String {
 fn fill_key_cache(state: &AppState, valid_key: &str, n: usize) -> u64 {
     let hasher = KeyHasher::new(b"filler keys: any secret will do here");
     let cached = state
+        .engine
         .cache
-        .key(&state.hasher.hash(valid_key))
+        .key(&state.engine.hasher.hash(valid_key))
         .expect("the admin key is cached");
     let before = resident_bytes();
     for i in 0..n {
@@ -114,15 +116,15 @@ fn fill_key_cache(state: &AppState, valid_key: &str, n: usize) -> u64 {
         let mut record = ApiKeyRecord::clone(&cached.key);
         record.id = format!("key_filler{i:012}");
         record.hash = hash.to_hex();
-        let key = KeyEntry::new(record, state.cache.generation()).expect("valid hash");
-        let epoch = state.cache.epoch();
+        let key = KeyEntry::new(record, state.engine.cache.generation()).expect("valid hash");
+        let epoch = state.engine.cache.epoch();
         let entry = CachedKey::new(
             Arc::new(key),
             cached.principal.clone(),
             cached.workspace.clone(),
             &cached.stamp(),
         );
-        state.cache.insert_key(hash, Arc::new(entry), epoch);
+        state.engine.cache.insert_key(hash, Arc::new(entry), epoch);
     }
     resident_bytes().saturating_sub(before) / n as u64
 }
@@ -141,10 +143,11 @@ fn fill_principal_cache(state: &AppState, workspaces: usize, per_workspace: usiz
                 role: Some("member".into()),
                 permissions: Default::default(),
             };
-            let stamp = state.cache.stamp(&p.workspace_id, &p.user_id);
+            let stamp = state.engine.cache.stamp(&p.workspace_id, &p.user_id);
             state
+                .engine
                 .cache
-                .insert_principal(Arc::new(p), state.cache.epoch(), stamp);
+                .insert_principal(Arc::new(p), state.engine.cache.epoch(), stamp);
         }
     }
 }
@@ -169,7 +172,7 @@ fn verify(c: &mut Criterion) {
     let (state, key) = rt.block_on(open_state(&dir));
     let bad = bad_checksum(&key);
     assert!(
-        rt.block_on(resolve_key(&state, &bad))
+        rt.block_on(resolve_key(&state.engine, &bad))
             .expect("no error for a bad checksum")
             .is_none(),
         "a bad checksum resolves to nothing"
@@ -204,7 +207,7 @@ fn verify(c: &mut Criterion) {
 
     g.bench_function("cached_verify_valid", |b| {
         b.to_async(&rt).iter(|| async {
-            let r = resolve_key(&state, black_box(&key))
+            let r = resolve_key(&state.engine, black_box(&key))
                 .await
                 .expect("resolve")
                 .expect("found");
@@ -215,7 +218,7 @@ fn verify(c: &mut Criterion) {
     g.bench_function("reject_bad_checksum", |b| {
         b.to_async(&rt).iter(|| async {
             black_box(
-                resolve_key(&state, black_box(&bad))
+                resolve_key(&state.engine, black_box(&bad))
                     .await
                     .expect("resolve")
                     .is_none(),
@@ -232,8 +235,11 @@ fn verify(c: &mut Criterion) {
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                state.cache.apply(&Change::Workspace("ws_elsewhere".into()));
-                state.cache.apply(&Change::Principal {
+                state
+                    .engine
+                    .cache
+                    .apply(&Change::Workspace("ws_elsewhere".into()));
+                state.engine.cache.apply(&Change::Principal {
                     workspace_id: "ws_elsewhere".into(),
                     user_id: format!("usr_elsewhere{}", n % 100),
                 });
@@ -245,7 +251,7 @@ fn verify(c: &mut Criterion) {
     };
     g.bench_function("cached_verify_valid_while_another_workspace_changes", |b| {
         b.to_async(&rt).iter(|| async {
-            let r = resolve_key(&state, black_box(&key))
+            let r = resolve_key(&state.engine, black_box(&key))
                 .await
                 .expect("resolve")
                 .expect("found");
@@ -264,6 +270,7 @@ fn verify(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             state
+                .engine
                 .cache
                 .apply(&Change::Workspace(format!("ws_filler{}", i % 1_000)))
         })
@@ -271,22 +278,27 @@ fn verify(c: &mut Criterion) {
 
     // The breakdown: each step of the cached path alone, on the same state.
     let resolved = rt
-        .block_on(resolve_key(&state, &key))
+        .block_on(resolve_key(&state.engine, &key))
         .expect("resolve")
         .expect("found");
-    let key_hash = state.hasher.hash(&key);
+    let key_hash = state.engine.hasher.hash(&key);
     let (ws, user) = (
         resolved.key.workspace_id.clone(),
         resolved.key.owner_id.clone(),
     );
     g.bench_function("step_cache_key", |b| {
-        b.iter(|| state.cache.key(black_box(&key_hash)))
+        b.iter(|| state.engine.cache.key(black_box(&key_hash)))
     });
     g.bench_function("step_cache_principal", |b| {
-        b.iter(|| state.cache.principal(black_box(&ws), black_box(&user)))
+        b.iter(|| {
+            state
+                .engine
+                .cache
+                .principal(black_box(&ws), black_box(&user))
+        })
     });
     g.bench_function("step_cache_workspace", |b| {
-        b.iter(|| state.cache.workspace(black_box(&ws)))
+        b.iter(|| state.engine.cache.workspace(black_box(&ws)))
     });
     g.bench_function("step_principal_key_strings", |b| {
         b.iter(|| black_box((black_box(&ws).to_owned(), black_box(&user).to_owned())))
@@ -317,7 +329,7 @@ fn verify(c: &mut Criterion) {
             filled = true;
         }
         b.to_async(&rt).iter(|| async {
-            let r = resolve_key(&state, black_box(&key))
+            let r = resolve_key(&state.engine, black_box(&key))
                 .await
                 .expect("resolve")
                 .expect("found");

@@ -2,22 +2,18 @@
 //! a shutdown signal, then drain requests and flush batched writes.
 
 use crate::bootstrap::{bootstrap, BootstrapOutput};
-use crate::cache::VerifyCache;
 use crate::config::Config;
-use crate::follower::Follower;
-use crate::signing::SigningKeys;
 use crate::state::{AppState, Shared};
-use crate::usage::UsageRecorder;
 use crate::{metrics_layer, routes};
 use anyhow::{bail, Context};
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
-use latchkey_core::{base62, KeyHasher, Secret};
+use latchkey_core::{base62, Secret};
+use latchkey_engine::{Engine, EngineOptions, UpkeepIntervals};
 use latchkey_store::{Backend, SqlStore};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 pub struct App {
@@ -44,22 +40,27 @@ impl App {
                 load_or_create_secret(&config.data_dir.join("secret"))?
             }
         };
+        let metrics = metrics_layer::install();
+        // After `install`: the engine's counters, taken before a recorder exists, would count nothing.
+        let engine = Engine::new(
+            store.clone(),
+            &secret,
+            EngineOptions {
+                cache_capacity: config.cache_capacity,
+                cache_ttl: config.cache_ttl,
+            },
+        );
         let state = AppState::new(Shared {
-            hasher: KeyHasher::new(secret.expose().as_bytes()),
+            engine,
             store,
-            cache: VerifyCache::new(config.cache_capacity, config.cache_ttl),
-            usage: UsageRecorder::default(),
-            metrics: metrics_layer::install(),
-            // After `install`: handles taken before the recorder exists count nothing.
-            counters: metrics_layer::Counters::register(),
-            signing: SigningKeys::new(&secret),
+            metrics,
             tokens: config.tokens,
-            issuer: OnceLock::new(),
             throttle: Default::default(),
             credential_throttle: crate::throttle::CredentialThrottle::new(config.throttle),
             proxies: crate::client_addr::TrustedProxies::new(config.proxy_trusted.clone()),
         });
         state
+            .engine
             .signing
             .init(&state.store)
             .await
@@ -74,7 +75,7 @@ impl App {
     pub async fn bootstrap(&self) -> anyhow::Result<Option<BootstrapOutput>> {
         bootstrap(
             &self.state.store,
-            &self.state.hasher,
+            &self.state.engine.hasher,
             &self.config.admin_email,
         )
         .await
@@ -99,41 +100,21 @@ impl App {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{}", listener.local_addr().expect("bound")));
-        let _ = self.state.issuer.set(issuer);
+        self.state.engine.set_issuer(issuer);
         let handle = axum_server::Handle::new();
         let h = handle.clone();
         tokio::spawn(async move {
             shutdown.await;
             h.graceful_shutdown(Some(Duration::from_secs(30)));
         });
-        let flusher = {
-            let state = self.state.clone();
-            let every = self.config.usage_flush;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    state.usage.flush(&state.store).await;
-                }
+        let upkeep = self
+            .state
+            .engine
+            .start_upkeep(UpkeepIntervals {
+                change_poll: self.config.change_poll,
+                usage_flush: self.config.usage_flush,
             })
-        };
-        let ager = {
-            let state = self.state.clone();
-            let half_ttl = (self.config.cache_ttl / 2).max(Duration::from_millis(1));
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(half_ttl);
-                tick.tick().await; // the first tick is immediate
-                loop {
-                    tick.tick().await;
-                    state.cache.tick();
-                }
-            })
-        };
-        let follower = tokio::spawn(
-            Follower::start(&self.state)
-                .await?
-                .run(self.state.clone(), self.config.change_poll),
-        );
+            .await?;
         let mut router = self.router();
         if tls.is_some() {
             router = router.layer(axum::middleware::map_response(strict_transport_security));
@@ -153,11 +134,7 @@ impl App {
                     .await
             }
         };
-        follower.abort();
-        // Safe mid-flush: a flush drops an entry only once its write committed (`UsageRecorder::flush`).
-        flusher.abort();
-        ager.abort();
-        self.state.usage.flush(&self.state.store).await;
+        upkeep.shutdown().await;
         self.state.store.close().await;
         served.context("serving HTTP")
     }

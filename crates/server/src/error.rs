@@ -214,6 +214,25 @@ impl From<latchkey_core::delegation::NotAllowed> for ApiError {
     }
 }
 
+impl From<latchkey_engine::EngineError> for ApiError {
+    fn from(e: latchkey_engine::EngineError) -> Self {
+        match e {
+            latchkey_engine::EngineError::Unavailable => ApiError::Unavailable,
+            // Logged by the engine where it happened.
+            _ => ApiError::Internal,
+        }
+    }
+}
+
+impl From<latchkey_engine::Ambiguous> for ApiError {
+    fn from(_: latchkey_engine::Ambiguous) -> Self {
+        ApiError::BadRequest {
+            code: "ambiguous_credentials",
+            detail: "Send one credential (or one API key with one access token): the request carries two different ones".into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

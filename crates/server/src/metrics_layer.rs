@@ -1,8 +1,8 @@
-//! Prometheus metrics: the recorder (installed once per process), the per-verification
-//! counters and the request-latency histogram.
+//! Prometheus metrics: the recorder (installed once per process) and the request-latency
+//! histogram. The per-verification counters belong to the engine (`latchkey_engine::Counters`).
 
 use axum::http::{Method, StatusCode};
-use metrics::{Counter, Histogram};
+use metrics::Histogram;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
@@ -39,38 +39,6 @@ pub fn install() -> Option<PrometheusHandle> {
             Some(handle)
         })
         .clone()
-}
-
-/// Counters bumped on every verification, registered once: the `counter!` macro looks the
-/// series up in the registry on each call, which costs more than the increment itself.
-pub struct Counters {
-    pub key_hits: Counter,
-    pub key_misses: Counter,
-    valid_auth: Counter,
-    valid_verify: Counter,
-}
-
-impl Counters {
-    /// Call after [`install`], or the handles are no-ops.
-    pub fn register() -> Self {
-        let valid = |source: &'static str| metrics::counter!("latchkey_verifications_total", "code" => "VALID", "source" => source);
-        Self {
-            key_hits: metrics::counter!("latchkey_cache_hits_total", "kind" => "key"),
-            key_misses: metrics::counter!("latchkey_cache_misses_total", "kind" => "key"),
-            valid_auth: valid("auth"),
-            valid_verify: valid("verify"),
-        }
-    }
-
-    /// One verification's outcome (`code`) by where it happened (`source`).
-    pub fn verification(&self, code: &'static str, source: &'static str) {
-        match (code, source) {
-            ("VALID", "auth") => self.valid_auth.increment(1),
-            ("VALID", "verify") => self.valid_verify.increment(1),
-            _ => metrics::counter!("latchkey_verifications_total", "code" => code, "source" => source)
-                .increment(1),
-        }
-    }
 }
 
 /// The method as a label: only standard methods, since arbitrary ones would grow the metrics

@@ -1,28 +1,20 @@
 //! What every handler shares.
 
-use crate::cache::VerifyCache;
-use crate::signing::SigningKeys;
-use crate::usage::UsageRecorder;
-use latchkey_core::KeyHasher;
+use latchkey_engine::Engine;
 use latchkey_store::{Change, SqlStore};
 use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
+    /// The verification engine: credentials, cache, resolution, token signatures, usage.
+    pub engine: Engine,
+    /// The engine's store, for the handlers' reads and writes.
     pub store: SqlStore,
-    pub hasher: KeyHasher,
-    pub cache: VerifyCache,
-    pub usage: UsageRecorder,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    pub counters: crate::metrics_layer::Counters,
-    pub signing: SigningKeys,
     pub tokens: TokenSettings,
-    /// `iss` (and `aud`) of our access tokens: the configured public URL, or the address we
-    /// serve on, set once when serving starts.
-    pub issuer: OnceLock<String>,
     /// Failed dashboard sign-ins and password checks.
     pub throttle: crate::dashboard::session::Throttle,
     /// Failed credentials per client address.
@@ -83,19 +75,13 @@ impl AppState {
     /// Call after every committed write with the changes it returned (and for changes other
     /// nodes made, read from the log).
     pub fn changed(&self, changes: &[Change]) {
-        self.cache.apply_all(changes);
-        if changes.contains(&Change::SigningKeys) {
-            let state = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = state.signing.reload(&state.store).await {
-                    tracing::error!(error = %e, "reloading signing keys failed");
-                }
-            });
-        }
+        self.engine.changed(changes);
     }
 
+    /// `iss` (and `aud`) of our access tokens: the configured public URL, or the address we
+    /// serve on, set once when serving starts.
     pub fn issuer(&self) -> &str {
-        self.issuer.get().map_or("", String::as_str)
+        self.engine.issuer().unwrap_or("")
     }
 }
 

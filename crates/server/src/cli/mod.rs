@@ -211,7 +211,7 @@ async fn seed_keys(args: &SeedArgs) -> anyhow::Result<()> {
             }
             batch.push(latchkey_store::NewApiKey::for_key(
                 &key,
-                &app.state.hasher,
+                &app.state.engine.hasher,
                 format!("seeded {}", done + i),
                 workspace_id.clone(),
                 admin.id.clone(),
@@ -234,7 +234,7 @@ async fn rotate_signing_key(args: &ServerArgs, json: bool) -> anyhow::Result<()>
     init_logging();
     let config = Config::load(args)?;
     let app = App::open(&config).await?;
-    let new = app.state.signing.generate();
+    let new = app.state.engine.signing.generate();
     app.state.store.rotate_signing_key(&new).await?;
     app.state.store.close().await;
     if json {

@@ -2,7 +2,7 @@
 //! rules (permissions, tenancy, validation, audit) are the API's own.
 
 use super::session::{self, DashUser};
-use crate::auth::{client_ip, resolve_key_by_id, Caller};
+use crate::auth::{client_ip, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use crate::password;
@@ -16,6 +16,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use latchkey_core::permission::{AUDIT_READ, KEYS_MANAGE_ALL, KEYS_MANAGE_OWN, MEMBERS_MANAGE};
 use latchkey_core::{Environment, KeyType, Secret};
+use latchkey_engine::resolve::resolve_key_by_id;
 use latchkey_store::TokenKind;
 use serde::Deserialize;
 
@@ -673,7 +674,7 @@ pub async fn generate_token(
     if let Err(e) = v.finish() {
         return tokens_view(&state, &user, None, messages(&ApiError::Validation(e))).await;
     }
-    let from = match resolve_key_by_id(&state, &f.key_id).await {
+    let from = match resolve_key_by_id(&state.engine, &f.key_id).await {
         Ok(Some(r))
             if can_manage_keys(c)
                 && r.key.owner_id == c.user_id()

@@ -3,7 +3,6 @@
 //! exactly the API's rules.
 
 use crate::auth::{client_ip, Caller, Resolved};
-use crate::cache::KeyEntry;
 use crate::error::ApiError;
 use crate::now;
 use crate::state::AppState;
@@ -14,6 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use latchkey_core::{Environment, KeyType};
+use latchkey_engine::cache::KeyEntry;
 use latchkey_store::{ApiKeyRecord, Session};
 use rand::RngCore;
 use sha2::{Digest, Sha256};

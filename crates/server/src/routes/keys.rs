@@ -114,7 +114,7 @@ pub struct KeyListParams {
 }
 
 fn view(state: &AppState, k: &ApiKeyRecord) -> KeyView {
-    KeyView::new(k, now(), state.usage.pending(&k.id))
+    KeyView::new(k, now(), state.engine.usage.pending(&k.id))
 }
 
 /// May the caller read keys at all? Publishable keys and keys without key permissions may not
@@ -284,7 +284,7 @@ pub async fn create_key(
         metadata,
         expires_at,
         created_by: Some(caller.resolved.key.id.clone()),
-        ..NewApiKey::for_key(&key, &state.hasher, name, workspace_id, owner_id)
+        ..NewApiKey::for_key(&key, &state.engine.hasher, name, workspace_id, owner_id)
     };
     let (rec, changes) = state.store.create_key(&new, &caller.actor()).await?;
     state.changed(&changes);
@@ -460,7 +460,7 @@ pub async fn roll_key(
     let key = ApiKey::generate(old.key_type, old.environment);
     let fresh = NewApiKey::for_key(
         &key,
-        &state.hasher,
+        &state.engine.hasher,
         old.name.clone(),
         old.workspace_id.clone(),
         old.owner_id.clone(),

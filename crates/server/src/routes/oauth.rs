@@ -4,7 +4,7 @@
 //! The client is an API key: `client_id` is its id, `client_secret` the key itself. Errors on
 //! these endpoints use the OAuth format (RFC 6749 §5.2), as OAuth libraries expect.
 
-use crate::auth::{basic_credentials, presented_credentials, resolve, Caller, Presented};
+use crate::auth::{basic_credentials, presented_credentials, Caller, Presented};
 use crate::error::responses::BadRequest;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiBytes, ApiJson};
@@ -372,7 +372,13 @@ pub async fn introspect(
         .get("token")
         .ok_or(OAuthError::invalid_request("token is required"))?;
     let inactive = || ApiJson(json!({"active": false})).into_response();
-    let Ok(r) = resolve(&state, token).await.map_err(OAuthError::from)? else {
+    let Ok(r) = state
+        .engine
+        .resolve(token)
+        .await
+        .map_err(ApiError::from)
+        .map_err(OAuthError::from)?
+    else {
         return Ok(inactive());
     };
     let Some(t) = r.token.clone() else {
@@ -423,7 +429,13 @@ pub async fn revoke(
         .get("token")
         .ok_or(OAuthError::invalid_request("token is required"))?;
     // Not knowing whether the token exists is no reason to say it was revoked.
-    if let Ok(r) = resolve(&state, token).await.map_err(OAuthError::from)? {
+    if let Ok(r) = state
+        .engine
+        .resolve(token)
+        .await
+        .map_err(ApiError::from)
+        .map_err(OAuthError::from)?
+    {
         if let Some(t) = &r.token {
             // The client it was issued to may revoke it, and so may whoever manages that key.
             let manages = if t.owner_id == caller.user_id() {
@@ -448,7 +460,7 @@ pub async fn revoke(
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth", security(),
     responses((status = 200, description = "The public keys that sign access tokens (RFC 7517)", body = JwkSet), BadRequest))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let mut resp = ApiJson(state.signing.jwks()).into_response();
+    let mut resp = ApiJson(state.engine.signing.jwks()).into_response();
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),

@@ -41,7 +41,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), BadRequest))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // Sampled at scrape time: the sizes cost nothing on the request path.
-    for (kind, n) in state.cache.sizes() {
+    for (kind, n) in state.engine.cache.sizes() {
         metrics::gauge!("latchkey_cache_entries", "kind" => kind).set(n as f64);
     }
     let body = state

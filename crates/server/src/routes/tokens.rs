@@ -91,7 +91,7 @@ fn sign(
         environment: new.environment.as_str().to_owned(),
         scope: scope.clone(),
     };
-    let (jwt, kid) = state.signing.sign(&claims)?;
+    let (jwt, kid) = state.engine.signing.sign(&claims)?;
     new.kid = kid;
     Ok((jwt, scope))
 }
@@ -442,7 +442,8 @@ pub async fn renew_token(
         ));
     }
     // The successor comes from the same key as the old token, which must still be good.
-    let from = match crate::auth::resolve_key_by_id(&state, &old.key_id).await? {
+    let from = match latchkey_engine::resolve::resolve_key_by_id(&state.engine, &old.key_id).await?
+    {
         Some(r) if r.usable() => r,
         _ => {
             return Err(ApiError::Conflict(

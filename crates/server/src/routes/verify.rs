@@ -4,7 +4,7 @@
 //! Scope: an instance admin's credential can verify any key; any other `latchkey:verify`
 //! holder only keys of its own workspace (others answer `NOT_FOUND`, as if they did not exist).
 
-use crate::auth::{authenticate, count_verification, Caller, Presented, Refusal, Resolved};
+use crate::auth::{count_verification, Caller, Presented, Refusal, Resolved};
 use crate::error::responses::{Authenticated, JsonBody};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
@@ -128,7 +128,7 @@ pub async fn verify(
         ip,
     };
 
-    let (resolved, outcome) = match authenticate(&state, &presented, &demand, false).await {
+    let (resolved, outcome) = match state.engine.authenticate(&presented, &demand, false).await {
         Ok((primary, pair)) => {
             let visible = caller.sees_workspace(&primary.key.workspace_id);
             let listing = pair_listing(&primary, pair.as_ref());
@@ -139,7 +139,7 @@ pub async fn verify(
             Err(d),
         ),
         // No verdict: the caller must not take an outage for "invalid key".
-        Err(Refusal::Unchecked(e)) => return Err(e),
+        Err(Refusal::Unchecked(e)) => return Err(e.into()),
     };
     let Some(r) = resolved else {
         count_verification(&state, Denial::NotFound.verify_code(), "verify");
@@ -155,7 +155,7 @@ pub async fn verify(
     };
     count_verification(&state, code, "verify");
     if outcome.is_ok() {
-        state.usage.touch(&r.key, now());
+        state.engine.usage.touch(&r.key, now());
     }
     let k = &r.key;
     let listing = outcome.ok();

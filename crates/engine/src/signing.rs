@@ -2,7 +2,7 @@
 //! half encrypted under a key derived from the server secret (XChaCha20-Poly1305, the kid as
 //! associated data), rotated by `latchkey signing-keys rotate`, published as a JWKS.
 
-use crate::error::ApiError;
+use crate::EngineError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -95,9 +95,12 @@ impl SigningKeys {
         XChaCha20Poly1305::new((&self.sealing_key).into())
     }
 
-    fn unseal(&self, r: &SigningKeyRecord) -> anyhow::Result<EncodingKey> {
-        let raw = B64.decode(&r.private_key)?;
-        anyhow::ensure!(raw.len() > 24, "sealed signing key too short");
+    fn unseal(&self, r: &SigningKeyRecord) -> Result<EncodingKey, EngineError> {
+        let corrupt = || EngineError::SigningKeys(format!("signing key {} is corrupt", r.kid));
+        let raw = B64.decode(&r.private_key).map_err(|_| corrupt())?;
+        if raw.len() <= 24 {
+            return Err(corrupt());
+        }
         let (nonce, sealed) = raw.split_at(24);
         let seed = self
             .cipher()
@@ -109,10 +112,10 @@ impl SigningKeys {
                 },
             )
             .map_err(|_| {
-                anyhow::anyhow!(
+                EngineError::SigningKeys(format!(
                     "signing key {} does not open with this server secret",
                     r.kid
-                )
+                ))
             })?;
         let mut der = PKCS8_V1_ED25519_PREFIX.to_vec();
         der.extend(seed);
@@ -120,13 +123,13 @@ impl SigningKeys {
     }
 
     /// Makes sure a signing key exists (first start), then loads the published set.
-    pub async fn init(&self, store: &SqlStore) -> anyhow::Result<()> {
+    pub async fn init(&self, store: &SqlStore) -> Result<(), EngineError> {
         store.ensure_signing_key(&self.generate()).await?;
         self.reload(store).await
     }
 
     /// Re-reads the keys: the newest active one signs; every published one verifies.
-    pub async fn reload(&self, store: &SqlStore) -> anyhow::Result<()> {
+    pub async fn reload(&self, store: &SqlStore) -> Result<(), EngineError> {
         let records = store.published_signing_keys(RETIRED_GRACE_SECONDS).await?;
         let mut set = KeySet::default();
         for r in &records {
@@ -138,7 +141,9 @@ impl SigningKeys {
             }
             set.verifiers.insert(
                 r.kid.clone(),
-                DecodingKey::from_ed_components(&r.public_key)?,
+                DecodingKey::from_ed_components(&r.public_key).map_err(|_| {
+                    EngineError::SigningKeys(format!("signing key {} is corrupt", r.kid))
+                })?,
             );
             set.jwks.push(json!({
                 "kty": "OKP", "crv": "Ed25519", "x": r.public_key, "kid": r.kid, "alg": "EdDSA", "use": "sig"
@@ -153,15 +158,15 @@ impl SigningKeys {
         self.set.read().expect("key set lock").clone()
     }
 
-    pub fn sign(&self, claims: &AccessTokenClaims) -> Result<(String, String), ApiError> {
+    pub fn sign(&self, claims: &AccessTokenClaims) -> Result<(String, String), EngineError> {
         let set = self.current();
-        let signer = set.signer.as_ref().ok_or(ApiError::Internal)?;
+        let signer = set.signer.as_ref().ok_or(EngineError::Internal)?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(JWT_TYPE.into());
         header.kid = Some(signer.kid.clone());
         let jwt = jsonwebtoken::encode(&header, claims, &signer.key).map_err(|e| {
             tracing::error!(error = %e, "signing an access token failed");
-            ApiError::Internal
+            EngineError::Internal
         })?;
         Ok((jwt, signer.kid.clone()))
     }
@@ -174,8 +179,8 @@ impl SigningKeys {
         &self,
         store: &SqlStore,
         jwt: &str,
-        issuer: &str,
-    ) -> Result<Option<AccessTokenClaims>, ApiError> {
+        issuer: Option<&str>,
+    ) -> Result<Option<AccessTokenClaims>, EngineError> {
         let Ok(header) = jsonwebtoken::decode_header(jwt) else {
             return Ok(None);
         };
@@ -189,11 +194,8 @@ impl SigningKeys {
         if key.is_none() && self.may_reload() {
             // A key rotated on another node: learn it, at most once a second.
             if let Err(e) = self.reload(store).await {
-                let outage = e
-                    .downcast_ref::<latchkey_store::StoreError>()
-                    .is_some_and(|s| s.is_unavailable());
-                if outage {
-                    return Err(ApiError::Unavailable);
+                if e.is_unavailable() {
+                    return Err(EngineError::Unavailable);
                 }
                 tracing::error!(error = %e, "reloading signing keys failed");
             }
@@ -201,8 +203,14 @@ impl SigningKeys {
         }
         let Some(key) = key else { return Ok(None) };
         let mut v = Validation::new(Algorithm::EdDSA);
-        v.set_issuer(&[issuer]);
-        v.set_audience(&[issuer]);
+        match issuer {
+            Some(issuer) => {
+                v.set_issuer(&[issuer]);
+                v.set_audience(&[issuer]);
+            }
+            // Ours by its signature; whichever URL the deployment serves on (see `Engine::issuer`).
+            None => v.validate_aud = false,
+        }
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.validate_exp = false;
         Ok(jsonwebtoken::decode::<AccessTokenClaims>(jwt, &key, &v)

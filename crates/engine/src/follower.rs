@@ -14,7 +14,7 @@
 //! comparing how many entries the log holds below the highest number read with how many were
 //! applied.
 
-use crate::state::AppState;
+use crate::{Engine, EngineError};
 use latchkey_store::LoggedChange;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,8 +43,8 @@ pub struct Follower {
 impl Follower {
     /// Starts below every transaction that might still commit: a lower-numbered transaction
     /// that was in flight when the node started is applied when it commits.
-    pub async fn start(state: &AppState) -> anyhow::Result<Self> {
-        let floor = state
+    pub async fn start(engine: &Engine) -> Result<Self, EngineError> {
+        let floor = engine
             .store
             .change_floor_before(crate::now() - START_LOOKBACK_SECONDS)
             .await?;
@@ -60,31 +60,31 @@ impl Follower {
     }
 
     /// Reads and applies what is new; returns how many changes were applied.
-    pub async fn poll(&mut self, state: &AppState) -> anyhow::Result<usize> {
+    pub async fn poll(&mut self, engine: &Engine) -> Result<usize, EngineError> {
         let now = Instant::now();
         let mut n = 0;
         // New entries, page by page, past whatever holes lie below.
         loop {
-            let page = state.store.changes_after(self.high, None, BATCH).await?;
+            let page = engine.store.changes_after(self.high, None, BATCH).await?;
             let full = page.len() as i64 == BATCH;
-            n += self.record(state, page, now);
+            n += self.record(engine, page, now);
             if !full {
                 break;
             }
         }
         // Late commits inside the holes: the log holds more entries there than were applied.
         if self.high > self.floor {
-            let held = state.store.count_changes(self.floor, self.high).await?;
+            let held = engine.store.count_changes(self.floor, self.high).await?;
             if held > self.applied.len() as i64 {
                 let mut after = self.floor;
                 loop {
-                    let page = state
+                    let page = engine
                         .store
                         .changes_after(after, Some(self.high), BATCH)
                         .await?;
                     let full = page.len() as i64 == BATCH;
                     after = page.last().map_or(after, |c| c.seq);
-                    n += self.record(state, page, now);
+                    n += self.record(engine, page, now);
                     if !full {
                         break;
                     }
@@ -96,7 +96,7 @@ impl Follower {
     }
 
     /// Applies the entries not applied yet; returns how many.
-    fn record(&mut self, state: &AppState, page: Vec<LoggedChange>, now: Instant) -> usize {
+    fn record(&mut self, engine: &Engine, page: Vec<LoggedChange>, now: Instant) -> usize {
         let mut n = 0;
         for entry in page {
             if entry.seq <= self.floor || self.applied.contains_key(&entry.seq) {
@@ -105,13 +105,13 @@ impl Follower {
             self.applied.insert(entry.seq, now);
             self.high = self.high.max(entry.seq);
             match entry.change {
-                Some(change) => state.changed(std::slice::from_ref(&change)),
+                Some(change) => engine.changed(std::slice::from_ref(&change)),
                 None => {
                     tracing::warn!(
                         seq = entry.seq,
                         "change of an unknown kind in the log (a newer node?); clearing the cache"
                     );
-                    state.cache.clear();
+                    engine.cache.clear();
                 }
             }
             n += 1;
@@ -133,9 +133,9 @@ impl Follower {
 
     /// Reads the log when PostgreSQL notifies a change, and every `every` regardless (a
     /// notification can be lost while the listener reconnects); until the task is aborted.
-    pub async fn run(mut self, state: AppState, every: Duration) {
+    pub async fn run(mut self, engine: Engine, every: Duration) {
         let wake = Arc::new(Notify::new());
-        let _listener = match state.store.change_listener().await {
+        let _listener = match engine.store.change_listener().await {
             Ok(Some(listener)) => Some(AbortOnDrop(tokio::spawn(listen(listener, wake.clone())))),
             Ok(None) => None,
             Err(e) => {
@@ -150,12 +150,12 @@ impl Follower {
                 _ = tick.tick() => {}
                 _ = wake.notified() => {}
             }
-            if let Err(e) = self.poll(&state).await {
+            if let Err(e) = self.poll(&engine).await {
                 tracing::warn!(error = %e, "could not read the change log; will retry");
             }
             if last_prune.elapsed() > Duration::from_secs(3600) {
                 last_prune = Instant::now();
-                let _ = state
+                let _ = engine
                     .store
                     .prune_changes(crate::now() - RETENTION_SECONDS)
                     .await;

@@ -1,0 +1,262 @@
+//! Latchkey's verification engine: what every front door (the API, forward auth, the gateway,
+//! the tower layer) runs to decide whether a presented credential may do something. Credential
+//! parsing on plain `http` headers, the in-memory cache in front of the store, resolution and the
+//! decision, the change-log follower that keeps the cache right across nodes, access-token
+//! signatures, and `last_used_at` recording.
+//!
+//! No HTTP server and no web framework: an [`Engine`] is a value a process opens on a store and
+//! asks. It installs no global state (no metrics recorder, no files); metrics go through the
+//! `metrics` facade and count only where the process installed a recorder.
+
+pub mod cache;
+pub mod credentials;
+mod error;
+pub mod follower;
+pub mod resolve;
+pub mod signing;
+pub mod usage;
+
+pub use credentials::{presented_credentials, Ambiguous, Presented};
+pub use error::EngineError;
+pub use resolve::{Refusal, Resolved};
+
+use cache::VerifyCache;
+use latchkey_core::{Demand, Denial, KeyHasher, Secret};
+use latchkey_store::{Change, SqlStore};
+use metrics::Counter;
+use signing::SigningKeys;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use usage::UsageRecorder;
+
+/// Wall-clock unix seconds: the unit of every stored time.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// How an engine keeps its cache.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Keys (with their owners' standing) held in memory.
+    pub cache_capacity: u64,
+    /// How long an entry may be served without the change log confirming it: the bound on
+    /// staleness if the log could not be read at all.
+    pub cache_ttl: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 1_000_000,
+            cache_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The engine's parts. Shared by clones of [`Engine`].
+pub struct Parts {
+    pub store: SqlStore,
+    pub hasher: KeyHasher,
+    pub cache: VerifyCache,
+    pub usage: UsageRecorder,
+    pub signing: SigningKeys,
+    pub counters: Counters,
+    /// `iss` (and `aud`) of our access tokens, once known; until then (and for an embedded
+    /// verifier that is not told) any issuer is accepted: a token that verifies under our
+    /// signing keys was signed by this deployment whatever URL it names.
+    issuer: OnceLock<String>,
+    options: EngineOptions,
+}
+
+/// The verification engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine(Arc<Parts>);
+
+impl Deref for Engine {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+impl Engine {
+    /// An engine on `store` with the deployment's server secret. Loads the token signing keys
+    /// (read only: `serve` creates the first one, see [`SigningKeys::init`]).
+    pub async fn open(
+        store: SqlStore,
+        secret: &Secret,
+        options: EngineOptions,
+    ) -> Result<Self, EngineError> {
+        let engine = Self::new(store, secret, options);
+        engine.signing.reload(&engine.store).await?;
+        Ok(engine)
+    }
+
+    /// An engine whose signing keys are not loaded yet (the caller loads or creates them).
+    pub fn new(store: SqlStore, secret: &Secret, options: EngineOptions) -> Self {
+        Self(Arc::new(Parts {
+            hasher: KeyHasher::new(secret.expose().as_bytes()),
+            store,
+            cache: VerifyCache::new(options.cache_capacity, options.cache_ttl),
+            usage: UsageRecorder::default(),
+            signing: SigningKeys::new(secret),
+            counters: Counters::register(),
+            issuer: OnceLock::new(),
+            options,
+        }))
+    }
+
+    /// Sets the `iss`/`aud` access tokens must carry (once; later calls are ignored).
+    pub fn set_issuer(&self, issuer: String) {
+        let _ = self.issuer.set(issuer);
+    }
+
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.get().map(String::as_str)
+    }
+
+    /// Call after every committed write with the changes it returned (and for changes other
+    /// nodes made, read from the log).
+    pub fn changed(&self, changes: &[Change]) {
+        self.cache.apply_all(changes);
+        if changes.contains(&Change::SigningKeys) {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.signing.reload(&engine.store).await {
+                    tracing::error!(error = %e, "reloading signing keys failed");
+                }
+            });
+        }
+    }
+
+    /// An API key or an access token. `Ok(Err(NotFound))` when there is no such credential.
+    pub async fn resolve(&self, raw: &str) -> Result<Result<Resolved, Denial>, EngineError> {
+        resolve::resolve(self, raw).await
+    }
+
+    /// Checks presented credentials against a demand (see [`resolve::authenticate`]).
+    pub async fn authenticate(
+        &self,
+        presented: &Presented<'_>,
+        demand: &Demand<'_>,
+        lone_ok: bool,
+    ) -> Result<(Resolved, Option<Resolved>), Refusal> {
+        resolve::authenticate(self, presented, demand, lone_ok).await
+    }
+
+    /// Starts what keeps the engine right while it runs: the change-log follower, the usage
+    /// flusher and the cache's ageing. Stop it with [`Upkeep::shutdown`] (or by dropping it).
+    pub async fn start_upkeep(&self, every: UpkeepIntervals) -> Result<Upkeep, EngineError> {
+        let follower = follower::Follower::start(self).await?;
+        let changes = tokio::spawn(follower.run(self.clone(), every.change_poll));
+        let flusher = {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every.usage_flush);
+                loop {
+                    tick.tick().await;
+                    engine.usage.flush(&engine.store).await;
+                }
+            })
+        };
+        let ager = {
+            let engine = self.clone();
+            let half_ttl = (self.options.cache_ttl / 2).max(Duration::from_millis(1));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(half_ttl);
+                tick.tick().await; // the first tick is immediate
+                loop {
+                    tick.tick().await;
+                    engine.cache.tick();
+                }
+            })
+        };
+        Ok(Upkeep {
+            engine: self.clone(),
+            tasks: vec![changes, flusher, ager],
+        })
+    }
+}
+
+/// How often the engine's background work runs.
+#[derive(Debug, Clone, Copy)]
+pub struct UpkeepIntervals {
+    /// Reading the change log without a notification (PostgreSQL also wakes it at once).
+    pub change_poll: Duration,
+    /// Writing `last_used_at`.
+    pub usage_flush: Duration,
+}
+
+impl Default for UpkeepIntervals {
+    fn default() -> Self {
+        Self {
+            change_poll: Duration::from_millis(500),
+            usage_flush: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The engine's running background tasks.
+pub struct Upkeep {
+    engine: Engine,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Upkeep {
+    /// Stops the tasks and writes what usage is still pending.
+    pub async fn shutdown(mut self) {
+        self.abort();
+        // Safe mid-flush: a flush drops an entry only once its write committed.
+        self.engine.usage.flush(&self.engine.store).await;
+    }
+
+    fn abort(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Upkeep {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// Counters bumped on every verification, registered once: the `counter!` macro looks the
+/// series up in the registry on each call, which costs more than the increment itself. Handles
+/// taken before a recorder is installed count nothing, so a process installs its recorder
+/// before opening an engine.
+pub struct Counters {
+    pub key_hits: Counter,
+    pub key_misses: Counter,
+    valid_auth: Counter,
+    valid_verify: Counter,
+}
+
+impl Counters {
+    fn register() -> Self {
+        let valid = |source: &'static str| metrics::counter!("latchkey_verifications_total", "code" => "VALID", "source" => source);
+        Self {
+            key_hits: metrics::counter!("latchkey_cache_hits_total", "kind" => "key"),
+            key_misses: metrics::counter!("latchkey_cache_misses_total", "kind" => "key"),
+            valid_auth: valid("auth"),
+            valid_verify: valid("verify"),
+        }
+    }
+
+    /// One verification's outcome (`code`) by where it happened (`source`).
+    pub fn verification(&self, code: &'static str, source: &'static str) {
+        match (code, source) {
+            ("VALID", "auth") => self.valid_auth.increment(1),
+            ("VALID", "verify") => self.valid_verify.increment(1),
+            _ => metrics::counter!("latchkey_verifications_total", "code" => code, "source" => source)
+                .increment(1),
+        }
+    }
+}
