@@ -1514,4 +1514,260 @@ mod tests {
         assert!(table(&[], None).is_empty());
         assert_eq!(table(&[], None).decide("GET", "/"), RouteDecision::NotFound);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashSet;
+
+        /// Pattern segments: a literal, a capture (named after its position when printed), `**`.
+        #[derive(Debug, Clone)]
+        enum Pat {
+            Lit(String),
+            Cap,
+        }
+
+        fn pattern_line(method: &str, pats: &[Pat], rest: bool, perm: &str) -> String {
+            let mut path = String::new();
+            for (i, p) in pats.iter().enumerate() {
+                match p {
+                    Pat::Lit(l) => path.push_str(&format!("/{l}")),
+                    Pat::Cap => path.push_str(&format!("/{{c{i}}}")),
+                }
+            }
+            if rest {
+                path.push_str("/**");
+            }
+            if path.is_empty() {
+                path.push('/');
+            }
+            // Use the first capture in the permission, so rendering is exercised.
+            let perm = match pats.iter().position(|p| matches!(p, Pat::Cap)) {
+                Some(i) => format!("{perm}:{{c{i}}}"),
+                None => perm.to_owned(),
+            };
+            format!("{method} {path} {perm}")
+        }
+
+        fn pat(literals: &'static [&'static str]) -> impl Strategy<Value = Pat> {
+            prop_oneof![
+                prop::sample::select(literals).prop_map(|l| Pat::Lit(l.to_owned())),
+                Just(Pat::Cap),
+            ]
+        }
+
+        type Shape = (&'static str, Vec<Pat>, bool);
+
+        fn shape(literals: &'static [&'static str]) -> impl Strategy<Value = Shape> {
+            (
+                prop::sample::select(&["GET", "POST", "HEAD", "*"][..]),
+                prop::collection::vec(pat(literals), 0..4),
+                any::<bool>(),
+            )
+        }
+
+        /// Routes with distinct (method, shape), each with its own permission `r<i>`.
+        fn lines(shapes: Vec<Shape>, prefix: &str) -> Vec<String> {
+            let mut seen = HashSet::new();
+            let mut out = Vec::new();
+            for (method, pats, rest) in shapes {
+                let line = pattern_line(method, &pats, rest, "p");
+                if seen.insert(line) {
+                    let perm = format!("{prefix}{}", out.len());
+                    out.push(pattern_line(method, &pats, rest, &perm));
+                }
+            }
+            out
+        }
+
+        fn build(lines: &[String]) -> RouteTable {
+            let routes = lines.iter().map(|l| Route::parse(l).unwrap()).collect();
+            RouteTable::new(routes, None).unwrap()
+        }
+
+        /// An independent statement of "most specific": per position of the request path, the
+        /// rank of what the pattern has there (literal 3, capture 2, its end 1, `**` and after
+        /// 0), compared as a fixed-length vector; then the method rank.
+        fn oracle_winner<'a>(
+            routes: &'a [Route],
+            method: &str,
+            decoded: &[String],
+        ) -> Option<&'a Route> {
+            let n = decoded.len();
+            let mut best: Option<(Vec<u8>, u8, &Route)> = None;
+            for r in routes {
+                let m_rank = match r.method() {
+                    None => 0,
+                    Some(m) if m == method => 2,
+                    Some("GET") if method == "HEAD" => 1,
+                    Some(_) => continue,
+                };
+                let mut key = Vec::with_capacity(n + 1);
+                let mut matched = true;
+                let mut in_rest = false;
+                for i in 0..=n {
+                    if in_rest {
+                        key.push(0);
+                        continue;
+                    }
+                    match (r.segments.get(i), decoded.get(i)) {
+                        (Some(Segment::Rest), _) => {
+                            in_rest = true;
+                            key.push(0);
+                        }
+                        (Some(Segment::Literal(l)), Some(d)) if l == d => key.push(3),
+                        (Some(Segment::Capture(_)), Some(_)) => key.push(2),
+                        (None, None) => key.push(1),
+                        _ => matched = false,
+                    }
+                }
+                if !matched {
+                    continue;
+                }
+                let better = match &best {
+                    None => true,
+                    Some((k, m, _)) => (&key, m_rank) > (k, *m),
+                };
+                if better {
+                    best = Some((key, m_rank, r));
+                }
+            }
+            best.map(|(_, _, r)| r)
+        }
+
+        /// Percent-encodes the characters `encode` picks (and always `/ ? # %`), with upper- or
+        /// lower-case hex as `upper` says.
+        fn encode(s: &str, choices: &[(bool, bool)]) -> String {
+            let mut out = String::new();
+            for (c, &(enc, upper)) in s.chars().zip(choices.iter().cycle()) {
+                if enc || matches!(c, '/' | '?' | '#' | '%') {
+                    let mut buf = [0; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        if upper {
+                            out.push_str(&format!("%{b:02X}"));
+                        } else {
+                            out.push_str(&format!("%{b:02x}"));
+                        }
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+
+        fn choices() -> impl Strategy<Value = Vec<(bool, bool)>> {
+            prop::collection::vec(any::<(bool, bool)>(), 1..16)
+        }
+
+        fn captured_value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "[A-Za-z0-9_.-]{1,70}",
+                "[a-z:*/%{}; .\\\\]{0,6}",
+                // One forbidden character among valid ones, so nothing else hides it.
+                "[a-c]{0,3}[:*/%{}; \t\\\\\u{0}-\u{1f}\u{7f}\u{e9}\u{2028}][a-c]{0,3}",
+                prop::sample::select(&[".", "..", "...", "*", "", "a..", "..;x", "a\\.."][..])
+                    .prop_map(str::to_owned),
+            ]
+        }
+
+        const LITERALS: &[&str] = &["a", "b"];
+
+        proptest! {
+            #[test]
+            fn most_specific_wins_whatever_the_order(
+                (given, shuffled) in prop::collection::vec(shape(LITERALS), 0..12)
+                    .prop_map(|s| lines(s, "r"))
+                    .prop_flat_map(|l| (Just(l.clone()), Just(l).prop_shuffle())),
+                method in prop::sample::select(&["GET", "POST", "HEAD", "PUT"][..]),
+                path in prop::collection::vec(
+                    prop::sample::select(&["a", "b", "%61", "c", "x:y", "..", "%2A"][..]), 0..5),
+            ) {
+                let raw = format!("/{}", path.join("/"));
+                let a = build(&given);
+                let b = build(&shuffled);
+                let decision = a.decide(method, &raw);
+                prop_assert_eq!(&decision, &b.decide(method, &raw), "{} {}", method, raw);
+
+                let decoded: Vec<String> = path
+                    .iter()
+                    .map(|s| String::from_utf8(decode_checked(s).unwrap()).unwrap())
+                    .collect();
+                let want = match oracle_winner(a.routes(), method, &decoded) {
+                    Some(r) => RouteTable::new(vec![r.clone()], None).unwrap().decide(method, &raw),
+                    None => RouteDecision::NotFound,
+                };
+                prop_assert_eq!(decision, want, "{} {}", method, raw);
+            }
+
+            #[test]
+            fn a_captured_value_renders_only_as_itself(
+                (value, choices) in (captured_value(), choices()),
+                query in prop::option::of("[a-z=&:*/.]{0,8}"),
+            ) {
+                let t = RouteTable::new(
+                    vec![
+                        Route::parse("GET /documents/{id} document:{id}:read").unwrap(),
+                        Route::parse("GET /documents/** docs:any").unwrap(),
+                    ],
+                    Some(DefaultAccess::Permission(Permission::parse("fallback").unwrap())),
+                )
+                .unwrap();
+                let mut raw = format!("/documents/{}", encode(&value, &choices));
+                if let Some(q) = query {
+                    raw = format!("{raw}?{q}");
+                }
+                let valid = !value.is_empty()
+                    && value.len() <= MAX_SEGMENT_LEN
+                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                    && value != "."
+                    && value != "..";
+                let decision = t.decide("GET", &raw);
+                if let RouteDecision::Require { permission, .. } = &decision {
+                    prop_assert!(Permission::validate(permission.as_str()).is_ok());
+                    if permission.as_str().starts_with("document:") {
+                        let segs: Vec<&str> = permission.as_str().split(':').collect();
+                        prop_assert_eq!(segs.len(), 3);
+                        prop_assert_eq!(segs[1], value.as_str());
+                        prop_assert!(!segs[1].contains([':', '*']));
+                    }
+                }
+                let want = if valid {
+                    require(&format!("document:{value}:read"))
+                } else if value.is_empty() {
+                    // `/documents/` is `/documents`: the `**` route, with nothing to capture.
+                    require("docs:any")
+                } else {
+                    RouteDecision::NotFound
+                };
+                prop_assert_eq!(decision, want, "{:?} as {}", value, raw);
+            }
+
+            #[test]
+            fn a_literal_route_beats_every_capture_route(
+                literal in prop::collection::vec("[a-c]{1,3}", 1..4),
+                literal_any_method in any::<bool>(),
+                request_post in any::<bool>(),
+                others in prop::collection::vec(shape(&["a", "b", "c", "ab", "abc"]), 0..12),
+                at in any::<prop::sample::Index>(),
+                choices in choices(),
+            ) {
+                let method = if literal_any_method { "*" } else { "GET" };
+                let line = format!("{method} /{} lit:ok", literal.join("/"));
+                let others: Vec<Shape> = others
+                    .into_iter()
+                    .filter(|(_, pats, rest)| *rest || pats.iter().any(|p| matches!(p, Pat::Cap)))
+                    .collect();
+                let mut all = lines(others, "o");
+                all.insert(at.index(all.len() + 1), line.clone());
+                let t = build(&all);
+                let request = if literal_any_method && request_post { "POST" } else { "GET" };
+                let raw = format!("/{}", encode(&literal.join("/"), &choices).replace("%2F", "/")
+                    .replace("%2f", "/"));
+                prop_assert_eq!(t.decide(request, &raw), require("lit:ok"), "{} {} in {:?}",
+                    request, raw, all);
+            }
+        }
+    }
 }
