@@ -393,7 +393,7 @@ impl Route {
                 }
             }
         }
-        match Permission::parse(&rendered) {
+        match Permission::try_from(rendered) {
             Ok(permission) => RouteDecision::Require {
                 permission,
                 keep_credentials: self.keep_credentials,
