@@ -127,8 +127,10 @@ impl FromStr for Permission {
 
 impl TryFrom<String> for Permission {
     type Error = InvalidPermission;
+    /// Keeps the string it is given: no copy.
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
+        Self::validate(&s)?;
+        Ok(Self(s))
     }
 }
 
