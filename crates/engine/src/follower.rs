@@ -48,6 +48,7 @@ impl Follower {
             .store
             .change_floor_before(crate::now() - START_LOOKBACK_SECONDS)
             .await?;
+        engine.feed.set_floor(floor);
         Ok(Self::from_floor(floor))
     }
 
@@ -92,6 +93,7 @@ impl Follower {
             }
         }
         self.advance(now);
+        engine.feed.set_floor(self.floor);
         Ok(n)
     }
 
@@ -104,8 +106,8 @@ impl Follower {
             }
             self.applied.insert(entry.seq, now);
             self.high = self.high.max(entry.seq);
-            match entry.change {
-                Some(change) => engine.changed(std::slice::from_ref(&change)),
+            match &entry.change {
+                Some(change) => engine.changed(std::slice::from_ref(change)),
                 None => {
                     tracing::warn!(
                         seq = entry.seq,
@@ -114,6 +116,8 @@ impl Follower {
                     engine.cache.clear();
                 }
             }
+            // After the cache dropped what it names: a subscriber that asks again gets the new answer.
+            engine.feed.publish(&entry);
             n += 1;
         }
         n

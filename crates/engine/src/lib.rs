@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod credentials;
 mod error;
+pub mod feed;
 pub mod follower;
 pub mod resolve;
 pub mod signing;
@@ -66,6 +67,8 @@ pub struct Parts {
     pub usage: UsageRecorder,
     pub signing: SigningKeys,
     pub counters: Counters,
+    /// What the follower applied, for the change stream.
+    pub feed: feed::ChangeFeed,
     /// `iss` (and `aud`) of our access tokens, once known; until then (and for an embedded
     /// verifier that is not told) any issuer is accepted: a token that verifies under our
     /// signing keys was signed by this deployment whatever URL it names.
@@ -106,6 +109,7 @@ impl Engine {
             usage: UsageRecorder::default(),
             signing: SigningKeys::new(secret),
             counters: Counters::register(),
+            feed: feed::ChangeFeed::default(),
             issuer: OnceLock::new(),
             options,
         }))

@@ -8,10 +8,10 @@ use latchkey_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub const INVALID_CREDENTIALS: &str = "Invalid or missing API key";
+pub use latchkey_proto::denial::INVALID_CREDENTIALS;
 
 /// `Retry-After` on a 503: long enough not to hammer a recovering database.
-pub const RETRY_AFTER_SECONDS: &str = "2";
+pub use latchkey_proto::denial::RETRY_AFTER_SECONDS;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -79,12 +79,9 @@ impl ApiError {
 
     /// How a refused credential surfaces on an authenticated endpoint.
     pub fn from_denial(d: Denial) -> Self {
-        match d {
-            Denial::EnvironmentMismatch => ApiError::Forbidden("environment_mismatch"),
-            Denial::OriginNotAllowed => ApiError::Forbidden("origin_not_allowed"),
-            Denial::IpNotAllowed => ApiError::Forbidden("ip_not_allowed"),
-            Denial::InsufficientPermissions => ApiError::insufficient_permissions(),
-            _ => ApiError::Unauthenticated { presented: true },
+        match latchkey_proto::denial::forbidden_code(d) {
+            Some(code) => ApiError::Forbidden(code),
+            None => ApiError::Unauthenticated { presented: true },
         }
     }
 
@@ -108,18 +105,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (code, detail): (&'static str, String) = match self {
             ApiError::Unauthenticated { .. } => ("invalid_credentials", INVALID_CREDENTIALS.into()),
-            ApiError::Forbidden(code) => (
-                code,
-                match *code {
-                    "environment_mismatch" => {
-                        "This credential's environment cannot be used for this request"
-                    }
-                    "origin_not_allowed" => "This key may not be used from this origin",
-                    "ip_not_allowed" => "This key may not be used from this IP address",
-                    _ => "This credential lacks the permission for this request",
-                }
-                .into(),
-            ),
+            ApiError::Forbidden(code) => {
+                (code, latchkey_proto::denial::forbidden_detail(code).into())
+            }
             ApiError::NotFound => ("not_found", "Not found".into()),
             ApiError::Conflict(d) => ("conflict", d.clone()),
             ApiError::Validation(_) => ("validation_failed", "Validation failed".into()),

@@ -181,6 +181,15 @@ impl SqlStore {
         Ok(row.try_get("n")?)
     }
 
+    /// The lowest number the change log still holds (`None` when it is empty): a reader whose
+    /// position is below it may have missed pruned entries.
+    pub async fn oldest_change(&self) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MIN(seq) AS s FROM changes")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get("s")?)
+    }
+
     /// Drops change-log entries older than `before` (unix seconds).
     pub async fn prune_changes(&self, before: i64) -> Result<u64> {
         let r = sqlx::query("DELETE FROM changes WHERE at < $1")

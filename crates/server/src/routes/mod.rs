@@ -2,6 +2,7 @@
 //! generated from the same handler annotations (so it cannot miss an endpoint).
 
 pub mod audit;
+pub mod changes;
 pub mod keys;
 pub mod me;
 pub mod oauth;
@@ -96,6 +97,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(oauth::jwks))
         .routes(routes!(oauth::metadata))
         .routes(routes!(verify::verify))
+        .routes(routes!(changes::changes))
         .routes(routes!(audit::list_audit))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

@@ -1,0 +1,215 @@
+//! What a front door answers when it does not let a request through (SPEC §3, §10.1): the
+//! problem+json body, the status, `X-Latchkey-Code`, `WWW-Authenticate` on 401 and
+//! `Retry-After` on 503. The API's own errors use the same texts.
+
+use crate::identity::CODE;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use latchkey_core::Denial;
+use serde::Serialize;
+
+/// The one 401 detail, whatever was wrong with the credential (SPEC §3).
+pub const INVALID_CREDENTIALS: &str = "Invalid or missing API key";
+/// How long a client should wait after a 503, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "2";
+
+/// Why a request was not let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// The credential was checked: missing (`presented: false`), invalid, or not enough.
+    Denied { denial: Denial, presented: bool },
+    /// The request itself is wrong (`ambiguous_credentials`, `credentials_in_query`).
+    BadRequest { code: &'static str, detail: String },
+    /// No route of the route table matches, and there is no default.
+    NoRoute,
+    /// The credential could not be checked (the database or the Latchkey server is
+    /// unreachable): never a verdict.
+    Unavailable,
+}
+
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    r#type: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    code: &'static str,
+}
+
+/// The 403 detail of each code.
+pub fn forbidden_detail(code: &str) -> &'static str {
+    match code {
+        "environment_mismatch" => "This credential's environment cannot be used for this request",
+        "origin_not_allowed" => "This key may not be used from this origin",
+        "ip_not_allowed" => "This key may not be used from this IP address",
+        _ => "This credential lacks the permission for this request",
+    }
+}
+
+/// The §3 `code` of a denial's 403, or `None` for a 401.
+pub fn forbidden_code(d: Denial) -> Option<&'static str> {
+    match d {
+        Denial::EnvironmentMismatch => Some("environment_mismatch"),
+        Denial::OriginNotAllowed => Some("origin_not_allowed"),
+        Denial::IpNotAllowed => Some("ip_not_allowed"),
+        Denial::InsufficientPermissions => Some("insufficient_permissions"),
+        _ => None,
+    }
+}
+
+impl Rejection {
+    pub fn missing_credential() -> Self {
+        Rejection::Denied {
+            denial: Denial::NotFound,
+            presented: false,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::Denied { denial, .. } if denial.is_authentication_failure() => {
+                StatusCode::UNAUTHORIZED
+            }
+            Rejection::Denied { .. } => StatusCode::FORBIDDEN,
+            Rejection::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Rejection::NoRoute => StatusCode::NOT_FOUND,
+            Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The problem's `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Denied { denial, .. } => {
+                forbidden_code(*denial).unwrap_or("invalid_credentials")
+            }
+            Rejection::BadRequest { code, .. } => code,
+            Rejection::NoRoute => "not_found",
+            Rejection::Unavailable => "unavailable",
+        }
+    }
+
+    /// `X-Latchkey-Code`: the verify code of a denial.
+    pub fn verify_code(&self) -> Option<&'static str> {
+        match self {
+            Rejection::Denied { denial, .. } => Some(denial.verify_code()),
+            Rejection::NoRoute => Some("NOT_FOUND"),
+            _ => None,
+        }
+    }
+
+    pub fn detail(&self) -> &str {
+        match self {
+            Rejection::Denied { denial, .. } => match forbidden_code(*denial) {
+                Some(code) => forbidden_detail(code),
+                None => INVALID_CREDENTIALS,
+            },
+            Rejection::BadRequest { detail, .. } => detail,
+            Rejection::NoRoute => "Not found",
+            Rejection::Unavailable => "Credentials cannot be checked right now; retry shortly",
+        }
+    }
+
+    pub fn problem_json(&self) -> String {
+        let status = self.status();
+        serde_json::to_string(&Problem {
+            r#type: format!("urn:latchkey:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: self.code(),
+        })
+        .expect("a problem serialises")
+    }
+
+    /// The whole answer, with the body as a string.
+    pub fn to_response(&self) -> Response<String> {
+        let mut resp = Response::new(self.problem_json());
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(code) = self.verify_code() {
+            h.insert(CODE, HeaderValue::from_static(code));
+        }
+        match self {
+            Rejection::Denied {
+                presented: false, ..
+            } => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"latchkey\""),
+                );
+            }
+            Rejection::Denied { denial, .. } if denial.is_authentication_failure() => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"latchkey\", error=\"invalid_token\""),
+                );
+            }
+            Rejection::Denied {
+                denial: Denial::InsufficientPermissions,
+                ..
+            } => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"latchkey\", error=\"insufficient_scope\"",
+                    ),
+                );
+            }
+            Rejection::Unavailable => {
+                h.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_denial_answers_its_status_code_and_headers() {
+        let r = Rejection::Denied {
+            denial: Denial::Revoked,
+            presented: true,
+        }
+        .to_response();
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()[CODE], "REVOKED");
+        assert!(r.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token"));
+        let body: serde_json::Value = serde_json::from_str(r.body()).unwrap();
+        assert_eq!(body["detail"], INVALID_CREDENTIALS);
+        assert_eq!(body["code"], "invalid_credentials");
+
+        let r = Rejection::Denied {
+            denial: Denial::InsufficientPermissions,
+            presented: true,
+        }
+        .to_response();
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.headers()[CODE], "INSUFFICIENT_PERMISSIONS");
+
+        let r = Rejection::missing_credential().to_response();
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"latchkey\""
+        );
+
+        let r = Rejection::Unavailable.to_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], RETRY_AFTER_SECONDS);
+        assert!(r.headers().get(CODE).is_none());
+    }
+}
