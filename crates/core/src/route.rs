@@ -898,6 +898,18 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// A table from route lines (`METHOD /path permission`, as `--route` takes them).
+    pub fn from_lines<'a>(
+        lines: impl IntoIterator<Item = &'a str>,
+        default: Option<DefaultAccess>,
+    ) -> Result<Self, RouteError> {
+        let routes = lines
+            .into_iter()
+            .map(Route::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(routes, default)
+    }
+
     /// Refuses two routes with the same method and path shape (capture names aside): neither
     /// would be more specific than the other.
     pub fn new(routes: Vec<Route>, default: Option<DefaultAccess>) -> Result<Self, RouteError> {

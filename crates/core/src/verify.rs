@@ -58,6 +58,11 @@ impl Denial {
         }
     }
 
+    /// The denial a verify `code` names (`None` for `VALID` and codes this version does not know).
+    pub fn from_verify_code(code: &str) -> Option<Denial> {
+        Denial::ALL.into_iter().find(|d| d.verify_code() == code)
+    }
+
     /// True when the credential itself is unusable (HTTP 401); false when it is valid but not
     /// enough for this request (HTTP 403).
     pub fn is_authentication_failure(self) -> bool {
@@ -218,6 +223,15 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_verify_code_reads_back() {
+        for d in Denial::ALL {
+            assert_eq!(Denial::from_verify_code(d.verify_code()), Some(d));
+        }
+        assert_eq!(Denial::from_verify_code("VALID"), None);
+        assert_eq!(Denial::from_verify_code("SOMETHING_NEW"), None);
+    }
 
     fn set(items: &[&str]) -> PermissionSet {
         PermissionSet::parse_all(items.iter().copied()).unwrap()

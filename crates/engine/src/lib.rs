@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod credentials;
+pub mod enforce;
 mod error;
 pub mod feed;
 pub mod follower;

@@ -13,6 +13,12 @@ pub const INVALID_CREDENTIALS: &str = "Invalid or missing API key";
 /// How long a client should wait after a 503, in seconds.
 pub const RETRY_AFTER_SECONDS: &str = "2";
 
+/// The 400 of a credential in the URL (SPEC §4).
+pub const CREDENTIALS_IN_QUERY: &str = "Credentials must be sent in a header, never in the URL";
+/// The 400 of two different credentials in one request.
+pub const AMBIGUOUS_CREDENTIALS: &str =
+    "Send one credential (or one API key with one access token): the request carries two different ones";
+
 /// Why a request was not let through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
@@ -62,6 +68,20 @@ impl Rejection {
         Rejection::Denied {
             denial: Denial::NotFound,
             presented: false,
+        }
+    }
+
+    pub fn credentials_in_query() -> Self {
+        Rejection::BadRequest {
+            code: "credentials_in_query",
+            detail: CREDENTIALS_IN_QUERY.into(),
+        }
+    }
+
+    pub fn ambiguous_credentials() -> Self {
+        Rejection::BadRequest {
+            code: "ambiguous_credentials",
+            detail: AMBIGUOUS_CREDENTIALS.into(),
         }
     }
 

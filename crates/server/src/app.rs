@@ -58,6 +58,7 @@ impl App {
             throttle: Default::default(),
             credential_throttle: crate::throttle::CredentialThrottle::new(config.throttle),
             proxies: crate::client_addr::TrustedProxies::new(config.proxy_trusted.clone()),
+            closing: tokio::sync::watch::Sender::new(false),
         });
         state
             .engine
@@ -103,8 +104,10 @@ impl App {
         self.state.engine.set_issuer(issuer);
         let handle = axum_server::Handle::new();
         let h = handle.clone();
+        let state = self.state.clone();
         tokio::spawn(async move {
             shutdown.await;
+            state.closing.send_replace(true);
             h.graceful_shutdown(Some(Duration::from_secs(30)));
         });
         let upkeep = self

@@ -216,7 +216,7 @@ impl From<latchkey_engine::Ambiguous> for ApiError {
     fn from(_: latchkey_engine::Ambiguous) -> Self {
         ApiError::BadRequest {
             code: "ambiguous_credentials",
-            detail: "Send one credential (or one API key with one access token): the request carries two different ones".into(),
+            detail: latchkey_proto::denial::AMBIGUOUS_CREDENTIALS.into(),
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct Shared {
     pub credential_throttle: crate::throttle::CredentialThrottle,
     /// Whose `X-Forwarded-For` names the client.
     pub proxies: crate::client_addr::TrustedProxies,
+    /// Set when the server starts shutting down: long-lived responses (the change stream) end
+    /// then, instead of holding the graceful shutdown for its whole grace period.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Lifetimes of access tokens, in seconds.

@@ -70,23 +70,49 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// How [`SqlStore::open_with`] opens a database.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    /// Bring the schema up to date (what `serve` does). An embedded verifier opens a database
+    /// that `serve` owns and leaves its schema alone: a verifier older than the server must
+    /// not fail on migrations it does not know, nor one newer apply its own.
+    pub migrate: bool,
+    /// PostgreSQL connections at most (SQLite: one writer, four readers).
+    pub max_connections: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            migrate: true,
+            max_connections: 16,
+        }
+    }
+}
+
 impl SqlStore {
     /// Opens (creating if needed) and migrates the database at `url`: a `postgres://` URL or a
     /// SQLite file path (`sqlite://` prefix optional).
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, OpenOptions::default()).await
+    }
+
+    pub async fn open_with(url: &str, options: OpenOptions) -> Result<Self> {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new()
-                .max_connections(16)
+                .max_connections(options.max_connections)
                 // During an outage a request waits this long for a connection before it is
                 // answered 503: short, so clients and load balancers learn at once.
                 .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await?;
-            sqlx::migrate!("./migrations/postgres")
-                .run(&pool)
-                .await
-                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            if options.migrate {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&pool)
+                    .await
+                    .map_err(|e| StoreError::Migration(e.to_string()))?;
+            }
             let announce = Arc::new(Notify::new());
             tokio::spawn(announce_changes(pool.clone(), announce.clone()));
             return Ok(Self {
@@ -100,17 +126,21 @@ impl SqlStore {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         // Validate the path through sqlx's own parser before building the Any URL.
         sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?;
-        let any_url = format!("sqlite://{path}?mode=rwc");
+        // Without migrating, the database must exist already: `rw` does not create it.
+        let mode = if options.migrate { "rwc" } else { "rw" };
+        let any_url = format!("sqlite://{path}?mode={mode}");
         let write = AnyPoolOptions::new()
             .max_connections(1)
             .after_connect(sqlite_pragmas)
             .connect(&any_url)
             .await?;
         write.execute("PRAGMA journal_mode = WAL").await?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&write)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        if options.migrate {
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&write)
+                .await
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+        }
         let read = AnyPoolOptions::new()
             .max_connections(4)
             .after_connect(sqlite_pragmas)

@@ -217,9 +217,13 @@ async fn stream(
     }
     let mut recheck = tokio::time::interval(RECHECK_EVERY);
     recheck.tick().await; // the first tick is immediate
+    let closing = shutting_down(state.closing.subscribe());
+    tokio::pin!(closing);
     loop {
         let entry = tokio::select! {
             r = live.recv() => r,
+            // The server is shutting down: the client reconnects (to another node).
+            _ = &mut closing => return,
             _ = recheck.tick() => {
                 if !own.still_valid(&state).await {
                     return;
@@ -245,6 +249,18 @@ async fn stream(
         };
         if !send(&tx, event).await {
             return;
+        }
+    }
+}
+
+/// Resolves once the server starts shutting down.
+async fn shutting_down(mut closing: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *closing.borrow_and_update() {
+            return;
+        }
+        if closing.changed().await.is_err() {
+            return; // the server is gone
         }
     }
 }

@@ -214,7 +214,7 @@ fn refusal(req: &Request) -> Option<ApiError> {
     if req.uri().query().is_some_and(auth::query_has_credential) {
         return Some(ApiError::BadRequest {
             code: "credentials_in_query",
-            detail: "Credentials must be sent in a header, never in the URL".into(),
+            detail: latchkey_proto::denial::CREDENTIALS_IN_QUERY.into(),
         });
     }
     if has_encoded_control(req.uri().path()) || req.uri().query().is_some_and(has_encoded_control) {

@@ -4,7 +4,7 @@
 //! Scope: an instance admin's credential can verify any key; any other `latchkey:verify`
 //! holder only keys of its own workspace (others answer `NOT_FOUND`, as if they did not exist).
 
-use crate::auth::{count_verification, Caller, Presented, Refusal, Resolved};
+use crate::auth::{count_verification, Caller, Presented, Refusal};
 use crate::error::responses::{Authenticated, JsonBody};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
@@ -19,7 +19,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use latchkey_core::permission::VERIFY;
 use latchkey_core::token::looks_like_jwt;
-use latchkey_core::{Demand, Denial, Environment, Permission, PermissionSet, Validator};
+use latchkey_core::{Demand, Denial, Environment, Permission, Validator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -131,7 +131,7 @@ pub async fn verify(
     let (resolved, outcome) = match state.engine.authenticate(&presented, &demand, false).await {
         Ok((primary, pair)) => {
             let visible = caller.sees_workspace(&primary.key.workspace_id);
-            let listing = pair_listing(&primary, pair.as_ref());
+            let listing = latchkey_engine::enforce::listing(&primary, pair.as_ref());
             (visible.then_some(primary), Ok(listing))
         }
         Err(Refusal::Denied(r, d)) => (
@@ -177,13 +177,4 @@ pub async fn verify(
         metadata: Some(&k.metadata),
     })
     .into_response())
-}
-
-/// What a credential (or a key + token pair) can do, as a listing.
-fn pair_listing(primary: &Resolved, pair: Option<&Resolved>) -> PermissionSet {
-    let mine = primary.effective().listing();
-    match pair {
-        Some(p) => mine.intersection(&p.effective().listing()),
-        None => mine,
-    }
 }

@@ -4,6 +4,7 @@
 mod audit;
 mod bad_input;
 mod browser;
+mod changes;
 mod cli;
 mod cluster;
 mod contract;
@@ -12,6 +13,7 @@ mod dashboard;
 mod durability;
 mod errors;
 mod escalation;
+mod front_doors;
 mod harness;
 mod inheritance;
 mod keys;

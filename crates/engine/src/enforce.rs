@@ -1,0 +1,67 @@
+//! The decision as every front door outside the API hands it on: an [`Identity`] to pass to
+//! the protected service, or a [`Rejection`] to answer with (SPEC §10.1).
+
+use crate::credentials::Presented;
+use crate::resolve::{Refusal, Resolved};
+use crate::{now, Engine};
+use latchkey_core::{Demand, PermissionSet};
+use latchkey_proto::{Identity, Rejection};
+
+impl Engine {
+    /// Verifies presented credentials against a demand; `source` labels the verification
+    /// counter (`latchkey_verifications_total{source}`).
+    pub async fn check(
+        &self,
+        presented: &Presented<'_>,
+        demand: &Demand<'_>,
+        source: &'static str,
+    ) -> Result<Identity, Rejection> {
+        if presented.is_empty() {
+            self.counters.verification("NOT_FOUND", source);
+            return Err(Rejection::missing_credential());
+        }
+        match self.authenticate(presented, demand, false).await {
+            Ok((primary, pair)) => {
+                self.counters.verification("VALID", source);
+                let at = now();
+                self.usage.touch(&primary.key, at);
+                if let Some(p) = &pair {
+                    self.usage.touch(&p.key, at);
+                }
+                Ok(identity(&primary, pair.as_ref()))
+            }
+            Err(Refusal::Denied(_, denial)) => {
+                self.counters.verification(denial.verify_code(), source);
+                Err(Rejection::Denied {
+                    denial,
+                    presented: true,
+                })
+            }
+            Err(Refusal::Unchecked(_)) => Err(Rejection::Unavailable),
+        }
+    }
+}
+
+/// What a credential (or a key + token pair) can do, as a listing.
+pub fn listing(primary: &Resolved, pair: Option<&Resolved>) -> PermissionSet {
+    let mine = primary.effective().listing();
+    match pair {
+        Some(p) => mine.intersection(&p.effective().listing()),
+        None => mine,
+    }
+}
+
+/// The identity of a verified credential (the token of a pair is the primary).
+pub fn identity(primary: &Resolved, pair: Option<&Resolved>) -> Identity {
+    let k = &primary.key;
+    Identity {
+        user_id: k.owner_id.clone(),
+        workspace_id: k.workspace_id.clone(),
+        key_id: k.id.clone(),
+        token_id: primary.token.as_ref().map(|t| t.id.clone()),
+        key_type: k.key_type,
+        environment: k.environment,
+        permissions: listing(primary, pair),
+        name: primary.credential_name().into_owned(),
+    }
+}
