@@ -18,74 +18,24 @@
 //! Run: `cargo bench -p latchkey-server --bench verify` (a filter selects some, e.g.
 //! `-- 'verify/(baseline|cached)'`).
 
+mod common;
+
+use common::{open_state, TempDir};
 use criterion::{criterion_group, criterion_main, Criterion};
-use latchkey_core::{ApiKey, Demand, KeyHash, KeyHasher};
+use latchkey_core::{ApiKey, Demand, KeyHasher};
 use latchkey_engine::cache::{CachedKey, KeyEntry};
 use latchkey_engine::resolve::resolve_key;
 use latchkey_server::state::AppState;
-use latchkey_server::{App, Config};
+
 use latchkey_store::{ApiKeyRecord, Change};
-use std::collections::HashMap;
+
 use std::hint::black_box;
-use std::path::PathBuf;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Entries in the baseline's map, and (just under the cache's capacity) the cache's fill for
-/// the "many keys" variant.
-const MAP_ENTRIES: usize = 1_000_000;
+/// Just under the cache's capacity: the cache's fill for the "many keys" variant.
 const CACHE_FILLERS: usize = 999_000;
-
-/// A temporary data directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let mut suffix = String::new();
-        latchkey_core::base62::push_random(12, &mut suffix);
-        let p = std::env::temp_dir().join(format!("latchkey-bench-{suffix}"));
-        std::fs::create_dir_all(&p).expect("creating the bench data directory");
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A real state on SQLite with the bootstrap admin's key, verified once so that the key, its
-/// owner's standing and the workspace are all in the cache.
-async fn open_state(dir: &TempDir) -> (AppState, String) {
-    let mut config = Config::for_data_dir(&dir.0);
-    // The default TTL (300 s) could expire the warmed entries during a long run and send a
-    // sample to SQLite; a longer TTL costs the same per lookup.
-    config.cache_ttl = Duration::from_secs(3600);
-    let app = App::open(&config).await.expect("opening the app");
-    let boot = app
-        .bootstrap()
-        .await
-        .expect("bootstrap")
-        .expect("a fresh data directory");
-    let state = app.state.clone();
-    let warmed = resolve_key(&state.engine, &boot.admin_key)
-        .await
-        .expect("resolving the admin key")
-        .expect("the admin key exists");
-    warmed
-        .decide(&Demand::default())
-        .expect("the admin key is usable");
-    assert!(
-        state
-            .engine
-            .cache
-            .key(&state.engine.hasher.hash(&boot.admin_key))
-            .is_some(),
-        "the admin key is cached"
-    );
-    (state, boot.admin_key)
-}
 
 /// The same key with one character of its random part changed: right shape, wrong checksum.
 fn bad_checksum(key: &str) -> String {
@@ -178,15 +128,7 @@ fn verify(c: &mut Criterion) {
         "a bad checksum resolves to nothing"
     );
 
-    // The baseline: a pre-keyed HMAC of the same 46-byte key, one lookup in a 1M-entry map.
-    let hasher = KeyHasher::new(b"0123456789abcdef0123456789abcdef0123456789abcdef");
-    let value: Arc<String> = Arc::new("record".to_owned());
-    let mut map: HashMap<KeyHash, Arc<String>> = HashMap::with_capacity(MAP_ENTRIES);
-    for i in 0..MAP_ENTRIES - 1 {
-        map.insert(hasher.hash(&format!("filler-{i}")), value.clone());
-    }
-    map.insert(hasher.hash(&key), value.clone());
-    assert_eq!(map.len(), MAP_ENTRIES);
+    let (hasher, map) = common::baseline(&key);
 
     let mut g = c.benchmark_group("verify");
 
