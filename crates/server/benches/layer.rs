@@ -45,7 +45,11 @@ fn request(key: &str) -> Request<Body> {
 }
 
 async fn send(router: &Router, key: &str) {
-    let resp = router.clone().oneshot(request(key)).await.expect("infallible");
+    let resp = router
+        .clone()
+        .oneshot(request(key))
+        .await
+        .expect("infallible");
     assert_eq!(resp.status(), 200);
     black_box(resp);
 }
@@ -62,11 +66,12 @@ fn layer(c: &mut Criterion) {
     let (hasher, map) = common::baseline(&key);
 
     let bare = app();
-    let embedded = app().layer(LatchkeyLayer::new(Verifier::from_engine(state.engine.clone())));
+    let embedded = app().layer(LatchkeyLayer::new(Verifier::from_engine(
+        state.engine.clone(),
+    )));
     let routes = RouteTable::from_lines(["GET /documents/{id} document:{id}:read"], None).unwrap();
-    let embedded_routes = app().layer(
-        LatchkeyLayer::new(Verifier::from_engine(state.engine.clone())).with_routes(routes),
-    );
+    let embedded_routes = app()
+        .layer(LatchkeyLayer::new(Verifier::from_engine(state.engine.clone())).with_routes(routes));
     // A server on loopback for the remote verifier; it answers the first request only.
     let remote = rt.block_on(async {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -255,6 +255,20 @@ impl TestServer {
         srv
     }
 
+    pub fn backend_name(&self) -> &'static str {
+        if self._pg.is_some()
+            || self
+                .config
+                .database
+                .as_deref()
+                .is_some_and(|d| d.starts_with("postgres"))
+        {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
     /// The PostgreSQL database of this deployment, if it runs on PostgreSQL.
     pub fn pg_database(&self) -> Option<&str> {
         self._pg.as_ref().map(|p| p.name.as_str())
