@@ -351,7 +351,8 @@ pub async fn list_keys(
         owner_id,
         environment,
         status,
-        hide_instance_admin_keys: !caller.is_instance_admin(),
+        instance_role_keys_hidden_from: (!caller.is_instance_admin())
+            .then(|| caller.user_id().to_owned()),
     };
     let page = state.store.list_keys(&filter, page).await?;
     Ok(ApiJson(List::map(page, |k| view(&state, k))))

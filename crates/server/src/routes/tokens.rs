@@ -417,7 +417,8 @@ pub async fn list_tokens(
         // a cursor that still promises more.
         environment: (caller.environment() == Environment::Test)
             .then_some(Environment::Test.as_str()),
-        hide_instance_admin_tokens: !caller.is_instance_admin(),
+        instance_role_tokens_hidden_from: (!caller.is_instance_admin())
+            .then(|| caller.user_id().to_owned()),
     };
     let page = state.store.list_tokens(&filter, page).await?;
     Ok(ApiJson(List::from_page(page)))

@@ -18,6 +18,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use latchkey_core::permission::MEMBERS_MANAGE;
+use latchkey_core::roles::InstanceRole;
 use latchkey_core::{ids, Secret, Validator};
 use latchkey_store::{NewUser, User};
 use serde::Deserialize;
@@ -79,7 +80,7 @@ pub async fn create_user(
     let issuer = caller.issuer();
     // A password is a way to a dashboard session, which has no restriction, expiry or IP list;
     // an instance admin holds everything. Neither may come from a credential bounded by those.
-    if (make_admin && !issuer.may_make_instance_admin())
+    if (make_admin && !issuer.may_set_instance_role())
         || (body.password.is_some() && !issuer.may_set_password())
     {
         return Err(ApiError::insufficient_permissions());
@@ -103,7 +104,7 @@ pub async fn create_user(
                 email,
                 name,
                 password_hash,
-                is_instance_admin: make_admin,
+                instance_role: make_admin.then_some(InstanceRole::Admin),
             },
             &caller.actor(),
         )
