@@ -441,9 +441,10 @@ pub async fn revoke(
             let manages = if t.owner_id == caller.user_id() {
                 caller.allows(KEYS_MANAGE_OWN) || caller.allows(KEYS_MANAGE_ALL)
             } else {
-                // An instance admin's tokens act everywhere: only another instance admin touches them.
+                // An instance admin's or verifier's tokens act everywhere: only an instance
+                // admin touches them.
                 caller.allows(KEYS_MANAGE_ALL)
-                    && (caller.is_instance_admin() || !r.principal.is_instance_admin)
+                    && (caller.is_instance_admin() || r.principal.instance_role().is_none())
             };
             let allowed =
                 caller.is_self(&t.key_id) || (caller.sees_workspace(&t.workspace_id) && manages);

@@ -343,7 +343,12 @@ async fn visible_token(
     let t = state.store.get_token(id).await?;
     let others_visible = caller.allows(KEYS_MANAGE_ALL)
         && (caller.is_instance_admin()
-            || !state.store.get_user(&t.owner_id).await?.is_instance_admin());
+            || state
+                .store
+                .get_user(&t.owner_id)
+                .await?
+                .instance_role()
+                .is_none());
     let visible = t.kind == TokenKind::Environment
         && caller.sees_workspace(&t.workspace_id)
         && (t.owner_id == caller.user_id() || others_visible)
