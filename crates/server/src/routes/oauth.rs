@@ -384,7 +384,9 @@ pub async fn introspect(
     let Some(t) = r.token.clone() else {
         return Ok(inactive());
     };
-    if !caller.sees_workspace(&t.workspace_id) || r.decide(&Demand::default()).is_err() {
+    // Scoped like `POST /v1/verify`, the other way to check a token online.
+    let in_scope = caller.verifies_everywhere() || caller.workspace_id() == t.workspace_id;
+    if !in_scope || r.decide(&Demand::default()).is_err() {
         return Ok(inactive());
     }
     let mut eff = r.effective().listing();

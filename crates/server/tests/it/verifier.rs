@@ -803,3 +803,38 @@ async fn a_workspace_admin_cannot_reach_a_verifiers_keys_or_membership() {
     })
     .await;
 }
+
+/// RFC 7662 introspection is the other online check of a token: scoped like `/v1/verify`.
+#[tokio::test]
+async fn an_instance_verifier_introspects_the_tokens_of_every_workspace() {
+    each_backend(|srv| async move {
+        let a = srv.workspace("Provider").await;
+        let b = srv.workspace("Customer").await;
+        let (b_user, b_key) = srv.member_with_key(&b, "developer").await;
+        let b_token = srv
+            .post("/v1/auth/token", &b_key, json!({}))
+            .await
+            .expect(200)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (_, v_key) = verifier(&srv, &a, "member").await;
+        let (_, a_admin) = srv.member_with_key(&a, "admin").await;
+        let introspect = |caller: String| {
+            let (srv, token) = (&srv, &b_token);
+            async move {
+                let rb = srv
+                    .request(reqwest::Method::POST, "/oauth/introspect")
+                    .bearer_auth(caller)
+                    .form(&[("token", token.as_str())]);
+                srv.send(rb).await.expect(200)
+            }
+        };
+        let seen = introspect(v_key.clone()).await;
+        assert_eq!(seen["active"], true, "{seen}");
+        assert_eq!(seen["sub"], b_user.as_str());
+        assert_eq!(seen["workspace_id"], b.as_str());
+        assert_eq!(introspect(a_admin).await, json!({"active": false}));
+    })
+    .await;
+}
