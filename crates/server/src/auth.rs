@@ -170,8 +170,9 @@ impl Caller {
 
     /// Whether the credential's `latchkey:verify` (which it must still hold: see
     /// [`allows`](Self::allows)) reaches every workspace: its owner is an instance admin or an
-    /// instance verifier (SPEC §5.1). The scope of `POST /v1/verify` and of the change stream;
-    /// nothing else, since an instance verifier sees no other workspace's objects.
+    /// instance verifier (SPEC §5.1). The scope of `POST /v1/verify`, `POST /oauth/introspect`
+    /// and the change stream; of nothing else, since an instance verifier sees no other
+    /// workspace's objects.
     pub fn verifies_everywhere(&self) -> bool {
         self.is_instance_admin() || self.is_instance_verifier()
     }
