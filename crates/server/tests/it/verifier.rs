@@ -838,3 +838,84 @@ async fn an_instance_verifier_introspects_the_tokens_of_every_workspace() {
     })
     .await;
 }
+
+/// Two instance admins demoting each other at once: one wins, and one instance admin is left
+/// (on PostgreSQL, the second transaction waits for the first and counts what it left).
+#[tokio::test]
+async fn concurrent_demotions_never_leave_no_instance_admin() {
+    each_backend(|srv| async move {
+        let default_ws = srv.workspace_of(&srv.admin_key).await;
+        let mut survivor = (srv.admin_user_id.clone(), srv.admin_key.clone());
+        for round in 0..10 {
+            let new = srv
+                .post(
+                    "/v1/users",
+                    &survivor.1,
+                    json!({"email": format!("root{round}-{}@example.com", random_suffix()), "name": "Root", "instance_role": "admin"}),
+                )
+                .await
+                .expect(201);
+            let new_id = new["id"].as_str().unwrap().to_owned();
+            let put = srv
+                .put(
+                    &format!("/v1/workspaces/{default_ws}/members/{new_id}"),
+                    &survivor.1,
+                    json!({"role": "admin"}),
+                )
+                .await;
+            assert!(put.status.is_success(), "{}", put.body);
+            let new_key = srv
+                .post(
+                    "/v1/keys",
+                    &survivor.1,
+                    json!({"name": "root", "owner_id": new_id}),
+                )
+                .await
+                .expect(201)["key"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let demote = |caller: String, target: String| {
+                let srv = &srv;
+                async move {
+                    srv.patch(
+                        &format!("/v1/users/{target}"),
+                        &caller,
+                        json!({"instance_role": null}),
+                    )
+                    .await
+                }
+            };
+            let (one, other) = tokio::join!(
+                demote(survivor.1.clone(), new_id.clone()),
+                demote(new_key.clone(), survivor.0.clone())
+            );
+            let statuses = [one.status.as_u16(), other.status.as_u16()];
+            assert_eq!(
+                statuses.iter().filter(|s| **s == 200).count(),
+                1,
+                "round {round}: {statuses:?} {} {}",
+                one.body,
+                other.body
+            );
+            assert!(
+                statuses.iter().all(|s| [200, 403, 409].contains(s)),
+                "{statuses:?}"
+            );
+            if other.status == 200 {
+                survivor = (new_id, new_key);
+            }
+            let me = srv.get("/v1/me", &survivor.1).await.expect(200);
+            assert_eq!(me["user"]["instance_role"], "admin", "round {round}");
+            let users = srv.get("/v1/users?limit=500", &survivor.1).await.expect(200);
+            let admins = users["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|u| u["is_instance_admin"] == true && u["active"] == true)
+                .count();
+            assert_eq!(admins, 1, "round {round}");
+        }
+    })
+    .await;
+}
