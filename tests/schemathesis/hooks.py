@@ -3,7 +3,9 @@
 The run authenticates with one API key of the instance admin. Some valid requests would end
 that credential (revoking, rolling, disabling or restricting its own key; removing its owner
 from the key's workspace; making that workspace demand a key + token pair), and every later
-request would be a 401: the rest of the run would test nothing. Such requests are sent with
+request would be a 401: the rest of the run would test nothing. One would shrink it: taking its
+owner's instance role away (refused while it is the last instance admin, allowed once the run
+has made another), after which most operations answer 403 or 404. Such requests are sent with
 the protected id swapped for a well-formed id that cannot exist (a 1970 timestamp), so they
 still exercise validation, routing and the 404 path, and the credential survives.
 
@@ -41,6 +43,16 @@ def before_call(context, case, **kwargs):
         and params.get("user_id") == USER_ID
     ):
         params["user_id"] = absent("usr")
+    # Demoting its owner from instance admin (`instance_role` other than "admin").
+    if (
+        path == "/v1/users/{id}"
+        and case.method.upper() == "PATCH"
+        and params.get("id") == USER_ID
+        and isinstance(case.body, dict)
+        and "instance_role" in case.body
+        and case.body["instance_role"] != "admin"
+    ):
+        params["id"] = absent("usr")
     # `require_pair: true` on the key's workspace refuses the run's lone key with 401.
     if path == "/v1/workspaces/{id}" and params.get("id") == WORKSPACE_ID:
         body = case.body if isinstance(case.body, dict) else {}

@@ -1,6 +1,7 @@
 //! What a credential may hand to people (SPEC §5.2): a role, a grant, a membership or a new user
-//! never carries a permission the credential lacks, and only a full admin of a workspace makes
-//! (or unmakes) an `admin`. The API and the dashboard both ask these questions of an [`Issuer`].
+//! never carries a permission the credential lacks, only a full admin of a workspace makes
+//! (or unmakes) an `admin`, and only an unbounded instance admin credential gives or takes an
+//! instance role. The API and the dashboard both ask these questions of an [`Issuer`].
 
 use crate::issuance::Issuer;
 use crate::permission::{Permission, PermissionSet};
@@ -34,9 +35,12 @@ impl Issuer<'_> {
         self.is_unbounded()
     }
 
-    /// A new instance admin holds everything everywhere: only an unbounded instance admin
-    /// credential makes one.
-    pub fn may_make_instance_admin(&self) -> bool {
+    /// Giving or taking an instance role (SPEC §5.1): an instance admin holds everything
+    /// everywhere and an instance verifier verifies everywhere, far beyond any workspace, so
+    /// only an unbounded instance admin credential makes or unmakes either. (Unmaking too, as a
+    /// workspace's `admin` is unmade only by a full admin: a narrowed key that can demote the
+    /// other instance admins can take the instance over.)
+    pub fn may_set_instance_role(&self) -> bool {
         self.is_instance_admin && self.is_unbounded()
     }
 
@@ -206,17 +210,25 @@ mod tests {
     }
 
     #[test]
-    fn passwords_and_instance_admins_need_an_unbounded_credential() {
+    fn passwords_and_instance_roles_need_an_unbounded_credential() {
         let all = Holds(PermissionSet::all());
         let ips: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let mut i = issuer(&all, false, &[]);
-        assert!(i.may_set_password() && !i.may_make_instance_admin());
+        assert!(
+            i.may_set_password() && !i.may_set_instance_role(),
+            "holding every permission of a workspace is not being an instance admin"
+        );
         i.is_instance_admin = true;
-        assert!(i.may_make_instance_admin());
+        assert!(i.may_set_instance_role());
         i.expires_at = Some(1000);
-        assert!(!i.may_set_password() && !i.may_make_instance_admin());
-        let fenced = issuer(&all, false, &ips);
+        assert!(!i.may_set_password() && !i.may_set_instance_role());
+        let mut fenced = issuer(&all, false, &ips);
         assert!(!fenced.may_set_password());
-        assert!(!issuer(&all, true, &[]).may_set_password());
+        fenced.is_instance_admin = true;
+        assert!(!fenced.may_set_instance_role());
+        let mut restricted = issuer(&all, true, &[]);
+        assert!(!restricted.may_set_password());
+        restricted.is_instance_admin = true;
+        assert!(!restricted.may_set_instance_role());
     }
 }

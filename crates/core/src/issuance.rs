@@ -256,6 +256,7 @@ mod tests {
             active: true,
             member: true,
             permissions: owner,
+            instance_verifier: false,
         };
         let w = WorkspacePolicy {
             publishable_permissions: &empty,

@@ -1,6 +1,10 @@
-//! The built-in roles every workspace starts with. Their permission lists are editable per workspace.
+//! The built-in roles every workspace starts with (their permission lists are editable per
+//! workspace), and the instance-wide roles a user may hold besides.
 
 use crate::permission::PermissionSet;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
 pub const ADMIN: &str = "admin";
 pub const DEVELOPER: &str = "developer";
@@ -33,6 +37,44 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// A user's standing across the whole instance (SPEC §5.1), besides its workspace roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceRole {
+    /// Holds every permission in every workspace.
+    Admin,
+    /// Adds `latchkey:verify` (and the change stream) across every workspace, and nothing else:
+    /// the credential a provider gives its gateway, middleware or services.
+    Verifier,
+}
+
+impl InstanceRole {
+    pub const ALL: [InstanceRole; 2] = [InstanceRole::Admin, InstanceRole::Verifier];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceRole::Admin => "admin",
+            InstanceRole::Verifier => "verifier",
+        }
+    }
+}
+
+impl fmt::Display for InstanceRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for InstanceRole {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        InstanceRole::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +101,15 @@ mod tests {
         assert!(!viewer.allows_str("documents:write"));
         assert!(default_permissions("owner").is_none());
         assert!(is_valid_name("billing-reader") && !is_valid_name("Admin") && !is_valid_name(""));
+    }
+
+    #[test]
+    fn instance_roles_round_trip() {
+        for r in InstanceRole::ALL {
+            assert_eq!(r.as_str().parse::<InstanceRole>(), Ok(r));
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+        assert!("Admin".parse::<InstanceRole>().is_err());
+        assert!(serde_json::from_str::<InstanceRole>("\"none\"").is_err());
     }
 }

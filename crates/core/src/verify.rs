@@ -2,7 +2,7 @@
 //! workspace, and what the caller demands, is the key good, and if not, exactly why.
 
 use crate::key::{Environment, KeyType};
-use crate::permission::{Permission, PermissionSet};
+use crate::permission::{Permission, PermissionSet, VERIFY};
 use crate::validate::origin_allowed;
 use ipnet::IpNet;
 
@@ -103,6 +103,10 @@ pub struct OwnerFacts<'a> {
     pub member: bool,
     /// Role permissions plus direct grants (everything for an instance admin).
     pub permissions: &'a PermissionSet,
+    /// An instance verifier: `latchkey:verify` on top of `permissions`, still narrowed by the
+    /// key's restriction and token scope like any other permission (and never for a
+    /// publishable key). Where it reaches, every workspace, is the verify endpoint's business.
+    pub instance_verifier: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +127,9 @@ pub struct Demand<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Effective<'a> {
     owner: &'a PermissionSet,
+    /// The owner is an instance verifier: `latchkey:verify` counts as one of `owner`. A flag
+    /// rather than a widened set, so an ordinary key's check allocates nothing.
+    verifier: bool,
     restriction: Option<&'a PermissionSet>,
     token_scope: Option<&'a PermissionSet>,
     publishable: Option<&'a PermissionSet>,
@@ -139,7 +146,8 @@ impl Effective<'_> {
     }
 
     fn allows_valid(&self, wanted: &str) -> bool {
-        self.owner.allows_valid(wanted)
+        // `latchkey:verify` has no wildcard, so the only pattern it implies is itself.
+        (self.owner.allows_valid(wanted) || (self.verifier && wanted == VERIFY))
             && self.restriction.is_none_or(|r| r.allows_valid(wanted))
             && self.token_scope.is_none_or(|s| s.allows_valid(wanted))
             && self
@@ -150,6 +158,9 @@ impl Effective<'_> {
     /// A listing for `/v1/me` and verify responses (see [`PermissionSet::intersection`]).
     pub fn listing(&self) -> PermissionSet {
         let mut set = self.owner.minimal();
+        if self.verifier && !set.allows_str(VERIFY) {
+            set = set.union(&PermissionSet::parse_all([VERIFY]).expect("valid"));
+        }
         for narrowing in [self.restriction, self.token_scope].into_iter().flatten() {
             set = set.intersection(narrowing);
         }
@@ -169,6 +180,7 @@ pub fn effective<'a>(
 ) -> Effective<'a> {
     Effective {
         owner: owner.permissions,
+        verifier: owner.instance_verifier,
         restriction: key.restriction,
         token_scope: key.token_scope,
         publishable: (key.key_type == KeyType::Publishable)
@@ -273,6 +285,7 @@ mod tests {
                 active: true,
                 member: true,
                 permissions: &self.owner,
+                instance_verifier: false,
             }
         }
         fn ws(&self) -> WorkspacePolicy<'_> {
@@ -372,6 +385,96 @@ mod tests {
         assert!(!eff.allows_str("products:write"));
         assert!(!eff.allows_str("latchkey:keys:manage_own"));
         assert_eq!(eff.listing().to_strings(), vec!["products:read"]);
+    }
+
+    #[test]
+    fn an_instance_verifier_verifies_unless_its_key_or_token_says_otherwise() {
+        let mut f = Fixture::new();
+        let held = set(&["documents:read"]);
+        let want = perms(&[VERIFY]);
+        let d = Demand {
+            permissions: &want,
+            ..Default::default()
+        };
+        let mut o = OwnerFacts {
+            active: true,
+            member: true,
+            permissions: &held,
+            instance_verifier: false,
+        };
+        let k = f.key(KeyType::Secret);
+        assert_eq!(
+            decide(&k, &o, &f.ws(), &d, 0),
+            Err(Denial::InsufficientPermissions),
+            "an ordinary owner does not"
+        );
+        o.instance_verifier = true;
+        assert_eq!(decide(&k, &o, &f.ws(), &d, 0), Ok(()));
+        let eff = effective(&k, &o, &f.ws());
+        assert!(eff.allows_str(VERIFY) && eff.allows_str("documents:read"));
+        assert_eq!(
+            eff.listing().to_strings(),
+            vec!["documents:read", "latchkey:verify"]
+        );
+        // Only verify: no other Latchkey permission, no wildcard over the namespace.
+        for other in [
+            "latchkey:keys:manage_own",
+            "latchkey:*",
+            "latchkey:verify:x",
+        ] {
+            assert!(!eff.allows_str(other), "{other}");
+        }
+        assert!(!eff.allows_str("documents:write"));
+
+        // A key restricted to something else does not verify.
+        f.restriction = Some(set(&["documents:read"]));
+        let k = f.key(KeyType::Secret);
+        assert_eq!(
+            decide(&k, &o, &f.ws(), &d, 0),
+            Err(Denial::InsufficientPermissions)
+        );
+        assert_eq!(
+            effective(&k, &o, &f.ws()).listing().to_strings(),
+            vec!["documents:read"]
+        );
+        // One restricted to verify does, and lists only that.
+        f.restriction = Some(set(&[VERIFY]));
+        let k = f.key(KeyType::Secret);
+        assert_eq!(decide(&k, &o, &f.ws(), &d, 0), Ok(()));
+        assert_eq!(
+            effective(&k, &o, &f.ws()).listing().to_strings(),
+            vec![VERIFY]
+        );
+        // So does a token scope.
+        f.restriction = None;
+        let scope = set(&["documents:read"]);
+        let mut k = f.key(KeyType::Secret);
+        k.token_scope = Some(&scope);
+        assert_eq!(
+            decide(&k, &o, &f.ws(), &d, 0),
+            Err(Denial::InsufficientPermissions)
+        );
+        // A publishable key never verifies, even with verify in the workspace's list.
+        f.publishable = set(&["documents:read", "latchkey:verify"]);
+        let k = f.key(KeyType::Publishable);
+        assert_eq!(
+            decide(&k, &o, &f.ws(), &d, 0),
+            Err(Denial::InsufficientPermissions)
+        );
+        assert_eq!(
+            effective(&k, &o, &f.ws()).listing().to_strings(),
+            vec!["documents:read"]
+        );
+    }
+
+    #[test]
+    fn a_verifier_who_already_holds_verify_lists_it_once() {
+        let mut f = Fixture::new();
+        f.owner = set(&["latchkey:*"]);
+        let mut o = f.owner();
+        o.instance_verifier = true;
+        let eff = effective(&f.key(KeyType::Secret), &o, &f.ws());
+        assert_eq!(eff.listing().to_strings(), vec!["latchkey:*"]);
     }
 
     #[test]

@@ -485,6 +485,7 @@ mod tests {
             workspace_id: "ws_1".into(),
             active: true,
             is_instance_admin: false,
+            is_instance_verifier: false,
             role: Some("admin".into()),
             permissions: PermissionSet::default(),
         };
@@ -581,6 +582,7 @@ mod tests {
             workspace_id: ws.into(),
             active: true,
             is_instance_admin: false,
+            is_instance_verifier: false,
             role: Some("member".into()),
             permissions: PermissionSet::default(),
         })

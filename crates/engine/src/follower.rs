@@ -107,7 +107,7 @@ impl Follower {
             self.applied.insert(entry.seq, now);
             self.high = self.high.max(entry.seq);
             match &entry.change {
-                Some(change) => engine.changed(std::slice::from_ref(change)),
+                Some(change) => engine.apply(std::slice::from_ref(change)),
                 None => {
                     tracing::warn!(
                         seq = entry.seq,
@@ -153,6 +153,7 @@ impl Follower {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = wake.notified() => {}
+                _ = engine.wake_follower.notified() => {}
             }
             if let Err(e) = self.poll(&engine).await {
                 tracing::warn!(error = %e, "could not read the change log; will retry");

@@ -70,6 +70,9 @@ pub struct Parts {
     pub counters: Counters,
     /// What the follower applied, for the change stream.
     pub feed: feed::ChangeFeed,
+    /// Wakes the follower after this node's own writes: their entries are in the log at once,
+    /// and the change stream should not wait for the next poll to hand them on.
+    pub(crate) wake_follower: tokio::sync::Notify,
     /// `iss` (and `aud`) of our access tokens, once known; until then (and for an embedded
     /// verifier that is not told) any issuer is accepted: a token that verifies under our
     /// signing keys was signed by this deployment whatever URL it names.
@@ -111,6 +114,7 @@ impl Engine {
             signing: SigningKeys::new(secret),
             counters: Counters::register(),
             feed: feed::ChangeFeed::default(),
+            wake_follower: tokio::sync::Notify::new(),
             issuer: OnceLock::new(),
             options,
         }))
@@ -128,6 +132,14 @@ impl Engine {
     /// Call after every committed write with the changes it returned (and for changes other
     /// nodes made, read from the log).
     pub fn changed(&self, changes: &[Change]) {
+        self.apply(changes);
+        if !changes.is_empty() {
+            self.wake_follower.notify_one();
+        }
+    }
+
+    /// Drops what `changes` made stale (and reloads the signing keys when they changed).
+    pub(crate) fn apply(&self, changes: &[Change]) {
         self.cache.apply_all(changes);
         if changes.contains(&Change::SigningKeys) {
             let engine = self.clone();

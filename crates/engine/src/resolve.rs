@@ -51,6 +51,7 @@ impl Resolved {
             active: self.principal.active,
             member: self.principal.is_member(),
             permissions: &self.principal.permissions,
+            instance_verifier: self.principal.is_instance_verifier,
         }
     }
 

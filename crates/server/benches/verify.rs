@@ -90,6 +90,7 @@ fn fill_principal_cache(state: &AppState, workspaces: usize, per_workspace: usiz
                 workspace_id: format!("ws_filler{w}"),
                 active: true,
                 is_instance_admin: false,
+                is_instance_verifier: false,
                 role: Some("member".into()),
                 permissions: Default::default(),
             };

@@ -144,6 +144,9 @@ impl Caller {
     pub fn is_instance_admin(&self) -> bool {
         self.resolved.principal.is_instance_admin
     }
+    pub fn is_instance_verifier(&self) -> bool {
+        self.resolved.principal.is_instance_verifier
+    }
     pub fn allows(&self, permission: &str) -> bool {
         self.resolved.effective().allows_str(permission)
             && self
@@ -163,6 +166,15 @@ impl Caller {
     /// A credential acts inside its own workspace; only instance admins see every workspace.
     pub fn sees_workspace(&self, workspace_id: &str) -> bool {
         self.is_instance_admin() || self.workspace_id() == workspace_id
+    }
+
+    /// Whether the credential's `latchkey:verify` (which it must still hold: see
+    /// [`allows`](Self::allows)) reaches every workspace: its owner is an instance admin or an
+    /// instance verifier (SPEC §5.1). The scope of `POST /v1/verify`, `POST /oauth/introspect`
+    /// and the change stream; of nothing else, since an instance verifier sees no other
+    /// workspace's objects.
+    pub fn verifies_everywhere(&self) -> bool {
+        self.is_instance_admin() || self.is_instance_verifier()
     }
 
     /// The workspace to act in: the given one if visible (404 otherwise), else the credential's.

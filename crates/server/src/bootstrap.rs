@@ -1,6 +1,7 @@
 //! First start: the instance admin, the `Default` workspace and the admin's key.
 
 use crate::password;
+use latchkey_core::roles::InstanceRole;
 use latchkey_core::{base62, ids, ApiKey, Environment, KeyHasher, KeyType, Secret};
 use latchkey_store::{Bootstrap, NewApiKey, NewUser, SqlStore, StoreError};
 use serde::Serialize;
@@ -43,7 +44,7 @@ pub async fn bootstrap(
         email: admin_email.trim().to_lowercase(),
         name: "Instance admin".into(),
         password_hash: Some(password_hash),
-        is_instance_admin: true,
+        instance_role: Some(InstanceRole::Admin),
     };
     let workspace_id = ids::new_id(ids::WORKSPACE);
     let b = Bootstrap {

@@ -82,7 +82,17 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
     m.eq_ignore_ascii_case("application/json") || (starts("application/") && ends("+json"))
 }
 
+/// Every JSON body of this API is an object (an endpoint wanting anything else reads
+/// [`ApiBytes`]). serde's derived structs also take a JSON array of their fields in order, so
+/// `[null, null]` passed for `{"name": null, "instance_role": null}`: an array is refused
+/// here, as a string or a number already is by serde (422 on `body`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.trim_ascii_start().starts_with(b"[") {
+        return Err(ApiError::validation(
+            "body",
+            "must be a JSON object, not an array",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
@@ -234,6 +244,19 @@ mod tests {
             "inner.n"
         );
         assert!(parse_json::<Body>(br#"{"name": "a"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_body_is_an_object_never_an_array_of_its_fields() {
+        for not_an_object in [&br#"["a", null]"#[..], b" \n[\"a\"]", br#""a""#, b"1"] {
+            assert_eq!(
+                field(parse_json::<Body>(not_an_object).unwrap_err()),
+                "body",
+                "{}",
+                String::from_utf8_lossy(not_an_object)
+            );
+        }
+        assert!(parse_json::<Body>(br#" {"name": "a"}"#).is_ok());
     }
 
     #[test]

@@ -175,10 +175,11 @@ impl SqlStore {
         q.and_if("workspace_id = ?", f.workspace_id.as_deref())
             .and_if("owner_id = ?", f.owner_id.as_deref())
             .and_if("environment = ?", f.environment.map(|e| e.as_str()));
-        if f.hide_instance_admin_keys {
+        if let Some(caller) = &f.instance_role_keys_hidden_from {
             q.and(
-                "owner_id NOT IN (SELECT id FROM users WHERE is_instance_admin = 1)",
-                [],
+                "(owner_id = ? OR owner_id NOT IN \
+                 (SELECT id FROM users WHERE is_instance_admin = 1 OR is_instance_verifier = 1))",
+                [Arg::from(caller.as_str())],
             );
         }
         let t = now();

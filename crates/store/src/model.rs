@@ -1,6 +1,7 @@
 //! Rows as stored and the inputs of writes. JSON columns are decoded here, once.
 
 use latchkey_core::ipnet::IpNet;
+use latchkey_core::roles::InstanceRole;
 use latchkey_core::{ids, ApiKey, Environment, KeyHasher, KeyType, PermissionSet};
 use serde_json::Value;
 
@@ -41,11 +42,19 @@ pub struct User {
     pub active: i64,
     pub created_at: i64,
     pub deactivated_at: Option<i64>,
+    /// Exclusive with `is_instance_admin` (a CHECK in the schema).
+    pub is_instance_verifier: i64,
 }
 
 impl User {
     pub fn is_instance_admin(&self) -> bool {
         self.is_instance_admin != 0
+    }
+    pub fn is_instance_verifier(&self) -> bool {
+        self.is_instance_verifier != 0
+    }
+    pub fn instance_role(&self) -> Option<InstanceRole> {
+        instance_role(self.is_instance_admin(), self.is_instance_verifier())
     }
     pub fn is_active(&self) -> bool {
         self.active != 0
@@ -58,7 +67,25 @@ pub struct NewUser {
     pub email: String,
     pub name: String,
     pub password_hash: Option<String>,
-    pub is_instance_admin: bool,
+    pub instance_role: Option<InstanceRole>,
+}
+
+/// `PATCH /v1/users/{id}`: each field is changed when given.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    /// `Some(None)` takes the user's instance role away.
+    pub instance_role: Option<Option<InstanceRole>>,
+}
+
+fn instance_role(admin: bool, verifier: bool) -> Option<InstanceRole> {
+    if admin {
+        Some(InstanceRole::Admin)
+    } else if verifier {
+        Some(InstanceRole::Verifier)
+    } else {
+        None
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -118,12 +145,19 @@ pub struct Principal {
     pub workspace_id: String,
     pub active: bool,
     pub is_instance_admin: bool,
+    /// `latchkey:verify` across every workspace on top of `permissions` (see
+    /// `latchkey_core::verify::OwnerFacts::instance_verifier`).
+    pub is_instance_verifier: bool,
     pub role: Option<String>,
     /// Role permissions plus grants; everything for an instance admin.
     pub permissions: PermissionSet,
 }
 
 impl Principal {
+    pub fn instance_role(&self) -> Option<InstanceRole> {
+        instance_role(self.is_instance_admin, self.is_instance_verifier)
+    }
+
     /// A member of the workspace. Instance admins too need to be one for their keys there to
     /// work: removing anyone from a workspace stops their keys in it at once (SPEC §3).
     pub fn is_member(&self) -> bool {
@@ -271,8 +305,9 @@ pub struct KeyFilter {
     pub owner_id: Option<String>,
     pub environment: Option<Environment>,
     pub status: Option<KeyStatus>,
-    /// Leave out keys owned by instance admins (for callers who are not one).
-    pub hide_instance_admin_keys: bool,
+    /// For a caller who is not an instance admin, the caller's user id: keys owned by users
+    /// with an instance role (which act beyond the workspace) are left out, but for its own.
+    pub instance_role_keys_hidden_from: Option<String>,
 }
 
 /// Who did something, as the audit log shows it.
@@ -461,6 +496,7 @@ pub struct TokenFilter {
     pub kind: Option<&'static str>,
     /// `test` or `live`.
     pub environment: Option<&'static str>,
-    /// Leave out tokens owned by instance admins (for callers who are not one).
-    pub hide_instance_admin_tokens: bool,
+    /// For a caller who is not an instance admin, the caller's user id: tokens owned by users
+    /// with an instance role are left out, but for its own.
+    pub instance_role_tokens_hidden_from: Option<String>,
 }

@@ -2,7 +2,7 @@
 
 use crate::audit::Log;
 use crate::keys::from_json;
-use crate::query::ListQuery;
+use crate::query::{Arg, ListQuery};
 use crate::{
     now, Actor, Change, NewToken, Page, PageRequest, Result, SigningKeyRecord, SqlStore,
     StoreError, TokenFilter, TokenKind, TokenRecord,
@@ -118,10 +118,11 @@ impl SqlStore {
             .and_if("t.owner_id = ?", f.owner_id.as_deref())
             .and_if("t.kind = ?", f.kind)
             .and_if("t.environment = ?", f.environment);
-        if f.hide_instance_admin_tokens {
+        if let Some(caller) = &f.instance_role_tokens_hidden_from {
             q.and(
-                "t.owner_id NOT IN (SELECT id FROM users WHERE is_instance_admin = 1)",
-                [],
+                "(t.owner_id = ? OR t.owner_id NOT IN \
+                 (SELECT id FROM users WHERE is_instance_admin = 1 OR is_instance_verifier = 1))",
+                [Arg::from(caller.as_str())],
             );
         }
         let (sql, args) = q.page("t.id", page.cursor, page.limit);

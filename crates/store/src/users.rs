@@ -4,25 +4,37 @@ use crate::audit::Log;
 use crate::keys::from_json;
 use crate::query::ListQuery;
 use crate::{
-    now, Actor, Change, NewUser, Page, PageRequest, Principal, Result, SqlStore, StoreError, User,
+    now, Actor, Backend, Change, NewUser, Page, PageRequest, Principal, Result, SqlStore,
+    StoreError, User, UserPatch,
 };
+use latchkey_core::roles::InstanceRole;
 use latchkey_core::PermissionSet;
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
 
-const USER_COLUMNS: &str =
-    "id, email, name, password_hash, is_instance_admin, active, created_at, deactivated_at";
+const USER_COLUMNS: &str = "id, email, name, password_hash, is_instance_admin, \
+     is_instance_verifier, active, created_at, deactivated_at";
+
+/// The two flags that store an instance role (see migration 0004).
+fn role_flags(role: Option<InstanceRole>) -> (i64, i64) {
+    (
+        i64::from(role == Some(InstanceRole::Admin)),
+        i64::from(role == Some(InstanceRole::Verifier)),
+    )
+}
 
 pub(crate) async fn insert_user(conn: &mut AnyConnection, u: &NewUser) -> Result<()> {
+    let (admin, verifier) = role_flags(u.instance_role);
     sqlx::query(
-        "INSERT INTO users (id, email, name, password_hash, is_instance_admin, active, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 1, $6)",
+        "INSERT INTO users (id, email, name, password_hash, is_instance_admin, \
+         is_instance_verifier, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7)",
     )
     .bind(&u.id)
     .bind(&u.email)
     .bind(&u.name)
     .bind(&u.password_hash)
-    .bind(i64::from(u.is_instance_admin))
+    .bind(admin)
+    .bind(verifier)
     .bind(now())
     .execute(&mut *conn)
     .await
@@ -38,18 +50,32 @@ async fn fetch_user(conn: &mut AnyConnection, id: &str) -> Result<User> {
         .ok_or(StoreError::NotFound)
 }
 
+/// Refuses to take the instance-admin role from `id` when no other active instance admin is left.
+async fn keep_an_instance_admin(conn: &mut AnyConnection, id: &str) -> Result<()> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM users WHERE is_instance_admin = 1 AND active = 1 AND id <> $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if row.try_get::<i64, _>("n")? == 0 {
+        return Err(StoreError::Conflict(
+            "this is the last instance admin: make another user instance admin first",
+        ));
+    }
+    Ok(())
+}
+
 impl SqlStore {
     pub async fn create_user(&self, u: &NewUser, actor: &Actor) -> Result<User> {
         let mut tx = self.begin_write().await?;
         insert_user(&mut tx, u).await?;
         let mut log = Log::new(actor);
-        log.event(
-            None,
-            "user.created",
-            "user",
-            &u.id,
-            json!({"email": u.email}),
-        );
+        let mut detail = json!({"email": u.email});
+        if let Some(r) = u.instance_role {
+            detail["instance_role"] = r.as_str().into();
+        }
+        log.event(None, "user.created", "user", &u.id, detail);
         log.write(&mut tx).await?;
         let user = fetch_user(&mut tx, &u.id).await?;
         tx.commit().await?;
@@ -110,6 +136,71 @@ impl SqlStore {
         rows.iter()
             .map(|r| Ok(r.try_get("workspace_id")?))
             .collect()
+    }
+
+    /// Changes a user's name and instance role, with one `user.updated` event naming each
+    /// change as from → to; a patch that changes nothing writes nothing. Either change appends
+    /// `Change::User`: an instance role moves what every key of the user may verify, and a
+    /// name is part of the standing every node caches. Taking the role from the last active
+    /// instance admin is a `Conflict`.
+    pub async fn update_user(
+        &self,
+        id: &str,
+        p: &UserPatch,
+        actor: &Actor,
+    ) -> Result<(User, Vec<Change>)> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            // The user, and every instance admin (whom a demotion counts), in one order for
+            // every writer: a concurrent patch cannot write back what this one read, and of
+            // two concurrent demotions of the last two instance admins the second waits, then
+            // counts what the first left. SQLite's writes are serial.
+            sqlx::query(
+                "SELECT id FROM users WHERE id = $1 OR is_instance_admin = 1 ORDER BY id FOR UPDATE",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        }
+        let before = fetch_user(&mut tx, id).await?;
+        let mut detail = serde_json::Map::new();
+        let name = p.name.as_ref().unwrap_or(&before.name);
+        if *name != before.name {
+            detail.insert("name".into(), json!({"from": before.name, "to": name}));
+        }
+        let role_before = before.instance_role();
+        let role = p.instance_role.unwrap_or(role_before);
+        if role != role_before {
+            if role_before == Some(InstanceRole::Admin) && before.is_active() {
+                keep_an_instance_admin(&mut tx, id).await?;
+            }
+            let name = |r: Option<InstanceRole>| r.map(InstanceRole::as_str);
+            detail.insert(
+                "instance_role".into(),
+                json!({"from": name(role_before), "to": name(role)}),
+            );
+        }
+        if detail.is_empty() {
+            return Ok((before, Vec::new()));
+        }
+        let (admin, verifier) = role_flags(role);
+        sqlx::query(
+            "UPDATE users SET name = $1, is_instance_admin = $2, is_instance_verifier = $3 \
+             WHERE id = $4",
+        )
+        .bind(name)
+        .bind(admin)
+        .bind(verifier)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let mut log = Log::new(actor);
+        log.event(None, "user.updated", "user", id, detail.into())
+            .change(Change::User(id.to_owned()));
+        let changes = log.write(&mut tx).await?;
+        let user = fetch_user(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok((user, changes))
     }
 
     /// Deactivates a user and revokes every key they own. `None` if already inactive.
@@ -243,13 +334,16 @@ impl SqlStore {
         if user.is_instance_admin() {
             permissions = PermissionSet::all();
         }
+        let (is_instance_admin, is_instance_verifier) =
+            (user.is_instance_admin(), user.is_instance_verifier());
         Ok(Some(Principal {
             user_id: user.id,
             email: user.email,
             name: user.name,
             workspace_id: workspace_id.to_owned(),
             active: user.active != 0,
-            is_instance_admin: user.is_instance_admin != 0,
+            is_instance_admin,
+            is_instance_verifier,
             role,
             permissions,
         }))

@@ -208,6 +208,10 @@ pub enum UsersCommand {
         /// Dashboard password (omit for a service account)
         #[arg(long)]
         password: Option<String>,
+        /// An instance role: admin (everything, everywhere) or verifier (latchkey:verify in
+        /// every workspace, for a gateway, middleware or service); instance admins only
+        #[arg(long, value_parser = ["admin", "verifier"])]
+        instance_role: Option<String>,
     },
     /// List users
     List {
@@ -219,6 +223,16 @@ pub enum UsersCommand {
     },
     /// Show one user
     Get { id: String },
+    /// Rename a user, or give or take their instance role
+    Update {
+        id: String,
+        /// New name (1 to 100 characters)
+        #[arg(long)]
+        name: Option<String>,
+        /// admin, verifier, or none to take the instance role away (instance admins only)
+        #[arg(long, value_parser = ["admin", "verifier", "none"])]
+        instance_role: Option<String>,
+    },
     /// Deactivate a user and revoke all of their keys and tokens
     Deactivate { id: String },
 }
@@ -363,12 +377,25 @@ async fn users(client: &Client, json: bool, cmd: UsersCommand) -> Result<()> {
             email,
             name,
             password,
+            instance_role,
         } => {
             let mut body = json!({ "email": email, "name": name });
             if let Some(p) = password {
                 body["password"] = p.into();
             }
+            if let Some(r) = instance_role {
+                body["instance_role"] = r.into();
+            }
             let user = client.post(&["v1", "users"], &body).await?;
+            show(json, &user, user_details(&user))
+        }
+        UsersCommand::Update {
+            id,
+            name,
+            instance_role,
+        } => {
+            let body = update_user_body(name, instance_role)?;
+            let user = client.patch(&["v1", "users", &id], &body).await?;
             show(json, &user, user_details(&user))
         }
         UsersCommand::List { workspace_id, page } => {
@@ -473,6 +500,20 @@ fn update_key_body(args: UpdateKeyArgs) -> Result<Value> {
     insert_restrictions(&mut body, args.restrictions);
     if body.is_empty() {
         bail!("nothing to update: pass --name, --enabled, --permission, --expires-at, --allowed-origin, --allowed-ip or --metadata");
+    }
+    Ok(Value::Object(body))
+}
+
+fn update_user_body(name: Option<String>, instance_role: Option<String>) -> Result<Value> {
+    let mut body = Map::new();
+    insert(&mut body, "name", name);
+    if let Some(r) = instance_role {
+        // `none` on the command line is `null` in the API: no instance role.
+        let r = if r == "none" { Value::Null } else { r.into() };
+        body.insert("instance_role".into(), r);
+    }
+    if body.is_empty() {
+        bail!("nothing to update: pass --name or --instance-role");
     }
     Ok(Value::Object(body))
 }
@@ -946,14 +987,14 @@ fn key_details(k: &Value) -> String {
 }
 
 fn user_table(users: &[Value]) -> Table {
-    let mut t = Table::new(&["ID", "EMAIL", "NAME", "ACTIVE", "ADMIN", "CREATED"]);
+    let mut t = Table::new(&["ID", "EMAIL", "NAME", "ACTIVE", "INSTANCE ROLE", "CREATED"]);
     for u in users {
         t.row(vec![
             text(u, "id"),
             text(u, "email"),
             text(u, "name"),
             text(u, "active"),
-            text(u, "is_instance_admin"),
+            text(u, "instance_role"),
             time(u, "created_at", "-"),
         ]);
     }
@@ -966,7 +1007,7 @@ fn user_details(u: &Value) -> String {
         ("Email", text(u, "email")),
         ("Name", text(u, "name")),
         ("Active", text(u, "active")),
-        ("Instance admin", text(u, "is_instance_admin")),
+        ("Instance role", text(u, "instance_role")),
         ("Created", time(u, "created_at", "-")),
     ])
 }
@@ -1108,6 +1149,59 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn users_take_an_instance_role_and_none_takes_it_away() {
+        let users = |args: &[&str]| match parse(args).unwrap().command {
+            TestCommand::Users(u) => u,
+            _ => panic!("not a users command"),
+        };
+        let UsersCommand::Create { instance_role, .. } = users(&[
+            "users",
+            "create",
+            "--email",
+            "gw@example.com",
+            "--name",
+            "Gateway",
+            "--instance-role",
+            "verifier",
+        ]) else {
+            panic!("not create")
+        };
+        assert_eq!(instance_role.as_deref(), Some("verifier"));
+        assert!(parse(&[
+            "users",
+            "create",
+            "--email",
+            "a@b.c",
+            "--name",
+            "A",
+            "--instance-role",
+            "none"
+        ])
+        .is_err());
+        for (flag, wanted) in [
+            ("admin", json!({"instance_role": "admin"})),
+            ("verifier", json!({"instance_role": "verifier"})),
+            ("none", json!({"instance_role": null})),
+        ] {
+            let UsersCommand::Update {
+                name,
+                instance_role,
+                ..
+            } = users(&["users", "update", "usr_1", "--instance-role", flag])
+            else {
+                panic!("not update")
+            };
+            assert_eq!(update_user_body(name, instance_role).unwrap(), wanted);
+        }
+        assert!(parse(&["users", "update", "usr_1", "--instance-role", "root"]).is_err());
+        assert_eq!(
+            update_user_body(Some("Ada".into()), None).unwrap(),
+            json!({"name": "Ada"})
+        );
+        assert!(update_user_body(None, None).is_err());
     }
 
     #[test]

@@ -916,6 +916,7 @@ pub async fn add_member(
                     .filter(|n| !n.trim().is_empty())
                     .unwrap_or_else(|| email.clone()),
                 password: f.password.clone().filter(|p| !p.is_empty()),
+                instance_role: None,
                 is_instance_admin: None,
             };
             match users::create_user(State(state.clone()), c.clone(), ApiJson(req)).await {
@@ -1084,6 +1085,7 @@ const ACTIONS: [&str; 20] = [
     "token.revoked",
     "user.created",
     "user.deactivated",
+    "user.updated",
     "workspace.created",
     "workspace.updated",
     "member.added",
@@ -1093,7 +1095,6 @@ const ACTIONS: [&str; 20] = [
     "grant.created",
     "grant.deleted",
     "signing_key.rotated",
-    "",
     "",
 ];
 

@@ -106,7 +106,7 @@ pub async fn changes(
     if resume.is_some_and(|n| n < 0) {
         return Err(ApiError::validation("after", "must be 0 or more"));
     }
-    let scope = if caller.is_instance_admin() {
+    let scope = if caller.verifies_everywhere() {
         Scope::Everywhere
     } else {
         Scope::Workspace(caller.workspace_id().to_owned())

@@ -1,8 +1,8 @@
 //! `/v1/keys`: create (shown once), list, get, edit, roll, revoke.
 //!
 //! Access: with `latchkey:keys:manage_own` a credential reads and manages its owner's keys; with
-//! `latchkey:keys:manage_all` every key of its workspace (an instance admin's keys only for
-//! instance admins). Anything else is a 404. A key can always read and revoke itself. New keys
+//! `latchkey:keys:manage_all` every key of its workspace (the keys of a user with an instance
+//! role, which act beyond the workspace, only for instance admins). Anything else is a 404. A key can always read and revoke itself. New keys
 //! never get more than the credential issuing them (`latchkey_core::issuance`).
 
 use crate::auth::Caller;
@@ -124,8 +124,9 @@ fn may_read_keys(caller: &Caller) -> bool {
 }
 
 /// Loads a key the caller may see; every other key is a 404. Visible: the calling key itself;
-/// with `manage_own`, the caller's own keys; with `manage_all`, the workspace's keys except an
-/// instance admin's (unless the caller is one). Test credentials see only test keys.
+/// with `manage_own`, the caller's own keys; with `manage_all`, the workspace's keys except
+/// those of an instance admin or verifier (unless the caller is an instance admin). Test
+/// credentials see only test keys.
 async fn visible_key(
     state: &AppState,
     caller: &Caller,
@@ -144,7 +145,7 @@ async fn visible_key(
         may_read_keys(caller)
     } else {
         caller.allows(KEYS_MANAGE_ALL)
-            && (caller.is_instance_admin() || !owned_by_instance_admin(state, &k).await?)
+            && (caller.is_instance_admin() || !owned_by_instance_role(state, &k).await?)
     };
     if in_scope && by_role {
         Ok(k)
@@ -153,8 +154,15 @@ async fn visible_key(
     }
 }
 
-async fn owned_by_instance_admin(state: &AppState, k: &ApiKeyRecord) -> Result<bool, ApiError> {
-    Ok(state.store.get_user(&k.owner_id).await?.is_instance_admin())
+/// An instance admin's or verifier's key acts in every workspace: a workspace admin who could
+/// read, roll or mint such keys would hold more than its workspace.
+async fn owned_by_instance_role(state: &AppState, k: &ApiKeyRecord) -> Result<bool, ApiError> {
+    Ok(state
+        .store
+        .get_user(&k.owner_id)
+        .await?
+        .instance_role()
+        .is_some())
 }
 
 fn require_manage(
@@ -230,7 +238,7 @@ pub async fn create_key(
                 .is_some_and(|p| {
                     p.active
                         && p.role.is_some()
-                        && (!p.is_instance_admin || caller.is_instance_admin())
+                        && (p.instance_role().is_none() || caller.is_instance_admin())
                 });
         v.check(
             suitable,
@@ -351,7 +359,8 @@ pub async fn list_keys(
         owner_id,
         environment,
         status,
-        hide_instance_admin_keys: !caller.is_instance_admin(),
+        instance_role_keys_hidden_from: (!caller.is_instance_admin())
+            .then(|| caller.user_id().to_owned()),
     };
     let page = state.store.list_keys(&filter, page).await?;
     Ok(ApiJson(List::map(page, |k| view(&state, k))))

@@ -5,8 +5,8 @@ use crate::error::responses::Authenticated;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::routes::schema::{
-    CredentialId, CredentialType, EnvironmentName, KeyId, KeyTypeName, Permission, RoleName,
-    Timestamp, UserId, WorkspaceId,
+    CredentialId, CredentialType, EnvironmentName, InstanceRoleName, KeyId, KeyTypeName,
+    Permission, RoleName, Timestamp, UserId, WorkspaceId,
 };
 use crate::routes::views::ts_opt;
 use latchkey_core::KeyType;
@@ -20,6 +20,9 @@ pub struct MeUser {
     /// `null` for a publishable key: it ships in public code and must not reveal its owner's address.
     pub email: Option<String>,
     pub name: String,
+    /// `admin`, `verifier` or `null`.
+    #[schema(value_type = Option<InstanceRoleName>)]
+    pub instance_role: Option<&'static str>,
     pub is_instance_admin: bool,
 }
 
@@ -75,6 +78,7 @@ pub async fn me(caller: Caller) -> Result<ApiJson<Me>, ApiError> {
             id: r.principal.user_id.clone(),
             email: (r.key.key_type == KeyType::Secret).then(|| r.principal.email.clone()),
             name: r.principal.name.clone(),
+            instance_role: r.principal.instance_role().map(|i| i.as_str()),
             is_instance_admin: r.principal.is_instance_admin,
         },
         workspace: MeWorkspace {

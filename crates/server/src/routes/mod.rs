@@ -72,7 +72,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::get_key, keys::update_key, keys::revoke_key))
         .routes(routes!(keys::roll_key))
         .routes(routes!(users::create_user, users::list_users))
-        .routes(routes!(users::get_user, users::deactivate_user))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::deactivate_user
+        ))
         .routes(routes!(
             workspaces::create_workspace,
             workspaces::list_workspaces

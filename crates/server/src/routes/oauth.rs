@@ -384,7 +384,9 @@ pub async fn introspect(
     let Some(t) = r.token.clone() else {
         return Ok(inactive());
     };
-    if !caller.sees_workspace(&t.workspace_id) || r.decide(&Demand::default()).is_err() {
+    // Scoped like `POST /v1/verify`, the other way to check a token online.
+    let in_scope = caller.verifies_everywhere() || caller.workspace_id() == t.workspace_id;
+    if !in_scope || r.decide(&Demand::default()).is_err() {
         return Ok(inactive());
     }
     let mut eff = r.effective().listing();
@@ -441,9 +443,10 @@ pub async fn revoke(
             let manages = if t.owner_id == caller.user_id() {
                 caller.allows(KEYS_MANAGE_OWN) || caller.allows(KEYS_MANAGE_ALL)
             } else {
-                // An instance admin's tokens act everywhere: only another instance admin touches them.
+                // An instance admin's or verifier's tokens act everywhere: only an instance
+                // admin touches them.
                 caller.allows(KEYS_MANAGE_ALL)
-                    && (caller.is_instance_admin() || !r.principal.is_instance_admin)
+                    && (caller.is_instance_admin() || r.principal.instance_role().is_none())
             };
             let allowed =
                 caller.is_self(&t.key_id) || (caller.sees_workspace(&t.workspace_id) && manages);

@@ -3,6 +3,7 @@
 //! the checks. Each type here is a schema only: request and response types point at it with
 //! `#[schema(value_type = …)]`, parameters with `inline(…)`.
 
+use latchkey_core::roles::InstanceRole;
 use latchkey_core::{ids, permission, roles, validate, Denial, Environment, KeyType};
 use latchkey_store::KeyStatus;
 use serde_json::json;
@@ -199,6 +200,11 @@ schema!(EnvironmentName, || strings(
 .into());
 schema!(KeyTypeName, || strings(KeyType::ALL.map(KeyType::as_str))
     .into());
+schema!(
+    /// A user's instance role (SPEC §5.1); `null` where a field takes none.
+    InstanceRoleName,
+    || strings(InstanceRole::ALL.map(InstanceRole::as_str)).into()
+);
 schema!(KeyStatusName, || strings(
     KeyStatus::ALL.map(KeyStatus::as_str)
 )
@@ -445,6 +451,7 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         entry::<EnvironmentName>(),
         entry::<KeyTypeName>(),
         entry::<KeyStatusName>(),
+        entry::<InstanceRoleName>(),
         entry::<TokenStatus>(),
         entry::<VerifyCode>(),
         entry::<BearerType>(),

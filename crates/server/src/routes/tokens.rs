@@ -343,7 +343,12 @@ async fn visible_token(
     let t = state.store.get_token(id).await?;
     let others_visible = caller.allows(KEYS_MANAGE_ALL)
         && (caller.is_instance_admin()
-            || !state.store.get_user(&t.owner_id).await?.is_instance_admin());
+            || state
+                .store
+                .get_user(&t.owner_id)
+                .await?
+                .instance_role()
+                .is_none());
     let visible = t.kind == TokenKind::Environment
         && caller.sees_workspace(&t.workspace_id)
         && (t.owner_id == caller.user_id() || others_visible)
@@ -417,7 +422,8 @@ pub async fn list_tokens(
         // a cursor that still promises more.
         environment: (caller.environment() == Environment::Test)
             .then_some(Environment::Test.as_str()),
-        hide_instance_admin_tokens: !caller.is_instance_admin(),
+        instance_role_tokens_hidden_from: (!caller.is_instance_admin())
+            .then(|| caller.user_id().to_owned()),
     };
     let page = state.store.list_tokens(&filter, page).await?;
     Ok(ApiJson(List::from_page(page)))

@@ -2,24 +2,26 @@
 //!
 //! Instance admins see and manage every user. A credential holding `latchkey:members:manage`
 //! may create users (to add them to its workspace) and sees the members of its workspace. Only
-//! an unbounded credential (no restriction, expiry or IP list) sets a password or makes an
-//! instance admin (`latchkey_core::delegation`).
-//! Everyone sees themselves. Deactivation is for instance admins only: a user spans workspaces.
+//! an unbounded credential (no restriction, expiry or IP list) sets a password, and only an
+//! unbounded instance admin credential gives or takes an instance role, `admin` or `verifier`
+//! (`latchkey_core::delegation`). Everyone sees themselves and may rename themselves.
+//! Deactivation is for instance admins only: a user spans workspaces.
 
 use crate::auth::Caller;
 use crate::error::responses::{Authenticated, Conflict, JsonBody, NotFound, Unprocessable};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::password;
-use crate::routes::schema::{Email, Limit, Name, Password, UserId, WorkspaceId};
+use crate::routes::schema::{Email, InstanceRoleName, Limit, Name, Password, UserId, WorkspaceId};
 use crate::routes::views::{List, UserView};
-use crate::routes::{check_id_filter, page_request};
+use crate::routes::{check_id_filter, nullable, page_request};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use latchkey_core::permission::MEMBERS_MANAGE;
-use latchkey_core::{ids, Secret, Validator};
-use latchkey_store::{NewUser, User};
+use latchkey_core::roles::InstanceRole;
+use latchkey_core::{ids, KeyType, Secret, Validator};
+use latchkey_store::{NewUser, User, UserPatch};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -33,8 +35,51 @@ pub struct CreateUserRequest {
     /// For the dashboard; 12 to 1024 characters. Service accounts need none.
     #[schema(value_type = Option<Password>)]
     pub password: Option<String>,
-    /// Only an instance admin may create another.
+    /// `admin`, `verifier` or `null` (none, the default). Only an instance admin gives one,
+    /// with a credential that has no restriction, expiry or IP list.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<InstanceRoleName>)]
+    pub instance_role: Option<Option<InstanceRole>>,
+    /// The older spelling of `instance_role: "admin"`. If both are given they must agree.
+    #[schema(deprecated)]
     pub is_instance_admin: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    /// The user themself or an instance admin.
+    #[schema(value_type = Option<Name>)]
+    pub name: Option<String>,
+    /// `admin`, `verifier`, or `null` to take the instance role away. Only an instance admin,
+    /// with a credential that has no restriction, expiry or IP list; the last active instance
+    /// admin keeps the role (409).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<InstanceRoleName>)]
+    pub instance_role: Option<Option<InstanceRole>>,
+}
+
+/// The instance role a new user is to have: `instance_role`, or its older alias
+/// `is_instance_admin`. Given both, they must agree (`true` with `admin`, `false` with
+/// anything else), or it is a field error.
+fn requested_role(
+    v: &mut Validator,
+    role: Option<Option<InstanceRole>>,
+    is_instance_admin: Option<bool>,
+) -> Option<InstanceRole> {
+    match (role, is_instance_admin) {
+        (Some(role), Some(admin)) => {
+            if (role == Some(InstanceRole::Admin)) != admin {
+                v.error(
+                    "is_instance_admin",
+                    "disagrees with instance_role (give instance_role alone)",
+                );
+            }
+            role
+        }
+        (Some(role), None) => role,
+        (None, admin) => admin.unwrap_or(false).then_some(InstanceRole::Admin),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -75,16 +120,17 @@ pub async fn create_user(
         caller.require(MEMBERS_MANAGE)?;
     }
     caller.require_live()?;
-    let make_admin = body.is_instance_admin.unwrap_or(false);
+    let mut v = Validator::new();
+    let instance_role = requested_role(&mut v, body.instance_role, body.is_instance_admin);
     let issuer = caller.issuer();
     // A password is a way to a dashboard session, which has no restriction, expiry or IP list;
-    // an instance admin holds everything. Neither may come from a credential bounded by those.
-    if (make_admin && !issuer.may_make_instance_admin())
+    // an instance role reaches every workspace. Neither may come from a credential bounded by
+    // those.
+    if (instance_role.is_some() && !issuer.may_set_instance_role())
         || (body.password.is_some() && !issuer.may_set_password())
     {
         return Err(ApiError::insufficient_permissions());
     }
-    let mut v = Validator::new();
     let email = v.email("email", &body.email);
     let name = v.name("name", &body.name);
     if let Some(p) = &body.password {
@@ -103,7 +149,7 @@ pub async fn create_user(
                 email,
                 name,
                 password_hash,
-                is_instance_admin: make_admin,
+                instance_role,
             },
             &caller.actor(),
         )
@@ -148,6 +194,40 @@ pub async fn get_user(
     Ok(ApiJson(UserView::from(&user)))
 }
 
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
+    request_body = UpdateUserRequest,
+    responses((status = 200, body = UserView), Authenticated, JsonBody, NotFound, Conflict))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateUserRequest>,
+) -> Result<ApiJson<UserView>, ApiError> {
+    visible_user(&state, &caller, &id).await?;
+    // A publishable key ships in public code and manages nothing, its owner's name included.
+    let publishable = caller.resolved.key.key_type == KeyType::Publishable;
+    let may_rename = !publishable && (id == caller.user_id() || caller.is_instance_admin());
+    if (body.name.is_some() && !may_rename)
+        || (body.instance_role.is_some() && !caller.issuer().may_set_instance_role())
+    {
+        return Err(ApiError::insufficient_permissions());
+    }
+    caller.require_live()?;
+    let mut v = Validator::new();
+    let name = body.name.as_deref().map(|n| v.name("name", n));
+    v.finish()?;
+    let patch = UserPatch {
+        name,
+        instance_role: body.instance_role,
+    };
+    let (user, changes) = state
+        .store
+        .update_user(&id, &patch, &caller.actor())
+        .await?;
+    state.changed(&changes);
+    Ok(ApiJson(UserView::from(&user)))
+}
+
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
     responses((status = 204, description = "Deactivated; every key of the user is revoked"),
         Authenticated, NotFound, Conflict))]
@@ -168,4 +248,41 @@ pub async fn deactivate_user(
         state.changed(&changes);
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_old_is_instance_admin_is_an_alias_that_must_agree() {
+        use InstanceRole::{Admin, Verifier};
+        for (role, alias, wanted, agrees) in [
+            (None, None, None, true),
+            (None, Some(true), Some(Admin), true),
+            (None, Some(false), None, true),
+            (Some(Some(Verifier)), None, Some(Verifier), true),
+            (Some(None), None, None, true),
+            (Some(Some(Admin)), Some(true), Some(Admin), true),
+            (Some(Some(Verifier)), Some(false), Some(Verifier), true),
+            (Some(None), Some(false), None, true),
+            (Some(Some(Admin)), Some(false), Some(Admin), false),
+            (Some(Some(Verifier)), Some(true), Some(Verifier), false),
+            (Some(None), Some(true), None, false),
+        ] {
+            let mut v = Validator::new();
+            assert_eq!(
+                requested_role(&mut v, role, alias),
+                wanted,
+                "{role:?} {alias:?}"
+            );
+            match v.finish() {
+                Ok(()) => assert!(agrees, "{role:?} {alias:?}"),
+                Err(e) => {
+                    assert!(!agrees, "{role:?} {alias:?}");
+                    assert_eq!(e[0].field, "is_instance_admin");
+                }
+            }
+        }
+    }
 }

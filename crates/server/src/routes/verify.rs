@@ -1,8 +1,9 @@
 //! `POST /v1/verify`: the provider's services ask whether a credential may do something.
 //! Always 200 once the caller is authorised; the answer is in `valid` and `code`.
 //!
-//! Scope: an instance admin's credential can verify any key; any other `latchkey:verify`
-//! holder only keys of its own workspace (others answer `NOT_FOUND`, as if they did not exist).
+//! Scope: the credential of an instance admin or an instance verifier can verify any key
+//! ([`Caller::verifies_everywhere`]); any other `latchkey:verify` holder only keys of its own
+//! workspace (others answer `NOT_FOUND`, as if they did not exist).
 
 use crate::auth::{count_verification, Caller, Presented, Refusal};
 use crate::error::responses::{Authenticated, JsonBody};
@@ -128,16 +129,14 @@ pub async fn verify(
         ip,
     };
 
+    let in_scope = |ws: &str| caller.verifies_everywhere() || caller.workspace_id() == ws;
     let (resolved, outcome) = match state.engine.authenticate(&presented, &demand, false).await {
         Ok((primary, pair)) => {
-            let visible = caller.sees_workspace(&primary.key.workspace_id);
+            let visible = in_scope(&primary.key.workspace_id);
             let listing = latchkey_engine::enforce::listing(&primary, pair.as_ref());
             (visible.then_some(primary), Ok(listing))
         }
-        Err(Refusal::Denied(r, d)) => (
-            r.filter(|r| caller.sees_workspace(&r.key.workspace_id)),
-            Err(d),
-        ),
+        Err(Refusal::Denied(r, d)) => (r.filter(|r| in_scope(&r.key.workspace_id)), Err(d)),
         // No verdict: the caller must not take an outage for "invalid key".
         Err(Refusal::Unchecked(e)) => return Err(e.into()),
     };

@@ -2,10 +2,11 @@
 //! `key` field of a creation or roll response).
 
 use super::schema::{
-    EnvironmentName, EventId, GrantId, KeyId, KeyStatusName, KeyTypeName, Metadata, Permission,
-    RoleName, Timestamp, UserId, WorkspaceId,
+    EnvironmentName, EventId, GrantId, InstanceRoleName, KeyId, KeyStatusName, KeyTypeName,
+    Metadata, Permission, RoleName, Timestamp, UserId, WorkspaceId,
 };
 use chrono::{DateTime, SecondsFormat};
+use latchkey_core::roles::InstanceRole;
 use latchkey_store::{ApiKeyRecord, AuditEvent, Grant, Member, Page, Role, User, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -114,6 +115,10 @@ pub struct UserView {
     pub email: String,
     pub name: String,
     pub active: bool,
+    /// `admin`, `verifier` or `null`.
+    #[schema(value_type = Option<InstanceRoleName>)]
+    pub instance_role: Option<&'static str>,
+    /// `instance_role == "admin"`, as earlier versions answered it.
     pub is_instance_admin: bool,
     #[schema(value_type = Timestamp)]
     pub created_at: String,
@@ -128,6 +133,7 @@ impl From<&User> for UserView {
             email: u.email.clone(),
             name: u.name.clone(),
             active: u.is_active(),
+            instance_role: u.instance_role().map(InstanceRole::as_str),
             is_instance_admin: u.is_instance_admin(),
             created_at: ts(u.created_at),
             deactivated_at: ts_opt(u.deactivated_at),

@@ -113,8 +113,9 @@ async fn changeable(state: &AppState, caller: &Caller, id: &str) -> Result<(), A
 }
 
 /// Whom a workspace admin may add or change: a user already in this workspace, or one in no
-/// workspace yet (just provisioned). Users of other workspaces are invisible (404); an instance
-/// admin's membership is theirs to manage (403).
+/// workspace yet (just provisioned). Users of other workspaces are invisible (404); the
+/// membership of an instance admin or verifier is an instance admin's to manage (403): it is
+/// where their keys, which act beyond the workspace, live.
 async fn may_manage_member(
     state: &AppState,
     caller: &Caller,
@@ -132,7 +133,7 @@ async fn may_manage_member(
     if !memberships.is_empty() && !memberships.iter().any(|m| m == ws) {
         return Err(ApiError::NotFound);
     }
-    if user.is_instance_admin() {
+    if user.instance_role().is_some() {
         return Err(ApiError::insufficient_permissions());
     }
     Ok(())

@@ -260,3 +260,22 @@ async fn the_stream_needs_verify_and_a_readable_position() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_instance_verifier_follows_every_workspace() {
+    each_backend(|srv| async move {
+        let key = srv.instance_verifier_key().await;
+        let mut s = Stream::open(&srv, &key, None).await;
+        assert_eq!(s.next().await.unwrap().event, "ready");
+        let ws = srv.workspace("Anywhere").await;
+        let user = srv.user("someone").await;
+        srv.set_member(&ws, &user, "developer").await;
+        let theirs = srv.key_for(&ws, &user, json!({})).await;
+        s.until(
+            "another workspace's key",
+            is_key_change(theirs["id"].as_str().unwrap()),
+        )
+        .await;
+    })
+    .await;
+}

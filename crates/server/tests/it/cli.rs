@@ -190,6 +190,77 @@ async fn users_and_workspaces_from_the_command_line() {
 }
 
 #[tokio::test]
+async fn instance_roles_from_the_command_line() {
+    let srv = TestServer::start(&Backend::Sqlite).await;
+    let admin = Some(srv.admin_key.as_str());
+    let gateway = latchkey(
+        &srv,
+        admin,
+        &[
+            "users",
+            "create",
+            "--email",
+            "gateway@example.com",
+            "--name",
+            "Gateway",
+            "--instance-role",
+            "verifier",
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(gateway["instance_role"], "verifier");
+    let id = gateway["id"].as_str().unwrap();
+    let shown = latchkey(&srv, admin, &["users", "get", id]).await;
+    assert!(
+        shown.stdout.contains("Instance role") && shown.stdout.contains("verifier"),
+        "{}",
+        shown.stdout
+    );
+    for (flag, wanted) in [("admin", serde_json::json!("admin")), ("none", Value::Null)] {
+        let u = latchkey(
+            &srv,
+            admin,
+            &["users", "update", id, "--instance-role", flag, "--json"],
+        )
+        .await
+        .json();
+        assert_eq!(u["instance_role"], wanted, "{flag}");
+    }
+    let renamed = latchkey(
+        &srv,
+        admin,
+        &["users", "update", id, "--name", "Edge gateway", "--json"],
+    )
+    .await
+    .json();
+    assert_eq!(renamed["name"], "Edge gateway");
+    // The last instance admin stays one: the server's 409, said in words, and a failing exit.
+    let last = latchkey(
+        &srv,
+        admin,
+        &[
+            "users",
+            "update",
+            &srv.admin_user_id,
+            "--instance-role",
+            "none",
+        ],
+    )
+    .await;
+    assert_ne!(last.code, Some(0));
+    assert!(
+        last.stderr.contains("last instance admin"),
+        "{}",
+        last.stderr
+    );
+    let nothing = latchkey(&srv, admin, &["users", "update", id]).await;
+    assert_ne!(nothing.code, Some(0));
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn errors_show_the_problem_detail_and_exit_non_zero() {
     let srv = TestServer::start(&Backend::Sqlite).await;
     let bad = latchkey(&srv, Some("sk_live_wrong"), &["keys", "list"]).await;

@@ -76,6 +76,7 @@ async fn openapi_declares_the_constraints_of_important_fields() {
         ("CreateKeyRequest", "name"),
         ("UpdateKeyRequest", "name"),
         ("CreateUserRequest", "name"),
+        ("UpdateUserRequest", "name"),
         ("CreateWorkspaceRequest", "name"),
         ("CreateTokenRequest", "name"),
     ] {
@@ -94,6 +95,7 @@ async fn openapi_declares_the_constraints_of_important_fields() {
         ("/v1/keys/{id}", "get", "id", "key_"),
         ("/v1/keys/{id}/roll", "post", "id", "key_"),
         ("/v1/users/{id}", "delete", "id", "usr_"),
+        ("/v1/users/{id}", "patch", "id", "usr_"),
         ("/v1/workspaces/{id}", "get", "id", "ws_"),
         (
             "/v1/workspaces/{id}/members/{user_id}",
@@ -185,6 +187,25 @@ async fn openapi_declares_the_constraints_of_important_fields() {
             && codes.contains(&"VALID".into())
             && codes.contains(&"PAIR_MISMATCH".into())
     );
+    for (schema, name) in [
+        ("CreateUserRequest", "instance_role"),
+        ("UpdateUserRequest", "instance_role"),
+        ("UserView", "instance_role"),
+        ("MeUser", "instance_role"),
+    ] {
+        assert_eq!(
+            values(field(&doc, schema, name)),
+            ["admin", "verifier"],
+            "{schema}.{name}"
+        );
+        let nullable = &doc["components"]["schemas"][schema]["properties"][name]["oneOf"];
+        assert!(
+            nullable
+                .as_array()
+                .is_some_and(|o| o.iter().any(|s| s["type"] == "null")),
+            "{schema}.{name} takes null: {nullable}"
+        );
+    }
     let role = field(&doc, "PutMemberRequest", "role");
     assert!(matches(role, "developer") && !matches(role, "Admin"));
 
@@ -256,6 +277,10 @@ async fn openapi_declares_the_constraints_of_important_fields() {
     assert_eq!(
         statuses(&doc, "/v1/users/{id}", "delete"),
         set(&["204", "400", "401", "403", "404", "409", "429", "503"])
+    );
+    assert_eq!(
+        statuses(&doc, "/v1/users/{id}", "patch"),
+        set(&["200", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503"])
     );
     assert_eq!(
         statuses(&doc, "/v1/workspaces/{id}/members/{user_id}", "put"),

@@ -449,6 +449,24 @@ impl TestServer {
         (user, key["key"].as_str().unwrap().to_owned())
     }
 
+    /// A key of a new instance verifier (SPEC §5.1): what a provider gives its gateway and
+    /// services. Its owner is a plain member of the admin's workspace.
+    pub async fn instance_verifier_key(&self) -> String {
+        let body = self
+            .post(
+                "/v1/users",
+                &self.admin_key,
+                json!({"email": format!("verifier-{}@example.com", random_suffix()), "name": "Gateway", "instance_role": "verifier"}),
+            )
+            .await
+            .expect(201);
+        let user = body["id"].as_str().unwrap().to_owned();
+        let ws = self.workspace_of(&self.admin_key).await;
+        self.set_member(&ws, &user, "member").await;
+        let key = self.key_for(&ws, &user, json!({"name": "gateway"})).await;
+        key["key"].as_str().unwrap().to_owned()
+    }
+
     /// The admin creates a key for `owner` in `ws`; `extra` adds fields to the request.
     pub async fn key_for(&self, ws: &str, owner: &str, extra: Value) -> Value {
         let mut body = json!({"name": "test key", "workspace_id": ws, "owner_id": owner, "environment": "live"});

@@ -24,4 +24,5 @@ mod publishable;
 mod secrets_in_logs;
 mod tenancy;
 mod tokens;
+mod verifier;
 mod verify;
