@@ -31,6 +31,9 @@ struct Args {
     /// Remote mode: an instance verifier's key.
     #[arg(long, env = "LATCHKEY_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// Remote mode: a PEM file of CA certificates to trust (a server with a private CA).
+    #[arg(long, env = "LATCHKEY_CACERT")]
+    cacert: Option<std::path::PathBuf>,
     /// Embedded mode: the deployment's database (with LATCHKEY_SECRET).
     #[arg(long)]
     database: Option<String>,
@@ -47,7 +50,14 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let verifier = match (&args.latchkey_url, &args.database) {
-        (Some(url), None) => Verifier::remote(url, args.api_key.as_deref().unwrap_or_default())?,
+        (Some(url), None) => {
+            let client = latchkey_tower::ClientOptions {
+                ca_cert: args.cacert.clone(),
+                ..Default::default()
+            };
+            let key = args.api_key.as_deref().unwrap_or_default();
+            Verifier::remote_with(url, key, &client, Default::default())?
+        }
         (None, Some(db)) => {
             let secret = std::env::var("LATCHKEY_SECRET")
                 .context("embedded mode needs LATCHKEY_SECRET (the server's secret)")?;

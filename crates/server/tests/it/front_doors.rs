@@ -173,7 +173,7 @@ impl Front {
         headers: &[(&str, &str)],
     ) -> Outcome {
         match self.door {
-            Door::Api => api_outcome(srv, method, path, key).await,
+            Door::Api => api_outcome(srv, method, path, key, headers).await,
             Door::Embedded | Door::Remote => {
                 let mut rb = srv
                     .http
@@ -213,7 +213,13 @@ impl Front {
 
 /// The verify API as a provider's own code uses it: the route table gives the permission,
 /// `POST /v1/verify` the answer.
-async fn api_outcome(srv: &TestServer, method: &str, path: &str, key: Option<&str>) -> Outcome {
+async fn api_outcome(
+    srv: &TestServer,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Outcome {
     let permission = match routes().decide(method, path) {
         RouteDecision::NotFound => {
             return Outcome {
@@ -248,7 +254,13 @@ async fn api_outcome(srv: &TestServer, method: &str, path: &str, key: Option<&st
         };
     };
     let answer: VerifyAnswer = serde_json::from_value(
-        srv.verify(json!({"key": key, "permissions": [permission.as_str()]}))
+        srv.verify(json!({
+            "key": key,
+            "permissions": [permission.as_str()],
+            // What the tower doors see of a request from this test: its origin, and loopback.
+            "origin": headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("origin")).map(|(_, v)| *v),
+            "ip": "127.0.0.1",
+        }))
             .await,
     )
     .unwrap();
@@ -676,6 +688,106 @@ async fn the_protected_example_runs_as_the_spec_states() {
                 .unwrap();
             assert_eq!(public.status(), 200);
             assert_eq!(public.json::<Value>().await.unwrap(), Value::Null);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_denial_code_is_the_same_through_every_door() {
+    each_backend(|srv| async move {
+        for door in DOORS {
+            let f = front(door, &srv).await;
+            let (ws, user, _, _, _) = reader(&srv).await;
+            let key = |extra: Value| {
+                let srv = &srv;
+                let (ws, user) = (ws.clone(), user.clone());
+                async move {
+                    srv.key_for(&ws, &user, extra).await["key"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                }
+            };
+            let disabled = key(json!({})).await;
+            let id = srv.get("/v1/me", &disabled).await.expect(200)["credential"]["key_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            srv.patch(
+                &format!("/v1/keys/{id}"),
+                &srv.admin_key,
+                json!({"enabled": false}),
+            )
+            .await
+            .expect(200);
+            eventually(&format!("{door:?}: DISABLED"), CONVERGES, || async {
+                f.ask(&srv, "GET", "/documents/doc_1", Some(&disabled))
+                    .await
+                    .code
+                    .as_deref()
+                    == Some("DISABLED")
+            })
+            .await;
+            let elsewhere = key(json!({"allowed_ips": ["10.0.0.0/8"]})).await;
+            f.ask(&srv, "GET", "/documents/doc_1", Some(&elsewhere))
+                .await
+                .denied(403, "IP_NOT_ALLOWED");
+            // A publishable key, limited to one origin, in a workspace that publishes the permission.
+            srv.patch(
+                &format!("/v1/workspaces/{ws}"),
+                &srv.admin_key,
+                json!({"publishable_permissions": ["document:*:read"]}),
+            )
+            .await
+            .expect(200);
+            let public =
+                key(json!({"type": "publishable", "allowed_origins": ["https://app.example"]}))
+                    .await;
+            let from = |origin: &'static str| [("origin", origin)];
+            eventually(
+                &format!("{door:?}: the publishable key from its origin"),
+                CONVERGES,
+                || async {
+                    f.ask_with(
+                        &srv,
+                        "GET",
+                        "/documents/doc_1",
+                        Some(&public),
+                        &from("https://app.example"),
+                    )
+                    .await
+                    .status
+                        == 200
+                },
+            )
+            .await;
+            f.ask_with(
+                &srv,
+                "GET",
+                "/documents/doc_1",
+                Some(&public),
+                &from("https://evil.example"),
+            )
+            .await
+            .denied(403, "ORIGIN_NOT_ALLOWED");
+            // A workspace that requires the key + token pair refuses a lone key.
+            let lone = key(json!({})).await;
+            srv.patch(
+                &format!("/v1/workspaces/{ws}"),
+                &srv.admin_key,
+                json!({"require_pair": true}),
+            )
+            .await
+            .expect(200);
+            eventually(&format!("{door:?}: PAIR_REQUIRED"), CONVERGES, || async {
+                f.ask(&srv, "GET", "/documents/doc_1", Some(&lone))
+                    .await
+                    .code
+                    .as_deref()
+                    == Some("PAIR_REQUIRED")
+            })
+            .await;
         }
     })
     .await;
