@@ -28,8 +28,8 @@ mod principal;
 mod require;
 mod verifier;
 
-pub use latchkey_core::route::{DefaultAccess, Route, RouteDecision, RouteError, RouteTable};
 pub use latchkey_client::ClientOptions;
+pub use latchkey_core::route::{DefaultAccess, Route, RouteDecision, RouteError, RouteTable};
 pub use latchkey_proto::{Identity, Rejection};
 pub use layer::{LatchkeyLayer, LatchkeyService};
 pub use principal::Principal;

@@ -160,6 +160,14 @@ impl Outcome {
 }
 
 impl Front {
+    /// Waits until `GET path` with `key` is denied with `code` (a change reaching this door).
+    async fn comes_to(&self, srv: &TestServer, path: &str, key: &str, code: &str) {
+        eventually(&format!("{:?}: {code}", self.door), CONVERGES, || async {
+            self.ask(srv, "GET", path, Some(key)).await.code.as_deref() == Some(code)
+        })
+        .await;
+    }
+
     async fn ask(&self, srv: &TestServer, method: &str, path: &str, key: Option<&str>) -> Outcome {
         self.ask_with(srv, method, path, key, &[]).await
     }
@@ -436,18 +444,8 @@ async fn revocations_and_role_changes_reach_every_front_door() {
                 &srv.admin_key,
             )
             .await;
-            eventually(
-                &format!("{door:?}: the grant's removal"),
-                CONVERGES,
-                || async {
-                    f.ask(&srv, "GET", "/documents/doc_1", Some(&key))
-                        .await
-                        .code
-                        .as_deref()
-                        == Some("INSUFFICIENT_PERMISSIONS")
-                },
-            )
-            .await;
+            f.comes_to(&srv, "/documents/doc_1", &key, "INSUFFICIENT_PERMISSIONS")
+                .await;
 
             // Membership: removing the user makes the key FORBIDDEN (401).
             let (_, user2, key2, _, _) = {
@@ -466,18 +464,8 @@ async fn revocations_and_role_changes_reach_every_front_door() {
                 &srv.admin_key,
             )
             .await;
-            eventually(
-                &format!("{door:?}: the member's removal"),
-                CONVERGES,
-                || async {
-                    f.ask(&srv, "GET", "/documents/doc_1", Some(&key2))
-                        .await
-                        .code
-                        .as_deref()
-                        == Some("FORBIDDEN")
-                },
-            )
-            .await;
+            f.comes_to(&srv, "/documents/doc_1", &key2, "FORBIDDEN")
+                .await;
 
             // Revocation.
             srv.set_member(&ws, &user, "member").await;
@@ -498,14 +486,7 @@ async fn revocations_and_role_changes_reach_every_front_door() {
             let revoked_at = std::time::Instant::now();
             srv.delete(&format!("/v1/keys/{key_id}"), &srv.admin_key)
                 .await;
-            eventually(&format!("{door:?}: the revocation"), CONVERGES, || async {
-                f.ask(&srv, "GET", "/documents/doc_9", Some(&key))
-                    .await
-                    .code
-                    .as_deref()
-                    == Some("REVOKED")
-            })
-            .await;
+            f.comes_to(&srv, "/documents/doc_9", &key, "REVOKED").await;
             // A figure for docs/performance.md (`--nocapture`), not a threshold.
             eprintln!(
                 "revocation reached {door:?} on {} in {:?}",
@@ -721,14 +702,8 @@ async fn each_denial_code_is_the_same_through_every_door() {
             )
             .await
             .expect(200);
-            eventually(&format!("{door:?}: DISABLED"), CONVERGES, || async {
-                f.ask(&srv, "GET", "/documents/doc_1", Some(&disabled))
-                    .await
-                    .code
-                    .as_deref()
-                    == Some("DISABLED")
-            })
-            .await;
+            f.comes_to(&srv, "/documents/doc_1", &disabled, "DISABLED")
+                .await;
             let elsewhere = key(json!({"allowed_ips": ["10.0.0.0/8"]})).await;
             f.ask(&srv, "GET", "/documents/doc_1", Some(&elsewhere))
                 .await
@@ -780,14 +755,8 @@ async fn each_denial_code_is_the_same_through_every_door() {
             )
             .await
             .expect(200);
-            eventually(&format!("{door:?}: PAIR_REQUIRED"), CONVERGES, || async {
-                f.ask(&srv, "GET", "/documents/doc_1", Some(&lone))
-                    .await
-                    .code
-                    .as_deref()
-                    == Some("PAIR_REQUIRED")
-            })
-            .await;
+            f.comes_to(&srv, "/documents/doc_1", &lone, "PAIR_REQUIRED")
+                .await;
         }
     })
     .await;
