@@ -850,7 +850,10 @@ fn key_details(k: &Key) -> String {
         ("Permissions", permissions),
         ("Allowed origins", list(&k.allowed_origins)),
         ("Allowed IPs", list(&k.allowed_ips)),
-        ("Metadata", serde_json::to_string(&k.metadata).unwrap_or_default()),
+        (
+            "Metadata",
+            serde_json::to_string(&k.metadata).unwrap_or_default(),
+        ),
         ("Last used", time(k.last_used_at.as_ref(), "never")),
         ("Expires", time(k.expires_at.as_ref(), "never")),
         ("Revoked", time(k.revoked_at.as_ref(), "-")),
