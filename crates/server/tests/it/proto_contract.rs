@@ -280,7 +280,7 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
             admin.workspaces().grants(&ws.id, &of_dev),
         )
         .await;
-        assert_eq!(grants.data, [grant.clone()]);
+        assert_eq!(grants.data, std::slice::from_ref(&grant));
         admin
             .workspaces()
             .delete_grant(&ws.id, &grant.id)
