@@ -1,17 +1,28 @@
 //! The client commands of the `latchkey` binary (`keys`, `tokens`, `users`, `workspaces`): thin
-//! wrappers over the HTTP API of a running server, printing tables for people and raw JSON for
-//! scripts.
+//! wrappers over the typed client of `latchkey-client`, printing tables for people and the
+//! server's JSON, as received, for scripts.
 
 use std::fmt;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{value_parser, Args, Subcommand};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, LOCATION, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Map, Value};
+use latchkey_client::{Call, Client, ClientError, ClientOptions};
+use latchkey_core::roles::InstanceRole;
+use latchkey_core::{Environment, KeyType, Permission, Secret};
+use latchkey_proto::keys::{CreateKey, CreatedKey, Key, KeyFilter, KeyStatus, RollKey, UpdateKey};
+use latchkey_proto::tokens::{AccessToken, CreateToken, CreatedToken, Exchange, Token};
+use latchkey_proto::users::{CreateUser, UpdateUser, User, UserFilter};
+use latchkey_proto::workspaces::{
+    CreateGrant, CreateWorkspace, Member, PutMember, PutRole, Workspace,
+};
+use latchkey_proto::{List, Page, Patch, Timestamp};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use url::Url;
 
 use super::table::{fields, printable, Table};
@@ -25,6 +36,10 @@ pub struct ClientOpts {
     /// API key the client commands authenticate with
     #[arg(long, env = "LATCHKEY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Trust the CA certificates in this PEM file besides the built-in roots (a server whose
+    /// certificate comes from a private CA)
+    #[arg(long, env = "LATCHKEY_CACERT", value_name = "FILE", global = true)]
+    pub cacert: Option<PathBuf>,
     /// Print JSON for scripts instead of text for people
     #[arg(long, global = true)]
     pub json: bool,
@@ -35,6 +50,7 @@ impl fmt::Debug for ClientOpts {
         f.debug_struct("ClientOpts")
             .field("url", &self.url)
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("cacert", &self.cacert)
             .field("json", &self.json)
             .finish()
     }
@@ -59,6 +75,15 @@ pub struct PageArgs {
     /// Follow `next_cursor` and print every page
     #[arg(long)]
     pub all: bool,
+}
+
+impl PageArgs {
+    fn page(&self) -> Page {
+        Page {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,11 +113,11 @@ pub struct CreateKeyArgs {
     #[arg(long)]
     pub name: String,
     /// secret for servers, publishable for browser and mobile code (default: secret)
-    #[arg(long = "type", value_parser = ["secret", "publishable"])]
-    pub key_type: Option<String>,
+    #[arg(long = "type", value_parser = key_type())]
+    pub key_type: Option<KeyType>,
     /// Environment of the key (default: the environment of the API key in use)
-    #[arg(long, value_parser = ["test", "live"])]
-    pub environment: Option<String>,
+    #[arg(long, value_parser = environment())]
+    pub environment: Option<Environment>,
     /// Workspace of the key (default: the workspace of the API key in use)
     #[arg(long)]
     pub workspace_id: Option<String>,
@@ -100,8 +125,8 @@ pub struct CreateKeyArgs {
     #[arg(long)]
     pub owner_id: Option<String>,
     /// Restrict the key to this permission (repeatable; default: all of the owner's)
-    #[arg(long = "permission", value_name = "PERMISSION")]
-    pub permissions: Vec<String>,
+    #[arg(long = "permission", value_name = "PERMISSION", value_parser = parse_permission)]
+    pub permissions: Vec<Permission>,
     #[command(flatten)]
     pub restrictions: KeyRestrictions,
 }
@@ -111,7 +136,7 @@ pub struct CreateKeyArgs {
 pub struct KeyRestrictions {
     /// Expiry time, RFC 3339 (e.g. 2030-01-01T00:00:00Z)
     #[arg(long, value_parser = parse_rfc3339)]
-    pub expires_at: Option<String>,
+    pub expires_at: Option<Timestamp>,
     /// Allow browser requests only from this origin (repeatable)
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
@@ -132,11 +157,11 @@ pub struct ListKeysArgs {
     #[arg(long)]
     pub owner_id: Option<String>,
     /// Only keys of this environment
-    #[arg(long, value_parser = ["test", "live"])]
-    pub environment: Option<String>,
+    #[arg(long, value_parser = environment())]
+    pub environment: Option<Environment>,
     /// Only keys in this state
-    #[arg(long, value_parser = ["active", "expired", "revoked", "disabled"])]
-    pub status: Option<String>,
+    #[arg(long, value_parser = key_status())]
+    pub status: Option<KeyStatus>,
     #[command(flatten)]
     pub page: PageArgs,
 }
@@ -151,8 +176,8 @@ pub struct UpdateKeyArgs {
     #[arg(long, value_name = "true|false")]
     pub enabled: Option<bool>,
     /// Replace the key's permission restriction list (repeatable)
-    #[arg(long = "permission", value_name = "PERMISSION")]
-    pub permissions: Vec<String>,
+    #[arg(long = "permission", value_name = "PERMISSION", value_parser = parse_permission)]
+    pub permissions: Vec<Permission>,
     #[command(flatten)]
     pub restrictions: KeyRestrictions,
 }
@@ -180,8 +205,8 @@ pub struct ExchangeArgs {
     #[arg(long, value_parser = value_parser!(i64).range(1..))]
     pub ttl_seconds: Option<i64>,
     /// Narrow the token to this permission (repeatable; default: all of the key's)
-    #[arg(long = "permission", value_name = "PERMISSION")]
-    pub permissions: Vec<String>,
+    #[arg(long = "permission", value_name = "PERMISSION", value_parser = parse_permission)]
+    pub permissions: Vec<Permission>,
 }
 
 #[derive(Debug, Args)]
@@ -190,8 +215,8 @@ pub struct CreateTokenArgs {
     #[arg(long)]
     pub name: String,
     /// Environment of the token: must be that of the API key in use (the default)
-    #[arg(long, value_parser = ["test", "live"])]
-    pub environment: Option<String>,
+    #[arg(long, value_parser = environment())]
+    pub environment: Option<Environment>,
     /// Lifetime in seconds (default 30 days; at most the server's maximum, 365 days by default)
     #[arg(long, value_parser = value_parser!(i64).range(1..))]
     pub ttl_seconds: Option<i64>,
@@ -210,8 +235,8 @@ pub enum UsersCommand {
         password: Option<String>,
         /// An instance role: admin (everything, everywhere) or verifier (latchkey:verify in
         /// every workspace, for a gateway, middleware or service); instance admins only
-        #[arg(long, value_parser = ["admin", "verifier"])]
-        instance_role: Option<String>,
+        #[arg(long, value_parser = instance_role())]
+        instance_role: Option<InstanceRole>,
     },
     /// List users
     List {
@@ -230,8 +255,8 @@ pub enum UsersCommand {
         #[arg(long)]
         name: Option<String>,
         /// admin, verifier, or none to take the instance role away (instance admins only)
-        #[arg(long, value_parser = ["admin", "verifier", "none"])]
-        instance_role: Option<String>,
+        #[arg(long, value_parser = instance_role_or_none())]
+        instance_role: Option<Patch<InstanceRole>>,
     },
     /// Deactivate a user and revoke all of their keys and tokens
     Deactivate { id: String },
@@ -272,106 +297,105 @@ pub enum WorkspacesCommand {
         id: String,
         role: String,
         /// A permission of the role (repeatable)
-        #[arg(long = "permission", value_name = "PERMISSION", required = true)]
-        permissions: Vec<String>,
+        #[arg(long = "permission", value_name = "PERMISSION", required = true, value_parser = parse_permission)]
+        permissions: Vec<Permission>,
     },
     /// Grant a permission directly to a member
     Grant {
         id: String,
         #[arg(long)]
         user_id: String,
-        #[arg(long)]
-        permission: String,
+        #[arg(long, value_parser = parse_permission)]
+        permission: Permission,
     },
 }
 
 pub async fn run(opts: &ClientOpts, cmd: ClientCommand) -> Result<()> {
-    let client = Client::new(opts)?;
+    let client = connect(opts)?;
     let json = opts.json;
-    match cmd {
+    let result = match cmd {
         ClientCommand::Keys(cmd) => keys(&client, json, cmd).await,
         ClientCommand::Tokens(cmd) => tokens(&client, json, cmd).await,
         ClientCommand::Users(cmd) => users(&client, json, cmd).await,
         ClientCommand::Workspaces(cmd) => workspaces(&client, json, cmd).await,
-    }
+    };
+    result.map_err(|e| explain(e, opts))
 }
 
 async fn keys(client: &Client, json: bool, cmd: KeysCommand) -> Result<()> {
+    let keys = client.keys();
     match cmd {
         KeysCommand::Create(args) => {
-            let created = client.post(&["v1", "keys"], &create_key_body(args)).await?;
-            show(json, &created, new_key_message(&created, "Created")?)
+            let call = keys.create(&create_key_body(args));
+            show(json, call, |created| new_key_message(created, "Created")).await
         }
         KeysCommand::List(args) => {
-            let mut query = Vec::new();
-            push(&mut query, "workspace_id", args.workspace_id);
-            push(&mut query, "owner_id", args.owner_id);
-            push(&mut query, "environment", args.environment);
-            push(&mut query, "status", args.status);
-            let page = client.list(&["v1", "keys"], query, &args.page).await?;
-            show_list(json, &page, "keys", key_table)
+            let filter = KeyFilter {
+                workspace_id: args.workspace_id,
+                owner_id: args.owner_id,
+                environment: args.environment,
+                status: args.status,
+                page: args.page.page(),
+            };
+            let call = keys.list(&filter);
+            show_list(json, call, args.page.all, "keys", key_table).await
         }
-        KeysCommand::Get { id } => {
-            let key = client.get(&["v1", "keys", &id], &[]).await?;
-            show(json, &key, key_details(&key))
-        }
+        KeysCommand::Get { id } => show(json, keys.get(&id), key_details).await,
         KeysCommand::Update(args) => {
             let id = args.id.clone();
             let body = update_key_body(args)?;
-            let key = client.patch(&["v1", "keys", &id], &body).await?;
-            show(json, &key, key_details(&key))
+            show(json, keys.update(&id, &body), key_details).await
         }
         KeysCommand::Roll { id, grace_seconds } => {
-            let body = match grace_seconds {
-                Some(s) => json!({ "grace_seconds": s }),
-                None => json!({}),
-            };
-            let rolled = client.post(&["v1", "keys", &id, "roll"], &body).await?;
-            let mut text = new_key_message(&rolled, &format!("Rolled {id} into"))?;
-            if let Some(s) = grace_seconds {
-                text.push_str(&format!("The old key stops working in {s} seconds.\n"));
-            }
-            show(json, &rolled, text)
+            let call = keys.roll(&id, &RollKey { grace_seconds });
+            show(json, call, |rolled| {
+                let mut text = new_key_message(rolled, &format!("Rolled {id} into"));
+                if let Some(s) = grace_seconds {
+                    text.push_str(&format!("The old key stops working in {s} seconds.\n"));
+                }
+                text
+            })
+            .await
         }
         KeysCommand::Revoke { id } => {
-            client.delete(&["v1", "keys", &id]).await?;
+            keys.revoke(&id).await?;
             done(json, format!("revoked {id}"))
         }
     }
 }
 
 async fn tokens(client: &Client, json: bool, cmd: TokensCommand) -> Result<()> {
+    let tokens = client.tokens();
     match cmd {
         TokensCommand::Exchange(args) => {
-            let token = client
-                .post(&["v1", "auth", "token"], &exchange_body(args))
-                .await?;
-            show(json, &token, access_token_message(&token, Utc::now())?)
+            let call = tokens.exchange(&exchange_body(args));
+            show(json, call, |token| access_token_message(token, Utc::now())).await
         }
         TokensCommand::Create(args) => {
-            let created = client
-                .post(&["v1", "tokens"], &create_token_body(args))
-                .await?;
-            show(json, &created, new_token_message(&created, "Created")?)
+            let call = tokens.create(&create_token_body(args));
+            show(json, call, |created| new_token_message(created, "Created")).await
         }
         TokensCommand::List { page } => {
-            let page = client.list(&["v1", "tokens"], Vec::new(), &page).await?;
-            show_list(json, &page, "tokens", token_table)
+            let call = tokens.list(&page.page());
+            show_list(json, call, page.all, "tokens", token_table).await
         }
         TokensCommand::Renew { id } => {
-            let renewed = client.post_empty(&["v1", "tokens", &id, "renew"]).await?;
-            let mut text = new_token_message(&renewed, &format!("Renewed {id} into"))?;
-            text.push_str(&format!("The old token {id} has stopped working.\n"));
-            show(json, &renewed, text)
+            show(json, tokens.renew(&id), |renewed| {
+                let mut text = new_token_message(renewed, &format!("Renewed {id} into"));
+                text.push_str(&format!("The old token {id} has stopped working.\n"));
+                text
+            })
+            .await
         }
         TokensCommand::Revoke { id } => {
-            client.delete(&["v1", "tokens", &id]).await?;
+            tokens.revoke(&id).await?;
             done(json, format!("revoked {id}"))
         }
     }
 }
 
 async fn users(client: &Client, json: bool, cmd: UsersCommand) -> Result<()> {
+    let users = client.users();
     match cmd {
         UsersCommand::Create {
             email,
@@ -379,15 +403,13 @@ async fn users(client: &Client, json: bool, cmd: UsersCommand) -> Result<()> {
             password,
             instance_role,
         } => {
-            let mut body = json!({ "email": email, "name": name });
-            if let Some(p) = password {
-                body["password"] = p.into();
-            }
-            if let Some(r) = instance_role {
-                body["instance_role"] = r.into();
-            }
-            let user = client.post(&["v1", "users"], &body).await?;
-            show(json, &user, user_details(&user))
+            let body = CreateUser {
+                email,
+                name,
+                password: password.map(Secret::new),
+                instance_role,
+            };
+            show(json, users.create(&body), user_details).await
         }
         UsersCommand::Update {
             id,
@@ -395,58 +417,48 @@ async fn users(client: &Client, json: bool, cmd: UsersCommand) -> Result<()> {
             instance_role,
         } => {
             let body = update_user_body(name, instance_role)?;
-            let user = client.patch(&["v1", "users", &id], &body).await?;
-            show(json, &user, user_details(&user))
+            show(json, users.update(&id, &body), user_details).await
         }
         UsersCommand::List { workspace_id, page } => {
-            let mut query = Vec::new();
-            push(&mut query, "workspace_id", workspace_id);
-            let page = client.list(&["v1", "users"], query, &page).await?;
-            show_list(json, &page, "users", user_table)
+            let filter = UserFilter {
+                workspace_id,
+                page: page.page(),
+            };
+            show_list(json, users.list(&filter), page.all, "users", user_table).await
         }
-        UsersCommand::Get { id } => {
-            let user = client.get(&["v1", "users", &id], &[]).await?;
-            show(json, &user, user_details(&user))
-        }
+        UsersCommand::Get { id } => show(json, users.get(&id), user_details).await,
         UsersCommand::Deactivate { id } => {
-            client.delete(&["v1", "users", &id]).await?;
+            users.deactivate(&id).await?;
             done(json, format!("deactivated {id}"))
         }
     }
 }
 
 async fn workspaces(client: &Client, json: bool, cmd: WorkspacesCommand) -> Result<()> {
+    let workspaces = client.workspaces();
     match cmd {
         WorkspacesCommand::Create { name } => {
-            let ws = client
-                .post(&["v1", "workspaces"], &json!({ "name": name }))
-                .await?;
-            show(json, &ws, workspace_details(&ws))
+            let call = workspaces.create(&CreateWorkspace { name });
+            show(json, call, workspace_details).await
         }
         WorkspacesCommand::List { page } => {
-            let page = client
-                .list(&["v1", "workspaces"], Vec::new(), &page)
-                .await?;
-            show_list(json, &page, "workspaces", workspace_table)
+            let call = workspaces.list(&page.page());
+            show_list(json, call, page.all, "workspaces", workspace_table).await
         }
-        WorkspacesCommand::Get { id } => {
-            let ws = client.get(&["v1", "workspaces", &id], &[]).await?;
-            show(json, &ws, workspace_details(&ws))
-        }
+        WorkspacesCommand::Get { id } => show(json, workspaces.get(&id), workspace_details).await,
         WorkspacesCommand::Members { id, page } => {
-            let path = ["v1", "workspaces", &id, "members"];
-            let page = client.list(&path, Vec::new(), &page).await?;
-            show_list(json, &page, "members", member_table)
+            let call = workspaces.members(&id, &page.page());
+            show_list(json, call, page.all, "members", member_table).await
         }
         WorkspacesCommand::SetMember { id, user_id, role } => {
-            let path = ["v1", "workspaces", &id, "members", &user_id];
-            let member = client.put(&path, &json!({ "role": role })).await?;
-            show(json, &member, format!("{user_id} is now {role} in {id}\n"))
+            let call = workspaces.put_member(&id, &user_id, &PutMember { role: role.clone() });
+            show(json, call, |_: &Member| {
+                format!("{user_id} is now {role} in {id}\n")
+            })
+            .await
         }
         WorkspacesCommand::RemoveMember { id, user_id } => {
-            client
-                .delete(&["v1", "workspaces", &id, "members", &user_id])
-                .await?;
+            workspaces.remove_member(&id, &user_id).await?;
             done(json, format!("removed {user_id} from {id}"))
         }
         WorkspacesCommand::SetRole {
@@ -454,116 +466,102 @@ async fn workspaces(client: &Client, json: bool, cmd: WorkspacesCommand) -> Resu
             role,
             permissions,
         } => {
-            let path = ["v1", "workspaces", &id, "roles", &role];
-            let body = json!({ "permissions": permissions });
-            let updated = client.put(&path, &body).await?;
-            let text = format!("role {role} in {id}: {}\n", permissions.join(", "));
-            show(json, &updated, text)
+            let text = format!("role {role} in {id}: {}\n", list(&permissions));
+            let call = workspaces.put_role(&id, &role, &PutRole { permissions });
+            show(json, call, |_| text).await
         }
         WorkspacesCommand::Grant {
             id,
             user_id,
             permission,
         } => {
-            let body = json!({ "user_id": user_id, "permission": permission });
-            let grant = client
-                .post(&["v1", "workspaces", &id, "grants"], &body)
-                .await?;
-            let text = match grant.get("id").and_then(Value::as_str) {
-                Some(gid) => format!("granted {permission} to {user_id} in {id} ({gid})\n"),
-                None => format!("granted {permission} to {user_id} in {id}\n"),
+            let body = CreateGrant {
+                user_id: user_id.clone(),
+                permission: permission.clone(),
             };
-            show(json, &grant, text)
+            show(json, workspaces.create_grant(&id, &body), |grant| {
+                format!("granted {permission} to {user_id} in {id} ({})\n", grant.id)
+            })
+            .await
         }
     }
 }
 
 // ---- request bodies ------------------------------------------------------------------------
 
-fn create_key_body(args: CreateKeyArgs) -> Value {
-    let mut body = Map::new();
-    body.insert("name".into(), args.name.into());
-    insert(&mut body, "type", args.key_type);
-    insert(&mut body, "environment", args.environment);
-    insert(&mut body, "workspace_id", args.workspace_id);
-    insert(&mut body, "owner_id", args.owner_id);
-    insert_list(&mut body, "permissions", args.permissions);
-    insert_restrictions(&mut body, args.restrictions);
-    Value::Object(body)
+fn create_key_body(args: CreateKeyArgs) -> CreateKey {
+    let r = args.restrictions;
+    CreateKey {
+        name: args.name,
+        key_type: args.key_type,
+        environment: args.environment,
+        workspace_id: args.workspace_id,
+        owner_id: args.owner_id,
+        permissions: non_empty(args.permissions),
+        expires_at: r.expires_at,
+        allowed_origins: non_empty(r.allowed_origins),
+        allowed_ips: non_empty(r.allowed_ips),
+        metadata: r.metadata,
+    }
 }
 
-fn update_key_body(args: UpdateKeyArgs) -> Result<Value> {
-    let mut body = Map::new();
-    insert(&mut body, "name", args.name);
-    insert(&mut body, "enabled", args.enabled);
-    insert_list(&mut body, "permissions", args.permissions);
-    insert_restrictions(&mut body, args.restrictions);
+fn update_key_body(args: UpdateKeyArgs) -> Result<UpdateKey> {
+    let r = args.restrictions;
+    let body = UpdateKey {
+        name: args.name,
+        enabled: args.enabled,
+        permissions: non_empty(args.permissions).map_or(Patch::Keep, Patch::Set),
+        expires_at: r.expires_at.map_or(Patch::Keep, Patch::Set),
+        allowed_origins: non_empty(r.allowed_origins),
+        allowed_ips: non_empty(r.allowed_ips),
+        metadata: r.metadata,
+    };
     if body.is_empty() {
         bail!("nothing to update: pass --name, --enabled, --permission, --expires-at, --allowed-origin, --allowed-ip or --metadata");
     }
-    Ok(Value::Object(body))
+    Ok(body)
 }
 
-fn update_user_body(name: Option<String>, instance_role: Option<String>) -> Result<Value> {
-    let mut body = Map::new();
-    insert(&mut body, "name", name);
-    if let Some(r) = instance_role {
-        // `none` on the command line is `null` in the API: no instance role.
-        let r = if r == "none" { Value::Null } else { r.into() };
-        body.insert("instance_role".into(), r);
-    }
+/// `none` on the command line is [`Patch::Clear`]: `null` in the API, no instance role.
+fn update_user_body(
+    name: Option<String>,
+    instance_role: Option<Patch<InstanceRole>>,
+) -> Result<UpdateUser> {
+    let body = UpdateUser {
+        name,
+        instance_role: instance_role.unwrap_or_default(),
+    };
     if body.is_empty() {
         bail!("nothing to update: pass --name or --instance-role");
     }
-    Ok(Value::Object(body))
+    Ok(body)
 }
 
-fn exchange_body(args: ExchangeArgs) -> Value {
-    let mut body = Map::new();
-    insert(&mut body, "ttl_seconds", args.ttl_seconds);
-    insert_list(&mut body, "permissions", args.permissions);
-    Value::Object(body)
-}
-
-fn create_token_body(args: CreateTokenArgs) -> Value {
-    let mut body = Map::new();
-    body.insert("name".into(), args.name.into());
-    insert(&mut body, "environment", args.environment);
-    insert(&mut body, "ttl_seconds", args.ttl_seconds);
-    Value::Object(body)
-}
-
-fn insert_restrictions(body: &mut Map<String, Value>, r: KeyRestrictions) {
-    insert(body, "expires_at", r.expires_at);
-    insert_list(body, "allowed_origins", r.allowed_origins);
-    insert_list(body, "allowed_ips", r.allowed_ips);
-    insert(body, "metadata", r.metadata);
-}
-
-fn insert(body: &mut Map<String, Value>, field: &str, value: Option<impl Into<Value>>) {
-    if let Some(v) = value {
-        body.insert(field.into(), v.into());
+fn exchange_body(args: ExchangeArgs) -> Exchange {
+    Exchange {
+        // The key goes in the Authorization header, as for every other command.
+        api_key: None,
+        ttl_seconds: args.ttl_seconds,
+        permissions: non_empty(args.permissions),
     }
 }
 
-fn insert_list(body: &mut Map<String, Value>, field: &str, values: Vec<String>) {
-    if !values.is_empty() {
-        body.insert(field.into(), values.into());
+fn create_token_body(args: CreateTokenArgs) -> CreateToken {
+    CreateToken {
+        name: args.name,
+        environment: args.environment,
+        ttl_seconds: args.ttl_seconds,
     }
 }
 
-fn push(query: &mut Vec<(&'static str, String)>, name: &'static str, value: Option<String>) {
-    if let Some(v) = value {
-        query.push((name, v));
-    }
+/// A repeatable flag given no times is a field left out, not an empty list.
+fn non_empty<T>(values: Vec<T>) -> Option<Vec<T>> {
+    (!values.is_empty()).then_some(values)
 }
 
-fn parse_rfc3339(s: &str) -> Result<String, String> {
+fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
     DateTime::parse_from_rfc3339(s)
-        .map(|t| {
-            t.with_timezone(&Utc)
-                .to_rfc3339_opts(SecondsFormat::AutoSi, true)
-        })
+        .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("not an RFC 3339 timestamp such as 2030-01-01T00:00:00Z ({e})"))
 }
 
@@ -571,156 +569,81 @@ fn parse_json(s: &str) -> Result<Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not valid JSON ({e})"))
 }
 
-// ---- HTTP ----------------------------------------------------------------------------------
-
-/// A thin HTTP client: JSON in, JSON out, problem+json turned into an error message.
-struct Client {
-    http: reqwest::Client,
-    base: Url,
-    auth: HeaderValue,
+fn parse_permission(s: &str) -> Result<Permission, String> {
+    Permission::parse(s).map_err(|e| format!("not a permission such as documents:read ({e})"))
 }
 
-impl Client {
-    fn new(opts: &ClientOpts) -> Result<Self> {
-        let key = opts.api_key.as_deref().map(str::trim).unwrap_or_default();
-        if key.is_empty() {
-            bail!("LATCHKEY_API_KEY is not set");
-        }
-        let mut auth = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-            anyhow!("the API key contains characters not allowed in an HTTP header")
-        })?;
-        auth.set_sensitive(true);
-        let base = parse_base_url(&opts.url)?;
-        if base.scheme() == "http" && !is_loopback(&base) {
-            eprintln!(
-                "warning: sending the API key over plain HTTP to {}",
-                display_url(&base)
-            );
-        }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("latchkey-cli/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            // A redirect would silently turn a POST into a GET; report it instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Client { http, base, auth })
-    }
+fn key_type() -> impl TypedValueParser<Value = KeyType> {
+    PossibleValuesParser::new(["secret", "publishable"])
+        .map(|s| s.parse().expect("a listed key type"))
+}
 
-    async fn get(&self, path: &[&str], query: &[(&str, String)]) -> Result<Value> {
-        self.send(Method::GET, path, query, None).await
-    }
+fn environment() -> impl TypedValueParser<Value = Environment> {
+    PossibleValuesParser::new(["test", "live"]).map(|s| s.parse().expect("a listed environment"))
+}
 
-    async fn post(&self, path: &[&str], body: &Value) -> Result<Value> {
-        self.send(Method::POST, path, &[], Some(body)).await
-    }
+fn key_status() -> impl TypedValueParser<Value = KeyStatus> {
+    PossibleValuesParser::new(["active", "expired", "revoked", "disabled"])
+        .map(|s| s.parse().expect("a listed key status"))
+}
 
-    /// A POST without a body, for actions such as renew.
-    async fn post_empty(&self, path: &[&str]) -> Result<Value> {
-        self.send(Method::POST, path, &[], None).await
-    }
+fn instance_role() -> impl TypedValueParser<Value = InstanceRole> {
+    PossibleValuesParser::new(["admin", "verifier"])
+        .map(|s| s.parse().expect("a listed instance role"))
+}
 
-    async fn patch(&self, path: &[&str], body: &Value) -> Result<Value> {
-        self.send(Method::PATCH, path, &[], Some(body)).await
-    }
+fn instance_role_or_none() -> impl TypedValueParser<Value = Patch<InstanceRole>> {
+    PossibleValuesParser::new(["admin", "verifier", "none"]).map(|s| match s.as_str() {
+        "none" => Patch::Clear,
+        role => Patch::Set(role.parse().expect("a listed instance role")),
+    })
+}
 
-    async fn put(&self, path: &[&str], body: &Value) -> Result<Value> {
-        self.send(Method::PUT, path, &[], Some(body)).await
-    }
+// ---- the server ----------------------------------------------------------------------------
 
-    async fn delete(&self, path: &[&str]) -> Result<()> {
-        self.send(Method::DELETE, path, &[], None).await.map(drop)
+/// The typed client for `opts`: the key checked first (no request without one), then the URL.
+fn connect(opts: &ClientOpts) -> Result<Client> {
+    let key = opts.api_key.as_deref().map(str::trim).unwrap_or_default();
+    if key.is_empty() {
+        bail!("LATCHKEY_API_KEY is not set");
     }
-
-    /// One page, or with `--all` every page merged into one `{"data", "next_cursor": null}`.
-    async fn list(
-        &self,
-        path: &[&str],
-        mut query: Vec<(&'static str, String)>,
-        page: &PageArgs,
-    ) -> Result<Value> {
-        if let Some(limit) = page.limit {
-            query.push(("limit", limit.to_string()));
-        }
-        let mut cursor = page.cursor.clone();
-        let mut all = Vec::new();
-        loop {
-            let mut q = query.clone();
-            push(&mut q, "cursor", cursor.take());
-            let mut resp = self.get(path, &q).await?;
-            if !page.all {
-                return Ok(resp);
-            }
-            match resp.get_mut("data").map(Value::take) {
-                Some(Value::Array(items)) => all.extend(items),
-                _ => bail!("unexpected response from the server: no `data` list"),
-            }
-            match resp.get("next_cursor").and_then(Value::as_str) {
-                Some(next) if !next.is_empty() => cursor = Some(next.to_owned()),
-                _ => return Ok(json!({ "data": all, "next_cursor": null })),
-            }
-        }
+    let base = parse_base_url(&opts.url)?;
+    if base.scheme() == "http" && !is_loopback(&base) {
+        eprintln!(
+            "warning: sending the API key over plain HTTP to {}",
+            display_url(&base)
+        );
     }
+    let options = ClientOptions {
+        ca_cert: opts.cacert.clone(),
+        connect_timeout: Some(Duration::from_secs(10)),
+        timeout: Duration::from_secs(60),
+        user_agent: Some(concat!("latchkey-cli/", env!("CARGO_PKG_VERSION")).into()),
+    };
+    Ok(Client::new(base.as_str(), key, &options)?)
+}
 
-    async fn send(
-        &self,
-        method: Method,
-        path: &[&str],
-        query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> Result<Value> {
-        let mut req = self
-            .http
-            .request(method, endpoint(&self.base, path, query))
-            .header(AUTHORIZATION, self.auth.clone())
-            .header(ACCEPT, "application/json, application/problem+json");
-        if let Some(body) = body {
-            req = req.json(body);
+/// Client errors in the words of the command line: which flag to check.
+fn explain(e: anyhow::Error, opts: &ClientOpts) -> anyhow::Error {
+    let at = || parse_base_url(&opts.url).map_or_else(|_| opts.url.clone(), |u| display_url(&u));
+    match e.downcast_ref::<ClientError>() {
+        Some(ClientError::Redirected { location, .. }) => anyhow!(
+            "the server at {} answered with a redirect{}; check --url / LATCHKEY_URL",
+            at(),
+            location
+                .as_ref()
+                .map(|l| format!(" to {l}"))
+                .unwrap_or_default()
+        ),
+        Some(ClientError::Unavailable(m)) if m.contains("certificate") => {
+            let hint = if opts.cacert.is_some() {
+                "check that --cacert / LATCHKEY_CACERT names the CA that signed the server's certificate"
+            } else {
+                "if the server's certificate comes from a private CA, pass that CA with --cacert FILE or LATCHKEY_CACERT"
+            };
+            anyhow!("{m}\n{hint}")
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
-        let status = resp.status();
-        let header = |name: reqwest::header::HeaderName| {
-            resp.headers()
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let (retry_after, location) = (header(RETRY_AFTER), header(LOCATION));
-        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
-        if status.is_redirection() {
-            bail!(
-                "the server at {} answered with a redirect{}; check --url / LATCHKEY_URL",
-                display_url(&self.base),
-                location.map(|l| format!(" to {l}")).unwrap_or_default()
-            );
-        }
-        if !status.is_success() {
-            bail!(problem_message(status, &bytes, retry_after.as_deref()));
-        }
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|_| {
-            anyhow!(
-                "the server at {} sent a response that is not JSON (HTTP {status}); is it a Latchkey server?",
-                display_url(&self.base)
-            )
-        })
-    }
-
-    fn transport_error(&self, e: &reqwest::Error) -> anyhow::Error {
-        let at = display_url(&self.base);
-        let mut cause: &dyn std::error::Error = e;
-        while let Some(source) = cause.source() {
-            cause = source;
-        }
-        if e.is_timeout() {
-            anyhow!("timed out waiting for the Latchkey server at {at}")
-        } else if e.is_connect() {
-            anyhow!("cannot connect to the Latchkey server at {at}: {cause}")
-        } else {
-            anyhow!("request to the Latchkey server at {at} failed: {cause}")
-        }
+        _ => e,
     }
 }
 
@@ -731,21 +654,6 @@ fn parse_base_url(raw: &str) -> Result<Url> {
         bail!("invalid server URL {raw:?} (LATCHKEY_URL / --url): must start with http:// or https://");
     }
     Ok(url)
-}
-
-/// The base URL plus percent-encoded path segments, so an id can never change the route.
-fn endpoint(base: &Url, path: &[&str], query: &[(&str, String)]) -> Url {
-    let mut url = base.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments.pop_if_empty().extend(path);
-    }
-    if !query.is_empty() {
-        url.query_pairs_mut()
-            .extend_pairs(query.iter().map(|(k, v)| (k, v)));
-    }
-    url
 }
 
 /// The URL as it may appear in messages: without any user name or password in it.
@@ -765,52 +673,23 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// The error message for a failed request: the problem's `detail` (plus field errors for a 422),
-/// falling back to its `title` and then to the HTTP status when the body is not problem+json.
-fn problem_message(status: StatusCode, body: &[u8], retry_after: Option<&str>) -> String {
-    let problem: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let text = |field: &str| {
-        problem
-            .get(field)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
-    let mut message = match text("detail").or_else(|| text("title")) {
-        Some(detail) => detail.to_owned(),
-        None => format!("the server answered HTTP {status}"),
-    };
-    let field_errors: Vec<String> = problem
-        .get("errors")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let msg = e.get("message").and_then(Value::as_str)?;
-            Some(match e.get("field").and_then(Value::as_str) {
-                Some(field) if !field.is_empty() => format!("{field}: {msg}"),
-                _ => msg.to_owned(),
-            })
-        })
-        .collect();
-    if !field_errors.is_empty() {
-        message = format!("{message}: {}", field_errors.join("; "));
-    }
-    if let Some(secs) = retry_after.filter(|_| status == StatusCode::TOO_MANY_REQUESTS) {
-        message.push_str(&format!(" (retry after {secs} seconds)"));
-    }
-    message
-}
-
 // ---- output --------------------------------------------------------------------------------
 
-/// Prints the raw response for `--json`, else the text for people.
-fn show(json: bool, response: &Value, text: String) -> Result<()> {
+/// For `--json`, the server's answer as received; else the typed answer as text for people.
+async fn show<T: DeserializeOwned + Send>(
+    json: bool,
+    call: Call<'_, T>,
+    text: impl FnOnce(&T) -> String,
+) -> Result<()> {
     if json {
-        emit(&format!("{}\n", serde_json::to_string_pretty(response)?))
+        print_json(&call.send_as::<Value>().await?)
     } else {
-        emit(&text)
+        emit(&text(&call.await?))
     }
+}
+
+fn print_json(answer: &Value) -> Result<()> {
+    emit(&format!("{}\n", serde_json::to_string_pretty(answer)?))
 }
 
 /// For 204 answers: nothing for scripts (the exit status says it), a confirmation for people.
@@ -822,21 +701,30 @@ fn done(json: bool, text: String) -> Result<()> {
     }
 }
 
-fn show_list(json: bool, page: &Value, noun: &str, table: fn(&[Value]) -> Table) -> Result<()> {
+/// One page, or with `all` every page merged into one `{"data", "next_cursor": null}`.
+async fn show_list<T: DeserializeOwned + Send>(
+    json: bool,
+    call: Call<'_, List<T>>,
+    all: bool,
+    noun: &str,
+    table: fn(&[T]) -> Table,
+) -> Result<()> {
     if json {
-        return show(true, page, String::new());
+        let answer = if all {
+            serde_json::to_value(call.all_as::<Value>().await?)?
+        } else {
+            call.send_as::<Value>().await?
+        };
+        return print_json(&answer);
     }
-    let items = page
-        .get("data")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    let table = table(items);
+    let page = if all { call.all().await? } else { call.await? };
+    let table = table(&page.data);
     if table.is_empty() {
         emit(&format!("no {noun}\n"))?;
     } else {
         emit(&table.to_string())?;
     }
-    if let Some(next) = page.get("next_cursor").and_then(Value::as_str) {
+    if let Some(next) = page.next_cursor {
         eprintln!("more {noun}: add --cursor {next} for the next page, or --all");
     }
     Ok(())
@@ -851,87 +739,72 @@ fn emit(text: &str) -> Result<()> {
 }
 
 /// The show-once message after create and roll; the key stands on a line of its own.
-fn new_key_message(created: &Value, verb: &str) -> Result<String> {
-    let key = created
-        .get("key")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("the server's response has no `key`"))?;
-    Ok(format!(
+fn new_key_message(created: &CreatedKey, verb: &str) -> String {
+    let k = &created.key;
+    format!(
         "{verb} {} key {} \"{}\" ({}).\n\n    {}\n\n\
          Copy this key now and keep it secret: it cannot be shown again.\n",
-        text(created, "type"),
-        text(created, "id"),
-        text(created, "name"),
-        text(created, "environment"),
-        printable(key),
-    ))
-}
-
-fn access_token(response: &Value) -> Result<&str> {
-    response
-        .get("access_token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("the server's response has no `access_token`"))
+        k.key_type.as_str(),
+        k.id,
+        k.name,
+        k.environment,
+        printable(created.secret.expose()),
+    )
 }
 
 /// The message after an exchange: the token on a line of its own, when it expires, what it may do.
-fn access_token_message(token: &Value, now: DateTime<Utc>) -> Result<String> {
-    let jwt = access_token(token)?;
-    let expiry = match token.get("expires_in").and_then(Value::as_i64) {
-        None => String::new(),
-        Some(secs) => {
-            let at = TimeDelta::try_seconds(secs)
-                .and_then(|d| now.checked_add_signed(d))
-                .map(|t| format!(" ({})", t.format("%Y-%m-%d %H:%M UTC")))
-                .unwrap_or_default();
-            format!(
-                ", expires in {}{at}",
-                duration(u64::try_from(secs).unwrap_or(0))
-            )
-        }
+fn access_token_message(token: &AccessToken, now: DateTime<Utc>) -> String {
+    let secs = token.expires_in;
+    let at = TimeDelta::try_seconds(secs)
+        .and_then(|d| now.checked_add_signed(d))
+        .map(|t| format!(" ({})", t.format("%Y-%m-%d %H:%M UTC")))
+        .unwrap_or_default();
+    let expiry = format!(
+        ", expires in {}{at}",
+        duration(u64::try_from(secs).unwrap_or(0))
+    );
+    let scope = match token.scope.trim() {
+        "" => "none".to_owned(),
+        s => printable(s),
     };
-    let scope = match token.get("scope").and_then(Value::as_str).map(str::trim) {
-        Some(s) if !s.is_empty() => printable(s),
-        _ => "none".to_owned(),
-    };
-    Ok(format!(
+    format!(
         "{} access token{expiry}:\n\n    {}\n\nScope: {scope}\n\
          Copy this token now and keep it secret: it cannot be shown again.\n",
-        text(token, "token_type"),
-        printable(jwt),
-    ))
+        token.token_type,
+        printable(token.access_token.expose()),
+    )
 }
 
 /// The show-once message after create and renew; the token stands on a line of its own.
-fn new_token_message(created: &Value, verb: &str) -> Result<String> {
-    let jwt = access_token(created)?;
-    Ok(format!(
+fn new_token_message(created: &CreatedToken, verb: &str) -> String {
+    let t = &created.token;
+    format!(
         "{verb} {} token {} \"{}\" (expires {}).\n\n    {}\n\n\
          Copy this token now and keep it secret: it cannot be shown again.\n",
-        text(created, "environment"),
-        text(created, "id"),
-        printable(&text(created, "name")),
-        time(created, "expires_at", "never"),
-        printable(jwt),
-    ))
+        t.environment,
+        t.id,
+        printable(t.name.as_deref().unwrap_or("-")),
+        time(Some(&t.expires_at), "never"),
+        printable(created.access_token.expose()),
+    )
 }
 
-fn token_table(tokens: &[Value]) -> Table {
+fn token_table(tokens: &[Token]) -> Table {
     let mut t = Table::new(&["ID", "NAME", "ENV", "STATUS", "EXPIRES", "CREATED"]);
     for k in tokens {
         t.row(vec![
-            text(k, "id"),
-            text(k, "name"),
-            text(k, "environment"),
-            text(k, "status"),
-            time(k, "expires_at", "never"),
-            time(k, "created_at", "-"),
+            k.id.clone(),
+            or_dash(k.name.as_deref()),
+            k.environment.to_string(),
+            k.status.as_str().into(),
+            time(Some(&k.expires_at), "never"),
+            time(Some(&k.created_at), "-"),
         ]);
     }
     t
 }
 
-fn key_table(keys: &[Value]) -> Table {
+fn key_table(keys: &[Key]) -> Table {
     let mut t = Table::new(&[
         "ID",
         "NAME",
@@ -945,150 +818,152 @@ fn key_table(keys: &[Value]) -> Table {
     ]);
     for k in keys {
         t.row(vec![
-            text(k, "id"),
-            text(k, "name"),
-            text(k, "redacted"),
-            text(k, "type"),
-            text(k, "environment"),
-            text(k, "status"),
-            time(k, "last_used_at", "never"),
-            time(k, "expires_at", "never"),
-            time(k, "created_at", "-"),
+            k.id.clone(),
+            k.name.clone(),
+            k.redacted.clone(),
+            k.key_type.as_str().into(),
+            k.environment.to_string(),
+            k.status.as_str().into(),
+            time(k.last_used_at.as_ref(), "never"),
+            time(k.expires_at.as_ref(), "never"),
+            time(Some(&k.created_at), "-"),
         ]);
     }
     t
 }
 
-fn key_details(k: &Value) -> String {
-    let permissions = match k.get("permissions") {
-        Some(Value::Array(_)) => text(k, "permissions"),
-        _ => "all of the owner's".into(),
+fn key_details(k: &Key) -> String {
+    let permissions = match &k.permissions {
+        Some(p) => list(p),
+        None => "all of the owner's".into(),
     };
     fields(&[
-        ("ID", text(k, "id")),
-        ("Name", text(k, "name")),
-        ("Key", text(k, "redacted")),
-        ("Type", text(k, "type")),
-        ("Environment", text(k, "environment")),
-        ("Status", text(k, "status")),
-        ("Enabled", text(k, "enabled")),
-        ("Workspace", text(k, "workspace_id")),
-        ("Owner", text(k, "owner_id")),
+        ("ID", k.id.clone()),
+        ("Name", k.name.clone()),
+        ("Key", k.redacted.clone()),
+        ("Type", k.key_type.as_str().into()),
+        ("Environment", k.environment.to_string()),
+        ("Status", k.status.as_str().into()),
+        ("Enabled", yes_no(k.enabled)),
+        ("Workspace", k.workspace_id.clone()),
+        ("Owner", k.owner_id.clone()),
         ("Permissions", permissions),
-        ("Allowed origins", text(k, "allowed_origins")),
-        ("Allowed IPs", text(k, "allowed_ips")),
-        ("Metadata", text(k, "metadata")),
-        ("Last used", time(k, "last_used_at", "never")),
-        ("Expires", time(k, "expires_at", "never")),
-        ("Revoked", time(k, "revoked_at", "-")),
-        ("Created", time(k, "created_at", "-")),
-        ("Updated", time(k, "updated_at", "-")),
+        ("Allowed origins", list(&k.allowed_origins)),
+        ("Allowed IPs", list(&k.allowed_ips)),
+        (
+            "Metadata",
+            serde_json::to_string(&k.metadata).unwrap_or_default(),
+        ),
+        ("Last used", time(k.last_used_at.as_ref(), "never")),
+        ("Expires", time(k.expires_at.as_ref(), "never")),
+        ("Revoked", time(k.revoked_at.as_ref(), "-")),
+        ("Created", time(Some(&k.created_at), "-")),
+        ("Updated", time(Some(&k.updated_at), "-")),
     ])
 }
 
-fn user_table(users: &[Value]) -> Table {
+fn instance_role_text(role: Option<InstanceRole>) -> String {
+    or_dash(role.map(InstanceRole::as_str))
+}
+
+fn user_table(users: &[User]) -> Table {
     let mut t = Table::new(&["ID", "EMAIL", "NAME", "ACTIVE", "INSTANCE ROLE", "CREATED"]);
     for u in users {
         t.row(vec![
-            text(u, "id"),
-            text(u, "email"),
-            text(u, "name"),
-            text(u, "active"),
-            text(u, "instance_role"),
-            time(u, "created_at", "-"),
+            u.id.clone(),
+            u.email.clone(),
+            u.name.clone(),
+            yes_no(u.active),
+            instance_role_text(u.instance_role),
+            time(Some(&u.created_at), "-"),
         ]);
     }
     t
 }
 
-fn user_details(u: &Value) -> String {
+fn user_details(u: &User) -> String {
     fields(&[
-        ("ID", text(u, "id")),
-        ("Email", text(u, "email")),
-        ("Name", text(u, "name")),
-        ("Active", text(u, "active")),
-        ("Instance role", text(u, "instance_role")),
-        ("Created", time(u, "created_at", "-")),
+        ("ID", u.id.clone()),
+        ("Email", u.email.clone()),
+        ("Name", u.name.clone()),
+        ("Active", yes_no(u.active)),
+        ("Instance role", instance_role_text(u.instance_role)),
+        ("Created", time(Some(&u.created_at), "-")),
     ])
 }
 
-fn workspace_table(workspaces: &[Value]) -> Table {
+fn workspace_table(workspaces: &[Workspace]) -> Table {
     let mut t = Table::new(&["ID", "NAME", "REQUIRE PAIR", "MAX KEY TTL", "CREATED"]);
     for w in workspaces {
         t.row(vec![
-            text(w, "id"),
-            text(w, "name"),
-            text(w, "require_pair"),
+            w.id.clone(),
+            w.name.clone(),
+            yes_no(w.require_pair),
             ttl(w),
-            time(w, "created_at", "-"),
+            time(Some(&w.created_at), "-"),
         ]);
     }
     t
 }
 
-fn workspace_details(w: &Value) -> String {
+fn workspace_details(w: &Workspace) -> String {
     fields(&[
-        ("ID", text(w, "id")),
-        ("Name", text(w, "name")),
-        ("Require pair", text(w, "require_pair")),
-        (
-            "Publishable permissions",
-            text(w, "publishable_permissions"),
-        ),
+        ("ID", w.id.clone()),
+        ("Name", w.name.clone()),
+        ("Require pair", yes_no(w.require_pair)),
+        ("Publishable permissions", list(&w.publishable_permissions)),
         ("Max key TTL", ttl(w)),
-        ("Created", time(w, "created_at", "-")),
-        ("Updated", time(w, "updated_at", "-")),
+        ("Created", time(Some(&w.created_at), "-")),
+        ("Updated", time(Some(&w.updated_at), "-")),
     ])
 }
 
-fn member_table(members: &[Value]) -> Table {
+fn member_table(members: &[Member]) -> Table {
     let mut t = Table::new(&["USER ID", "EMAIL", "NAME", "ROLE", "ACTIVE", "ADDED"]);
     for m in members {
         t.row(vec![
-            text(m, "user_id"),
-            text(m, "email"),
-            text(m, "name"),
-            text(m, "role"),
-            text(m, "active"),
-            time(m, "created_at", "-"),
+            m.user_id.clone(),
+            m.email.clone(),
+            m.name.clone(),
+            m.role.clone(),
+            yes_no(m.active),
+            time(Some(&m.created_at), "-"),
         ]);
     }
     t
 }
 
-/// A field as people read it: `-` for absent or null, yes/no, lists joined by commas.
-fn text(v: &Value, field: &str) -> String {
-    match v.get(field) {
-        None | Some(Value::Null) => "-".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Bool(b)) => if *b { "yes" } else { "no" }.into(),
-        Some(Value::Array(items)) if items.is_empty() => "-".into(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-            .collect::<Vec<_>>()
-            .join(", "),
-        Some(other) => other.to_string(),
-    }
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
 }
 
-/// An RFC 3339 timestamp shortened to UTC minutes; `none` when null.
-fn time(v: &Value, field: &str, none: &str) -> String {
-    match v.get(field).and_then(Value::as_str) {
-        None => none.into(),
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .map(|t| {
-                t.with_timezone(&Utc)
-                    .format("%Y-%m-%d %H:%M UTC")
-                    .to_string()
-            })
-            .unwrap_or_else(|_| s.to_owned()),
-    }
+fn or_dash(s: Option<&str>) -> String {
+    s.unwrap_or("-").into()
 }
 
-fn ttl(w: &Value) -> String {
-    w.get("max_key_ttl_seconds")
-        .and_then(Value::as_u64)
+/// A list as people read it: joined by commas, `-` when empty.
+fn list<T: fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "-".into();
+    }
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A timestamp shortened to UTC minutes; `none` when there is none.
+fn time(t: Option<&Timestamp>, none: &str) -> String {
+    t.map_or_else(
+        || none.into(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+fn ttl(w: &Workspace) -> String {
+    w.max_key_ttl_seconds
+        .and_then(|s| u64::try_from(s).ok())
         .map_or_else(|| "none".into(), duration)
 }
 
@@ -1105,6 +980,12 @@ fn duration(s: u64) -> String {
 mod tests {
     use super::*;
     use clap::{CommandFactory, FromArgMatches, Parser};
+    use serde_json::json;
+
+    /// A body as the server receives it.
+    fn sent(body: impl serde::Serialize) -> Value {
+        serde_json::to_value(body).unwrap()
+    }
 
     #[derive(Parser)]
     struct Cli {
@@ -1169,7 +1050,7 @@ mod tests {
         ]) else {
             panic!("not create")
         };
-        assert_eq!(instance_role.as_deref(), Some("verifier"));
+        assert_eq!(instance_role, Some(InstanceRole::Verifier));
         assert!(parse(&[
             "users",
             "create",
@@ -1194,11 +1075,11 @@ mod tests {
             else {
                 panic!("not update")
             };
-            assert_eq!(update_user_body(name, instance_role).unwrap(), wanted);
+            assert_eq!(sent(update_user_body(name, instance_role).unwrap()), wanted);
         }
         assert!(parse(&["users", "update", "usr_1", "--instance-role", "root"]).is_err());
         assert_eq!(
-            update_user_body(Some("Ada".into()), None).unwrap(),
+            sent(update_user_body(Some("Ada".into()), None).unwrap()),
             json!({"name": "Ada"})
         );
         assert!(update_user_body(None, None).is_err());
@@ -1226,7 +1107,7 @@ mod tests {
             panic!("not create")
         };
         assert_eq!(
-            create_key_body(args),
+            sent(create_key_body(args)),
             json!({
                 "name": "ci", "type": "publishable", "permissions": ["docs:read", "docs:write"],
                 "expires_at": "2030-01-01T00:00:00Z", "metadata": {"team": "a"},
@@ -1242,6 +1123,18 @@ mod tests {
         assert!(parse(&["keys", "list", "--limit", "501"]).is_err());
         assert!(parse(&["keys", "roll", "key_1", "--grace-seconds", "604801"]).is_err());
         assert!(parse(&["workspaces", "set-role", "ws_1", "admin"]).is_err());
+        assert!(parse(&["keys", "create", "--name", "x", "--permission", "bad perm"]).is_err());
+        assert!(parse(&["keys", "list", "--status", "gone"]).is_err());
+        let grant = [
+            "workspaces",
+            "grant",
+            "ws_1",
+            "--user-id",
+            "usr_1",
+            "--permission",
+            "a::b",
+        ];
+        assert!(parse(&grant).is_err());
     }
 
     #[test]
@@ -1259,13 +1152,13 @@ mod tests {
             panic!("not exchange")
         };
         assert_eq!(
-            exchange_body(args),
+            sent(exchange_body(args)),
             json!({ "ttl_seconds": 600, "permissions": ["docs:read", "docs:write"] })
         );
         let TokensCommand::Exchange(args) = tokens_cmd(&["tokens", "exchange"]) else {
             panic!("not exchange")
         };
-        assert_eq!(exchange_body(args), json!({}));
+        assert_eq!(sent(exchange_body(args)), json!({}));
 
         let TokensCommand::Create(args) = tokens_cmd(&[
             "tokens",
@@ -1280,13 +1173,13 @@ mod tests {
             panic!("not create")
         };
         assert_eq!(
-            create_token_body(args),
+            sent(create_token_body(args)),
             json!({ "name": "deploy", "environment": "live", "ttl_seconds": 86_400 })
         );
         let TokensCommand::Create(args) = tokens_cmd(&["tokens", "create", "--name", "x"]) else {
             panic!("not create")
         };
-        assert_eq!(create_token_body(args), json!({ "name": "x" }));
+        assert_eq!(sent(create_token_body(args)), json!({ "name": "x" }));
     }
 
     #[test]
@@ -1318,7 +1211,10 @@ mod tests {
         else {
             panic!("not update")
         };
-        assert_eq!(update_key_body(args).unwrap(), json!({ "enabled": false }));
+        assert_eq!(
+            sent(update_key_body(args).unwrap()),
+            json!({ "enabled": false })
+        );
         let KeysCommand::Update(args) = keys_cmd(&["keys", "update", "key_1"]) else {
             panic!("not update")
         };
@@ -1332,6 +1228,7 @@ mod tests {
         let opts = ClientOpts {
             url: "http://x".into(),
             api_key: Some("sk_live_secret".into()),
+            cacert: None,
             json: false,
         };
         assert!(!format!("{opts:?}").contains("sk_live_secret"));
@@ -1342,6 +1239,7 @@ mod tests {
         let opts = ClientOpts {
             url: "http://127.0.0.1:1".into(),
             api_key: None,
+            cacert: None,
             json: false,
         };
         let cmd = ClientCommand::Keys(KeysCommand::Get { id: "key_1".into() });
@@ -1354,6 +1252,7 @@ mod tests {
         let opts = ClientOpts {
             url: "http://127.0.0.1:1".into(),
             api_key: Some("sk_test_notreallyakey".into()),
+            cacert: None,
             json: false,
         };
         let cmd = ClientCommand::Keys(KeysCommand::Get { id: "key_1".into() });
@@ -1363,77 +1262,87 @@ mod tests {
     }
 
     #[test]
-    fn problem_detail_is_the_message() {
-        let body = br#"{"type":"about:blank","title":"Unauthorized","status":401,
-            "detail":"Invalid or missing API key","code":"invalid_credentials"}"#;
-        assert_eq!(
-            problem_message(StatusCode::UNAUTHORIZED, body, None),
-            "Invalid or missing API key"
-        );
-    }
-
-    #[test]
-    fn validation_problem_lists_field_errors() {
-        let body = br#"{"status":422,"title":"Unprocessable Entity","detail":"Validation failed",
-            "errors":[{"field":"name","message":"must be 1 to 100 characters"},
-                      {"field":"expires_at","message":"must be in the future"}]}"#;
-        assert_eq!(
-            problem_message(StatusCode::UNPROCESSABLE_ENTITY, body, None),
-            "Validation failed: name: must be 1 to 100 characters; expires_at: must be in the future"
-        );
-    }
-
-    #[test]
-    fn non_problem_bodies_fall_back_to_title_then_status() {
-        assert_eq!(
-            problem_message(StatusCode::NOT_FOUND, br#"{"title":"Not Found"}"#, None),
-            "Not Found"
-        );
-        assert_eq!(
-            problem_message(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", None),
-            "the server answered HTTP 502 Bad Gateway"
-        );
-        assert_eq!(
-            problem_message(
-                StatusCode::TOO_MANY_REQUESTS,
-                br#"{"detail":"Rate limit exceeded"}"#,
-                Some("3")
-            ),
-            "Rate limit exceeded (retry after 3 seconds)"
-        );
-    }
-
-    #[test]
-    fn endpoints_encode_ids_and_keep_a_base_path() {
-        let base = parse_base_url("https://api.example.com/latchkey/").unwrap();
-        let url = endpoint(
-            &base,
-            &["v1", "keys", "key_1/../x?y"],
-            &[("status", "active".into())],
-        );
-        assert_eq!(
-            url.as_str(),
-            "https://api.example.com/latchkey/v1/keys/key_1%2F..%2Fx%3Fy?status=active"
-        );
-        let base = parse_base_url("http://127.0.0.1:8080").unwrap();
-        assert_eq!(
-            endpoint(&base, &["v1", "users"], &[]).as_str(),
-            "http://127.0.0.1:8080/v1/users"
-        );
+    fn urls_are_checked_and_shown_without_credentials() {
         assert!(parse_base_url("ftp://x").is_err());
         assert!(parse_base_url("127.0.0.1:8080").is_err());
+        let base = parse_base_url("http://127.0.0.1:8080").unwrap();
         let secret = parse_base_url("https://u:p@h.example/").unwrap();
         assert_eq!(display_url(&secret), "https://h.example/");
         assert!(is_loopback(&base) && !is_loopback(&secret));
     }
 
     #[test]
-    fn key_table_renders_the_list_columns() {
-        let keys = [json!({
+    fn redirects_and_certificate_failures_name_the_flag_to_check() {
+        let opts = |cacert: Option<&str>| ClientOpts {
+            url: "https://u:p@latchkey.example/".into(),
+            api_key: Some("sk_live_secret".into()),
+            cacert: cacert.map(PathBuf::from),
+            json: false,
+        };
+        let redirect = ClientError::Redirected {
+            status: 308,
+            location: Some("https://elsewhere/".into()),
+        };
+        assert_eq!(
+            explain(redirect.into(), &opts(None)).to_string(),
+            "the server at https://latchkey.example/ answered with a redirect to \
+             https://elsewhere/; check --url / LATCHKEY_URL"
+        );
+        let tls = || {
+            ClientError::Unavailable(
+                "cannot connect to the Latchkey server at https://latchkey.example/: \
+                 invalid peer certificate: UnknownIssuer"
+                    .into(),
+            )
+        };
+        let text = explain(tls().into(), &opts(None)).to_string();
+        assert!(
+            text.contains("UnknownIssuer") && text.contains("--cacert FILE"),
+            "{text}"
+        );
+        let text = explain(tls().into(), &opts(Some("ca.pem"))).to_string();
+        assert!(text.contains("names the CA that signed"), "{text}");
+        let other = ClientError::Unavailable("timed out".into());
+        assert_eq!(explain(other.into(), &opts(None)).to_string(), "timed out");
+    }
+
+    /// A typed answer from the server's JSON: `base` with `overrides` on top.
+    fn answer<T: DeserializeOwned>(mut base: Value, overrides: Value) -> T {
+        for (k, v) in overrides.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn key(overrides: Value) -> Key {
+        let base = json!({
             "id": "key_1", "name": "ci", "redacted": "sk_live_…AbCd", "type": "secret",
-            "environment": "live", "status": "active", "last_used_at": null,
+            "environment": "live", "workspace_id": "ws_1", "owner_id": "usr_1",
+            "permissions": null, "allowed_origins": [], "allowed_ips": [], "metadata": {},
+            "enabled": true, "status": "active", "expires_at": null, "last_used_at": null,
+            "revoked_at": null, "rolled_to": null, "created_at": "2024-05-01T12:34:56Z",
+            "updated_at": "2024-05-01T12:34:56Z",
+        });
+        answer(base, overrides)
+    }
+
+    fn token(overrides: Value) -> Value {
+        let mut base = json!({
+            "id": "tok_1", "name": "deploy", "environment": "live", "key_id": "key_1",
+            "status": "active", "created_at": "2024-05-01T12:34:56Z",
+            "expires_at": "2024-05-31T12:34:56Z", "revoked_at": null,
+        });
+        for (k, v) in overrides.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        base
+    }
+
+    #[test]
+    fn key_table_renders_the_list_columns() {
+        let keys = [key(json!({
             "expires_at": "2030-01-01T00:00:00Z", "created_at": "2024-05-01T12:34:56.789Z",
-        })];
+        }))];
         assert_eq!(
             key_table(&keys).to_string(),
             "ID     NAME  KEY            TYPE    ENV   STATUS  LAST USED  EXPIRES               CREATED\n\
@@ -1443,29 +1352,27 @@ mod tests {
 
     #[test]
     fn new_key_is_shown_once_with_a_warning() {
-        let created = json!({
-            "id": "key_1", "name": "ci", "type": "secret", "environment": "test",
-            "key": "sk_test_abc", "redacted": "sk_test_…", "permissions": null,
-        });
-        let text = new_key_message(&created, "Created").unwrap();
+        let created: CreatedKey = answer(
+            serde_json::to_value(key(json!({"environment": "test", "redacted": "sk_test_…"})))
+                .unwrap(),
+            json!({"key": "sk_test_abc"}),
+        );
+        let text = new_key_message(&created, "Created");
         assert!(text.starts_with("Created secret key key_1 \"ci\" (test).\n\n    sk_test_abc\n\n"));
         assert!(text.contains("cannot be shown again"));
-        assert!(new_key_message(&json!({ "id": "key_1" }), "Created").is_err());
     }
 
     #[test]
     fn token_table_renders_the_list_columns() {
-        let tokens = [
-            json!({
-                "id": "tok_1", "name": "deploy", "environment": "live", "key_id": "key_1",
-                "status": "active", "created_at": "2024-05-01T12:34:56Z",
-                "expires_at": "2024-05-31T12:34:56Z", "revoked_at": null,
-            }),
-            json!({
-                "id": "tok_22", "name": null, "environment": "test", "key_id": "key_1",
-                "status": "revoked", "created_at": "2024-05-01T12:34:56Z",
-                "expires_at": "2024-05-31T12:34:56Z", "revoked_at": "2024-05-02T00:00:00Z",
-            }),
+        let tokens: [Token; 2] = [
+            answer(token(json!({})), json!({})),
+            answer(
+                token(json!({
+                    "id": "tok_22", "name": null, "environment": "test", "status": "revoked",
+                    "revoked_at": "2024-05-02T00:00:00Z",
+                })),
+                json!({}),
+            ),
         ];
         assert_eq!(
             token_table(&tokens).to_string(),
@@ -1477,20 +1384,22 @@ mod tests {
 
     #[test]
     fn new_token_is_shown_once_with_a_warning() {
-        let created = json!({
-            "access_token": "eyJ.abc.def", "token_type": "Bearer", "expires_in": 2_592_000,
-            "id": "tok_2", "name": "deploy\u{1b}[31m", "environment": "live", "key_id": "key_1",
-            "status": "active", "created_at": "2024-05-01T12:34:56Z",
-            "expires_at": "2024-05-31T12:34:56Z", "revoked_at": null,
-        });
-        let text = new_token_message(&created, "Renewed tok_1 into").unwrap();
+        let created: CreatedToken = answer(
+            token(json!({"id": "tok_2", "name": "deploy\u{1b}[31m"})),
+            json!({"access_token": "eyJ.abc.def", "token_type": "Bearer", "expires_in": 2_592_000}),
+        );
+        let text = new_token_message(&created, "Renewed tok_1 into");
         assert_eq!(
             text,
             "Renewed tok_1 into live token tok_2 \"deploy?[31m\" (expires 2024-05-31 12:34 UTC).\n\n    \
              eyJ.abc.def\n\n\
              Copy this token now and keep it secret: it cannot be shown again.\n"
         );
-        assert!(new_token_message(&json!({ "id": "tok_2" }), "Created").is_err());
+        let unnamed: CreatedToken = answer(
+            token(json!({"name": null})),
+            json!({"access_token": "eyJ.abc.def", "token_type": "Bearer", "expires_in": 60}),
+        );
+        assert!(new_token_message(&unnamed, "Created").contains(" token tok_1 \"-\" "));
     }
 
     #[test]
@@ -1498,46 +1407,70 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let token = json!({
-            "access_token": "eyJ.abc.def", "token_type": "Bearer", "expires_in": 3600,
-            "scope": "docs:read docs:write",
-        });
+        let token: AccessToken = answer(
+            json!({
+                "access_token": "eyJ.abc.def", "token_type": "Bearer", "expires_in": 3600,
+                "scope": "docs:read docs:write",
+            }),
+            json!({}),
+        );
         assert_eq!(
-            access_token_message(&token, now).unwrap(),
+            access_token_message(&token, now),
             "Bearer access token, expires in 1h (2024-05-01 13:00 UTC):\n\n    eyJ.abc.def\n\n\
              Scope: docs:read docs:write\n\
              Copy this token now and keep it secret: it cannot be shown again.\n"
         );
-        let narrow = json!({
-            "access_token": "eyJ.x.y", "token_type": "Bearer", "expires_in": 90, "scope": "",
-        });
-        let text = access_token_message(&narrow, now).unwrap();
+        let narrow: AccessToken = answer(
+            json!({
+                "access_token": "eyJ.x.y", "token_type": "Bearer", "expires_in": 90, "scope": "",
+            }),
+            json!({}),
+        );
+        let text = access_token_message(&narrow, now);
         assert!(
             text.starts_with("Bearer access token, expires in 90s (2024-05-01 12:01 UTC):\n"),
             "{text}"
         );
         assert!(text.contains("\nScope: none\n"), "{text}");
-        assert!(access_token_message(&json!({ "expires_in": 60 }), now).is_err());
     }
 
     #[test]
     fn field_values_read_naturally() {
-        let v = json!({
-            "a": null, "b": true, "c": ["x", "y"], "d": [], "e": {"k": 1}, "f": 3,
-            "max_key_ttl_seconds": 7_776_000, "t": "not a time",
-        });
-        assert_eq!(
-            ["a", "b", "c", "d", "e", "f", "missing"].map(|f| text(&v, f)),
-            ["-", "yes", "x, y", "-", r#"{"k":1}"#, "3", "-"]
-        );
-        assert_eq!(ttl(&v), "90d");
-        assert_eq!(ttl(&json!({ "max_key_ttl_seconds": 90 })), "90s");
+        assert_eq!([yes_no(true), yes_no(false)], ["yes", "no"]);
+        assert_eq!(list(&["x", "y"]), "x, y");
+        assert_eq!(list::<&str>(&[]), "-");
+        assert_eq!([or_dash(None), or_dash(Some("a"))], ["-", "a"]);
+        let ws = |ttl: Value| -> Workspace {
+            answer(
+                json!({
+                    "id": "ws_1", "name": "W", "require_pair": false,
+                    "publishable_permissions": [], "created_at": "2024-05-01T12:34:56Z",
+                    "updated_at": "2024-05-01T12:34:56Z",
+                }),
+                json!({ "max_key_ttl_seconds": ttl }),
+            )
+        };
+        assert_eq!(ttl(&ws(json!(7_776_000))), "90d");
+        assert_eq!(ttl(&ws(json!(90))), "90s");
+        assert_eq!(ttl(&ws(Value::Null)), "none");
         assert_eq!([0, 7_200, 5_400].map(duration), ["0s", "2h", "5400s"]);
-        assert_eq!(time(&v, "t", "never"), "not a time");
-        assert_eq!(time(&v, "a", "never"), "never");
-        let details = key_details(&json!({ "id": "key_1", "permissions": null }));
+        assert_eq!(time(None, "never"), "never");
+        let details = key_details(&key(json!({})));
         assert!(
             details.contains("Permissions      all of the owner's\n"),
+            "{details}"
+        );
+        assert!(details.contains("Metadata         {}\n"), "{details}");
+        assert!(details.contains("Enabled          yes\n"), "{details}");
+        let details = key_details(&key(json!({
+            "permissions": ["docs:read", "docs:write"], "metadata": {"k": 1},
+            "allowed_ips": ["10.0.0.0/8"],
+        })));
+        assert!(
+            details.contains("Permissions      docs:read, docs:write\n")
+                && details.contains("Metadata         {\"k\":1}\n")
+                && details.contains("Allowed IPs      10.0.0.0/8\n")
+                && details.contains("Allowed origins  -\n"),
             "{details}"
         );
     }

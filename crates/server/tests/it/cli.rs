@@ -1,7 +1,11 @@
 //! SPEC §8: the client commands against a real server, as a script or a person would run them.
 
-use crate::harness::{Backend, TestServer};
+use crate::harness::{eventually, Backend, ServerProcess, TempDir, TestServer};
+use latchkey_client::{Client, ClientError, ClientOptions, RemoteOptions, RemoteVerifier};
+use latchkey_proto::VerifyRequest;
 use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 struct Run {
     code: Option<i32>,
@@ -18,13 +22,21 @@ impl Run {
 }
 
 async fn latchkey(srv: &TestServer, key: Option<&str>, args: &[&str]) -> Run {
+    latchkey_at(&srv.url, key, args, &[]).await
+}
+
+async fn latchkey_at(url: &str, key: Option<&str>, args: &[&str], env: &[(&str, &Path)]) -> Run {
     // tokio's Command: the server runs on this test's runtime and must keep serving meanwhile.
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
     cmd.args(args)
-        .env("LATCHKEY_URL", &srv.url)
-        .env_remove("LATCHKEY_API_KEY");
+        .env("LATCHKEY_URL", url)
+        .env_remove("LATCHKEY_API_KEY")
+        .env_remove("LATCHKEY_CACERT");
     if let Some(k) = key {
         cmd.env("LATCHKEY_API_KEY", k);
+    }
+    for (name, value) in env {
+        cmd.env(name, value);
     }
     let out = cmd.output().await.unwrap();
     Run {
@@ -348,4 +360,178 @@ async fn tokens_from_the_command_line() {
         .await
         .problem(401, "invalid_credentials");
     srv.stop().await;
+}
+
+/// A private CA (as PEM), and a certificate for 127.0.0.1 and localhost that it signed, with
+/// its key: what a company's internal PKI hands a Latchkey server.
+fn private_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{name} internal CA"));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "latchkey.internal");
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    let paths = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}-cert.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, leaf_cert.pem()).unwrap();
+    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
+    paths
+}
+
+/// Issue 11: `latchkey serve --tls-cert/--tls-key` with a certificate from a private CA. The
+/// client commands refuse it until told to trust that CA (`--cacert`, `LATCHKEY_CACERT`), and
+/// so does the remote verifier (`ClientOptions::ca_cert`), which fails closed meanwhile.
+#[tokio::test]
+async fn a_private_ca_is_trusted_with_cacert_by_the_cli_and_the_remote_verifier() {
+    let dir = TempDir::new();
+    let (ca, cert, key) = private_ca(&dir.0, "acme");
+    let (other_ca, _, _) = private_ca(&dir.0, "other");
+    let srv = ServerProcess::spawn_with(
+        &dir.0,
+        None,
+        &[],
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        "https",
+    );
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    eventually("the HTTPS server is ready", Duration::from_secs(15), || {
+        let r = trusting.get(format!("{}/readyz", srv.url)).send();
+        async move { r.await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    let admin = srv.admin_key();
+    let list = ["keys", "list"];
+
+    // Not trusted: a clear error naming the server, the certificate and the flag; no secret,
+    // no output.
+    let refused = latchkey_at(&srv.url, Some(&admin), &list, &[]).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    let err = &refused.stderr;
+    assert!(
+        err.contains(&srv.url) && err.contains("certificate") && err.contains("--cacert"),
+        "{err}"
+    );
+    assert!(!err.contains(&admin[8..]), "the key is never echoed: {err}");
+
+    // A CA, but not the one that signed the server's certificate.
+    let other = other_ca.to_str().unwrap();
+    let wrong = latchkey_at(
+        &srv.url,
+        Some(&admin),
+        &["--cacert", other, "keys", "list"],
+        &[],
+    )
+    .await;
+    assert_eq!(wrong.code, Some(1), "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("names the CA that signed"),
+        "{}",
+        wrong.stderr
+    );
+
+    // A file that is not a CA at all is refused before any request.
+    let not_pem = dir.0.join("not.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let bad = latchkey_at(
+        &srv.url,
+        Some(&admin),
+        &list,
+        &[("LATCHKEY_CACERT", &not_pem)],
+    )
+    .await;
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        bad.stderr.contains("holds no PEM certificate"),
+        "{}",
+        bad.stderr
+    );
+
+    // Trusted: by flag (anywhere on the line, it is global) and by environment.
+    let ca_arg = ca.to_str().unwrap();
+    for run in [
+        latchkey_at(
+            &srv.url,
+            Some(&admin),
+            &["--cacert", ca_arg, "keys", "list"],
+            &[],
+        )
+        .await,
+        latchkey_at(
+            &srv.url,
+            Some(&admin),
+            &["keys", "list", "--cacert", ca_arg],
+            &[],
+        )
+        .await,
+        latchkey_at(&srv.url, Some(&admin), &list, &[("LATCHKEY_CACERT", &ca)]).await,
+    ] {
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stdout.starts_with("ID "), "{}", run.stdout);
+        assert!(run.stdout.contains("sk_live_…"), "{}", run.stdout);
+    }
+    let token = latchkey_at(
+        &srv.url,
+        Some(&admin),
+        &["tokens", "exchange", "--json"],
+        &[("LATCHKEY_CACERT", &ca)],
+    )
+    .await
+    .json();
+    assert_eq!(token["token_type"], "Bearer");
+
+    // The remote verifier: fails closed without the CA, verifies and follows the change
+    // stream with it.
+    let request = VerifyRequest {
+        key: Some(admin.clone()),
+        ..Default::default()
+    };
+    let untrusting = Client::new(&srv.url, &admin, &ClientOptions::default()).unwrap();
+    let blind = RemoteVerifier::new(untrusting, RemoteOptions::default());
+    match blind.verify(&request).await {
+        Err(ClientError::Unavailable(m)) => assert!(m.contains("certificate"), "{m}"),
+        other => panic!("an untrusted server is unavailable, not a verdict: {other:?}"),
+    }
+    let options = ClientOptions {
+        ca_cert: Some(ca.clone()),
+        ..Default::default()
+    };
+    let verifier = RemoteVerifier::new(
+        Client::new(&srv.url, &admin, &options).unwrap(),
+        RemoteOptions::default(),
+    );
+    let answer = verifier.verify(&request).await.unwrap();
+    assert!(answer.valid, "{answer:?}");
+    eventually(
+        "the verifier follows the change stream over TLS",
+        Duration::from_secs(10),
+        || {
+            let following = verifier.is_following();
+            async move { following }
+        },
+    )
+    .await;
+    assert!(!blind.is_following());
 }

@@ -20,6 +20,7 @@ mod keys;
 mod ops;
 mod outage;
 mod process;
+mod proto_contract;
 mod publishable;
 mod secrets_in_logs;
 mod tenancy;
