@@ -4,10 +4,11 @@
 use super::session::{self, DashUser};
 use crate::auth::{client_ip, Caller};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::password;
 use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, RoleView};
 use crate::routes::{audit, keys, tokens, users, workspaces};
+use crate::service;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{FromRequest, Path, Request, State};
@@ -459,11 +460,12 @@ async fn keys_view(
         limit: Some(500),
         cursor: None,
     };
-    let mut keys =
-        match listed(keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await) {
-            Ok(list) => list.map(|l| l.0.data).unwrap_or_default(),
-            Err(e) => return load_failed(state, user, "keys", e).await,
-        };
+    let mut keys: Vec<KeyView> = match listed(service::keys::list(state, c, &params).await) {
+        Ok(page) => page
+            .map(|p| p.data.iter().map(|k| KeyView::current(state, k)).collect())
+            .unwrap_or_default(),
+        Err(e) => return load_failed(state, user, "keys", e).await,
+    };
     for k in &mut keys {
         k.created_at = short_time(&k.created_at);
         k.last_used_at = k.last_used_at.as_deref().map(short_time);
@@ -523,15 +525,15 @@ pub async fn create_key(
         allowed_ips: None,
         metadata: None,
     };
-    match keys::create_key(State(state.clone()), user.caller.clone(), ApiJson(req)).await {
-        Ok((_, created)) => {
-            let heading = format!("Your new key “{}”", created.0.view.name);
+    match service::keys::create(&state, &user.caller, &req).await {
+        Ok(issued) => {
+            let heading = format!("Your new key “{}”", issued.record.name);
             keys_view(
                 &state,
                 &user,
                 Some(NewSecret {
                     heading,
-                    value: created.0.key.clone(),
+                    value: issued.key.secret().expose().to_owned(),
                 }),
                 vec![],
             )
@@ -546,7 +548,7 @@ pub async fn revoke_key(
     user: DashUser,
     Path(id): Path<String>,
 ) -> Response {
-    match keys::revoke_key(State(state.clone()), user.caller.clone(), ApiPath(id)).await {
+    match service::keys::revoke(&state, &user.caller, &id).await {
         Ok(_) => Redirect::to("/keys").into_response(),
         Err(e) => keys_view(&state, &user, None, messages(&e)).await,
     }
@@ -560,25 +562,18 @@ pub async fn roll_key(
     let roll = keys::RollKeyRequest {
         grace_seconds: Some(0),
     };
-    match keys::roll_key(
-        State(state.clone()),
-        user.caller.clone(),
-        ApiPath(id),
-        ApiJsonOrEmpty(roll),
-    )
-    .await
-    {
-        Ok((_, created)) => {
+    match service::keys::roll(&state, &user.caller, &id, &roll).await {
+        Ok(issued) => {
             let heading = format!(
                 "The new key for “{}” (the old one has stopped working)",
-                created.0.view.name
+                issued.record.name
             );
             keys_view(
                 &state,
                 &user,
                 Some(NewSecret {
                     heading,
-                    value: created.0.key.clone(),
+                    value: issued.key.secret().expose().to_owned(),
                 }),
                 vec![],
             )
@@ -631,17 +626,16 @@ async fn tokens_view(
         limit: Some(500),
         cursor: None,
     };
-    let mine =
-        match listed(keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await) {
-            Ok(l) => l
-                .map(|l| l.0.data)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|k| k.r#type == "secret")
-                .map(|k| (k.id, k.name, k.environment))
-                .collect(),
-            Err(e) => return load_failed(state, user, "tokens", e).await,
-        };
+    let mine = match listed(service::keys::list(state, c, &params).await) {
+        Ok(page) => page
+            .map(|p| p.data)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| k.key_type == KeyType::Secret)
+            .map(|k| (k.id, k.name, k.environment.as_str().to_owned()))
+            .collect(),
+        Err(e) => return load_failed(state, user, "tokens", e).await,
+    };
     render(TokensPage {
         nav: nav(state, user, "tokens").await,
         tokens: list,

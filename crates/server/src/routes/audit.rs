@@ -8,7 +8,7 @@ use crate::extract::ApiJson;
 use crate::extract::ApiQuery;
 use crate::routes::schema::{ActorId, AuditAction, EventId, Limit, Timestamp, WorkspaceId};
 use crate::routes::views::{AuditEventView, List};
-use crate::routes::{check_id_filter, page_request, parse_time};
+use crate::service::{check_id_filter, page_request, parse_time};
 use crate::state::AppState;
 use axum::extract::State;
 use latchkey_core::permission::AUDIT_READ;

@@ -10,12 +10,12 @@ use crate::error::responses::{
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use crate::now;
-use crate::routes::page_request;
 use crate::routes::schema::{
     BearerType, EnvironmentName, KeyId, Limit, Name, PermissionList, Timestamp, TokenId,
     TokenStatus,
 };
 use crate::routes::views::{ts, List, PageParams};
+use crate::service::page_request;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};

@@ -12,9 +12,10 @@ use crate::error::responses::{Authenticated, Conflict, JsonBody, NotFound, Unpro
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::password;
+use crate::routes::nullable;
 use crate::routes::schema::{Email, InstanceRoleName, Limit, Name, Password, UserId, WorkspaceId};
 use crate::routes::views::{List, UserView};
-use crate::routes::{check_id_filter, nullable, page_request};
+use crate::service::{check_id_filter, page_request};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;

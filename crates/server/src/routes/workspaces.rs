@@ -14,8 +14,9 @@ use crate::routes::schema::{
     GrantId, KeyTtlSeconds, Limit, Name, Permission as PermissionSchema, PermissionList, RoleName,
     UserId, WorkspaceId,
 };
+use crate::routes::views::PageParams;
 use crate::routes::views::{GrantView, List, MemberView, RoleView, WorkspaceView};
-use crate::routes::{page_request, views::PageParams};
+use crate::service::page_request;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
