@@ -2,23 +2,23 @@
 //! rules (permissions, tenancy, validation, audit) are the API's own.
 
 use super::session::{self, DashUser};
-use crate::auth::{client_ip, Caller};
+use crate::auth::client_ip;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::password;
+use crate::routes::tokens::{CreateTokenRequest, TokenView};
 use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, RoleView};
-use crate::routes::{audit, keys, tokens, users, workspaces};
+use crate::routes::{audit, keys, users, workspaces};
 use crate::service;
+use crate::service::tokens::TokenSource;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
-use latchkey_core::permission::{AUDIT_READ, KEYS_MANAGE_ALL, KEYS_MANAGE_OWN, MEMBERS_MANAGE};
+use latchkey_core::permission::{AUDIT_READ, MEMBERS_MANAGE};
 use latchkey_core::{Environment, KeyType, Secret};
-use latchkey_engine::resolve::resolve_key_by_id;
-use latchkey_store::TokenKind;
 use serde::Deserialize;
 
 // ---------------------------------------------------------------------------------------------
@@ -441,10 +441,6 @@ struct KeysPage {
     errors: Vec<String>,
 }
 
-fn can_manage_keys(c: &Caller) -> bool {
-    c.allows(KEYS_MANAGE_OWN) || c.allows(KEYS_MANAGE_ALL)
-}
-
 async fn keys_view(
     state: &AppState,
     user: &DashUser,
@@ -474,7 +470,7 @@ async fn keys_view(
     render(KeysPage {
         nav: nav(state, user, "keys").await,
         keys,
-        can_manage: can_manage_keys(c),
+        can_manage: service::keys::may_read_keys(c),
         new_secret,
         errors,
     })
@@ -590,7 +586,7 @@ pub async fn roll_key(
 #[template(path = "tokens.html")]
 struct TokensPage {
     nav: Nav,
-    tokens: Vec<tokens::TokenView>,
+    tokens: Vec<TokenView>,
     /// (id, name, environment) of the keys a token can be generated from.
     keys: Vec<(String, String, String)>,
     can_manage: bool,
@@ -609,11 +605,12 @@ async fn tokens_view(
         limit: Some(500),
         cursor: None,
     };
-    let mut list =
-        match listed(tokens::list_tokens(State(state.clone()), c.clone(), ApiQuery(page)).await) {
-            Ok(l) => l.map(|l| l.0.data).unwrap_or_default(),
-            Err(e) => return load_failed(state, user, "tokens", e).await,
-        };
+    let mut list: Vec<TokenView> = match listed(service::tokens::list(state, c, &page).await) {
+        Ok(page) => page
+            .map(|p| p.data.iter().map(TokenView::from).collect())
+            .unwrap_or_default(),
+        Err(e) => return load_failed(state, user, "tokens", e).await,
+    };
     for t in &mut list {
         t.created_at = short_time(&t.created_at);
         t.expires_at = short_time(&t.expires_at);
@@ -640,7 +637,7 @@ async fn tokens_view(
         nav: nav(state, user, "tokens").await,
         tokens: list,
         keys: mine,
-        can_manage: can_manage_keys(c),
+        can_manage: service::keys::may_read_keys(c),
         new_secret,
         errors,
     })
@@ -662,47 +659,42 @@ pub async fn generate_token(
     user: DashUser,
     DashForm(f): DashForm<GenerateForm>,
 ) -> Response {
-    let c = &user.caller;
-    let mut v = latchkey_core::Validator::new();
-    let name = v.name("name", &f.name);
-    if let Err(e) = v.finish() {
-        return tokens_view(&state, &user, None, messages(&ApiError::Validation(e))).await;
-    }
-    let from = match resolve_key_by_id(&state.engine, &f.key_id).await {
-        Ok(Some(r))
-            if can_manage_keys(c)
-                && r.key.owner_id == c.user_id()
-                && r.key.workspace_id == c.workspace_id()
-                && r.key.key_type == KeyType::Secret
-                && r.usable() =>
-        {
-            r
-        }
-        _ => {
-            return tokens_view(
+    let req = CreateTokenRequest {
+        name: f.name,
+        environment: None,
+        ttl_seconds: None,
+    };
+    let source = TokenSource::OwnKey(&f.key_id);
+    match service::tokens::create(&state, &user.caller, source, &req).await {
+        Ok(issued) => {
+            let heading = format!("Your new {} token", issued.record.environment);
+            tokens_view(
                 &state,
                 &user,
-                None,
-                vec!["Choose one of your active secret keys.".into()],
+                Some(NewSecret {
+                    heading,
+                    value: issued.jwt,
+                }),
+                vec![],
             )
             .await
         }
-    };
-    let ttl = state.tokens.environment_default_ttl;
-    let issuer = c.issuer();
-    match tokens::issue(
-        &state,
-        &from,
-        TokenKind::Environment,
-        Some(name),
-        issuer.token_expiry(crate::now(), ttl, None),
-        issuer.token_scope(false, None),
-        &c.actor(),
-    )
-    .await
-    {
+        Err(ApiError::Validation(errs)) if errs.iter().any(|e| e.field == "key_id") => {
+            let message = "Choose one of your active secret keys.".to_owned();
+            tokens_view(&state, &user, None, vec![message]).await
+        }
+        Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
+    }
+}
+
+pub async fn renew_token(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(id): Path<String>,
+) -> Response {
+    match service::tokens::renew(&state, &user.caller, &id).await {
         Ok(issued) => {
-            let heading = format!("Your new {} token", issued.record.environment);
+            let heading = "The renewed token (the old one has stopped working)".to_owned();
             tokens_view(
                 &state,
                 &user,
@@ -718,37 +710,12 @@ pub async fn generate_token(
     }
 }
 
-pub async fn renew_token(
-    State(state): State<AppState>,
-    user: DashUser,
-    Path(id): Path<String>,
-) -> Response {
-    let lone = crate::auth::LoneCaller(user.caller.clone());
-    match tokens::renew_token(State(state.clone()), lone, ApiPath(id)).await {
-        Ok((_, created)) => {
-            let heading = "The renewed token (the old one has stopped working)".to_owned();
-            tokens_view(
-                &state,
-                &user,
-                Some(NewSecret {
-                    heading,
-                    value: created.0.access_token.clone(),
-                }),
-                vec![],
-            )
-            .await
-        }
-        Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
-    }
-}
-
 pub async fn revoke_token(
     State(state): State<AppState>,
     user: DashUser,
     Path(id): Path<String>,
 ) -> Response {
-    let lone = crate::auth::LoneCaller(user.caller.clone());
-    match tokens::revoke_token(State(state.clone()), lone, ApiPath(id)).await {
+    match service::tokens::revoke(&state, &user.caller, &id).await {
         Ok(_) => Redirect::to("/tokens").into_response(),
         Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
     }

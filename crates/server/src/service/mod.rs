@@ -17,6 +17,7 @@
 //! to carry two arguments.
 
 pub mod keys;
+pub mod tokens;
 
 use crate::error::ApiError;
 use latchkey_core::{ids, Validator};
