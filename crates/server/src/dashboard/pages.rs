@@ -4,11 +4,12 @@
 use super::session::{self, DashUser};
 use crate::auth::client_ip;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery};
 use crate::password;
 use crate::routes::tokens::{CreateTokenRequest, TokenView};
 use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, RoleView};
-use crate::routes::{audit, keys, users, workspaces};
+use crate::routes::workspaces::{PutMemberRequest, PutRoleRequest, UpdateWorkspaceRequest};
+use crate::routes::{audit, keys, users};
 use crate::service;
 use crate::service::tokens::TokenSource;
 use crate::state::AppState;
@@ -748,19 +749,12 @@ async fn members_view(state: &AppState, user: &DashUser, errors: Vec<String>) ->
         limit: Some(500),
         cursor: None,
     };
-    let members = match workspaces::list_members(
-        State(state.clone()),
-        c.clone(),
-        ApiPath(ws.clone()),
-        ApiQuery(page),
-    )
-    .await
-    {
-        Ok(l) => l.0.data,
+    let members = match service::workspaces::list_members(state, c, &ws, &page).await {
+        Ok(page) => page.data.iter().map(MemberView::from).collect(),
         Err(e) => return load_failed(state, user, "members", e).await,
     };
-    let roles = match workspaces::list_roles(State(state.clone()), c.clone(), ApiPath(ws)).await {
-        Ok(l) => l.0.data,
+    let roles = match service::workspaces::list_roles(state, c, &ws).await {
+        Ok(roles) => roles.iter().map(RoleView::from).collect(),
         Err(e) => return load_failed(state, user, "members", e).await,
     };
     render(MembersPage {
@@ -809,16 +803,11 @@ pub async fn change_role(
     Path(user_id): Path<String>,
     DashForm(f): DashForm<RoleForm>,
 ) -> Response {
-    let ws = user.caller.workspace_id().to_owned();
-    let req = workspaces::PutMemberRequest { role: f.role };
-    let r = workspaces::put_member(
-        State(state.clone()),
-        user.caller.clone(),
-        ApiPath((ws, user_id)),
-        ApiJson(req),
-    )
-    .await
-    .map(|_| ());
+    let c = &user.caller;
+    let req = PutMemberRequest { role: f.role };
+    let r = service::workspaces::put_member(&state, c, c.workspace_id(), &user_id, &req)
+        .await
+        .map(|_| ());
     after_members(&state, &user, r).await
 }
 
@@ -827,14 +816,8 @@ pub async fn remove_member(
     user: DashUser,
     Path(user_id): Path<String>,
 ) -> Response {
-    let ws = user.caller.workspace_id().to_owned();
-    let r = workspaces::remove_member(
-        State(state.clone()),
-        user.caller.clone(),
-        ApiPath((ws, user_id)),
-    )
-    .await
-    .map(|_| ());
+    let c = &user.caller;
+    let r = service::workspaces::remove_member(&state, c, c.workspace_id(), &user_id).await;
     after_members(&state, &user, r).await
 }
 
@@ -886,16 +869,10 @@ pub async fn add_member(
             }
         }
     };
-    let ws = c.workspace_id().to_owned();
-    let req = workspaces::PutMemberRequest { role: f.role };
-    let r = workspaces::put_member(
-        State(state.clone()),
-        c.clone(),
-        ApiPath((ws, user_id)),
-        ApiJson(req),
-    )
-    .await
-    .map(|_| ());
+    let req = PutMemberRequest { role: f.role };
+    let r = service::workspaces::put_member(&state, c, c.workspace_id(), &user_id, &req)
+        .await
+        .map(|_| ());
     after_members(&state, &user, r).await
 }
 
@@ -910,18 +887,13 @@ pub async fn edit_role(
     Path(role): Path<String>,
     DashForm(f): DashForm<EditRoleForm>,
 ) -> Response {
-    let ws = user.caller.workspace_id().to_owned();
-    let req = workspaces::PutRoleRequest {
+    let c = &user.caller;
+    let req = PutRoleRequest {
         permissions: lines(&f.permissions),
     };
-    let r = workspaces::put_role(
-        State(state.clone()),
-        user.caller.clone(),
-        ApiPath((ws, role)),
-        ApiJson(req),
-    )
-    .await
-    .map(|_| ());
+    let r = service::workspaces::put_role(&state, c, c.workspace_id(), &role, &req)
+        .await
+        .map(|_| ());
     after_members(&state, &user, r).await
 }
 
@@ -946,9 +918,10 @@ async fn settings_view(state: &AppState, user: &DashUser, errors: Vec<String>) -
         )
         .await;
     }
-    let ws = match state.store.get_workspace(user.caller.workspace_id()).await {
+    let c = &user.caller;
+    let ws = match service::workspaces::get(state, c, c.workspace_id()).await {
         Ok(ws) => ws,
-        Err(e) => return load_failed(state, user, "settings", e.into()).await,
+        Err(e) => return load_failed(state, user, "settings", e).await,
     };
     render(SettingsPage {
         nav: nav(state, user, "settings").await,
@@ -973,21 +946,14 @@ pub async fn save_settings(
     user: DashUser,
     DashForm(f): DashForm<SettingsForm>,
 ) -> Response {
-    let ws = user.caller.workspace_id().to_owned();
-    let req = workspaces::UpdateWorkspaceRequest {
+    let c = &user.caller;
+    let req = UpdateWorkspaceRequest {
         name: None,
         require_pair: Some(f.require_pair.is_some()),
         publishable_permissions: Some(lines(&f.publishable_permissions)),
         max_key_ttl_seconds: None,
     };
-    match workspaces::update_workspace(
-        State(state.clone()),
-        user.caller.clone(),
-        ApiPath(ws),
-        ApiJson(req),
-    )
-    .await
-    {
+    match service::workspaces::update(&state, c, c.workspace_id(), &req).await {
         Ok(_) => Redirect::to("/settings").into_response(),
         Err(e) => settings_view(&state, &user, messages(&e)).await,
     }

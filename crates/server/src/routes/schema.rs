@@ -321,8 +321,8 @@ schema!(
     KeyTtlSeconds,
     || ObjectBuilder::new()
         .schema_type(Type::Integer)
-        .minimum(Some(crate::routes::workspaces::MIN_TTL_SECONDS))
-        .maximum(Some(crate::routes::workspaces::MAX_TTL_SECONDS))
+        .minimum(Some(crate::service::workspaces::MIN_TTL_SECONDS))
+        .maximum(Some(crate::service::workspaces::MAX_TTL_SECONDS))
         .into()
 );
 

@@ -18,6 +18,7 @@
 
 pub mod keys;
 pub mod tokens;
+pub mod workspaces;
 
 use crate::error::ApiError;
 use latchkey_core::{ids, Validator};
