@@ -4,12 +4,13 @@
 use super::session::{self, DashUser};
 use crate::auth::client_ip;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::ApiQuery;
 use crate::password;
 use crate::routes::tokens::{CreateTokenRequest, TokenView};
+use crate::routes::users::CreateUserRequest;
 use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, RoleView};
 use crate::routes::workspaces::{PutMemberRequest, PutRoleRequest, UpdateWorkspaceRequest};
-use crate::routes::{audit, keys, users};
+use crate::routes::{audit, keys};
 use crate::service;
 use crate::service::tokens::TokenSource;
 use crate::state::AppState;
@@ -836,41 +837,19 @@ pub async fn add_member(
     DashForm(f): DashForm<AddMemberForm>,
 ) -> Response {
     let c = &user.caller;
-    if !c.allows(MEMBERS_MANAGE) {
-        return not_allowed(
-            &state,
-            &user,
-            "Managing members needs latchkey:members:manage.",
-        )
-        .await;
-    }
     let email = f.email.trim().to_lowercase();
-    let existing = match state.store.user_by_email(&email).await {
-        Ok(u) => u,
-        Err(e) => return load_failed(&state, &user, "members", e.into()).await,
+    let new_user = CreateUserRequest {
+        name: f
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| email.clone()),
+        email,
+        password: f.password.filter(|p| !p.is_empty()),
+        instance_role: None,
+        is_instance_admin: None,
     };
-    let user_id = match existing {
-        Some(u) => u.id,
-        None => {
-            let req = users::CreateUserRequest {
-                email: email.clone(),
-                name: f
-                    .name
-                    .clone()
-                    .filter(|n| !n.trim().is_empty())
-                    .unwrap_or_else(|| email.clone()),
-                password: f.password.clone().filter(|p| !p.is_empty()),
-                instance_role: None,
-                is_instance_admin: None,
-            };
-            match users::create_user(State(state.clone()), c.clone(), ApiJson(req)).await {
-                Ok((_, u)) => u.0.id.clone(),
-                Err(e) => return members_view(&state, &user, messages(&e)).await,
-            }
-        }
-    };
-    let req = PutMemberRequest { role: f.role };
-    let r = service::workspaces::put_member(&state, c, c.workspace_id(), &user_id, &req)
+    let role = PutMemberRequest { role: f.role };
+    let r = service::workspaces::add_member_by_email(&state, c, c.workspace_id(), new_user, &role)
         .await
         .map(|_| ());
     after_members(&state, &user, r).await

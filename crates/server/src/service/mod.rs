@@ -18,6 +18,7 @@
 
 pub mod keys;
 pub mod tokens;
+pub mod users;
 pub mod workspaces;
 
 use crate::error::ApiError;

@@ -8,12 +8,13 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::routes::users::CreateUserRequest;
 use crate::routes::views::PageParams;
 use crate::routes::workspaces::{
     CreateGrantRequest, CreateWorkspaceRequest, GrantListParams, PutMemberRequest, PutRoleRequest,
     UpdateWorkspaceRequest,
 };
-use crate::service::page_request;
+use crate::service::{page_request, users};
 use crate::state::AppState;
 use latchkey_core::permission::MEMBERS_MANAGE;
 use latchkey_core::{ids, roles, Permission, PermissionSet, Validator};
@@ -244,6 +245,26 @@ pub async fn put_member(
         .await?;
     state.changed(&changes);
     Ok(PutMember { member, added })
+}
+
+/// The dashboard's "Add member": the user with `user.email` if there is one, else `user` newly
+/// provisioned ([`users::create`]), put into the workspace with `role` ([`put_member`]). The
+/// existing user is subject to [`put_member`]'s rules like any other: one of another
+/// workspace is not found.
+pub async fn add_member_by_email(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    mut user: CreateUserRequest,
+    role: &PutMemberRequest,
+) -> Result<PutMember, ApiError> {
+    changeable(state, caller, id).await?;
+    user.email = user.email.trim().to_lowercase();
+    let user_id = match state.store.user_by_email(&user.email).await? {
+        Some(u) => u.id,
+        None => users::create(state, caller, user).await?.id,
+    };
+    put_member(state, caller, id, &user_id, role).await
 }
 
 /// Removes a member; their keys in this workspace stop working at once.
