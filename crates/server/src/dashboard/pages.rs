@@ -1,16 +1,17 @@
-//! The dashboard's pages. Each action calls the API handler that does the same thing, so the
-//! rules (permissions, tenancy, validation, audit) are the API's own.
+//! The dashboard's pages. Each action turns its form into the API's request type and calls the
+//! same [`crate::service`] function as the API handler that does the same thing, so the rules
+//! (permissions, tenancy, validation, audit) are the API's own; a page adds only its HTML.
 
 use super::session::{self, DashUser};
 use crate::auth::client_ip;
 use crate::error::ApiError;
-use crate::extract::ApiQuery;
 use crate::password;
+use crate::routes::audit::AuditParams;
+use crate::routes::keys::{CreateKeyRequest, KeyListParams, RollKeyRequest};
 use crate::routes::tokens::{CreateTokenRequest, TokenView};
 use crate::routes::users::CreateUserRequest;
 use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, RoleView};
 use crate::routes::workspaces::{PutMemberRequest, PutRoleRequest, UpdateWorkspaceRequest};
-use crate::routes::{audit, keys};
 use crate::service;
 use crate::service::tokens::TokenSource;
 use crate::state::AppState;
@@ -450,7 +451,7 @@ async fn keys_view(
     errors: Vec<String>,
 ) -> Response {
     let c = &user.caller;
-    let params = keys::KeyListParams {
+    let params = KeyListParams {
         workspace_id: None,
         owner_id: None,
         environment: None,
@@ -506,7 +507,7 @@ pub async fn create_key(
         _ => Environment::Test,
     };
     let list = |s: &Option<String>| s.as_deref().map(lines).filter(|l| !l.is_empty());
-    let req = keys::CreateKeyRequest {
+    let req = CreateKeyRequest {
         name: f.name.clone(),
         r#type: Some(key_type),
         environment: Some(environment),
@@ -557,7 +558,7 @@ pub async fn roll_key(
     user: DashUser,
     Path(id): Path<String>,
 ) -> Response {
-    let roll = keys::RollKeyRequest {
+    let roll = RollKeyRequest {
         grace_seconds: Some(0),
     };
     match service::keys::roll(&state, &user.caller, &id, &roll).await {
@@ -617,7 +618,7 @@ async fn tokens_view(
         t.created_at = short_time(&t.created_at);
         t.expires_at = short_time(&t.expires_at);
     }
-    let params = keys::KeyListParams {
+    let params = KeyListParams {
         workspace_id: None,
         owner_id: Some(c.user_id().to_owned()),
         environment: None,
@@ -1019,7 +1020,7 @@ pub async fn audit_page(
         .await;
     }
     let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
-    let params = audit::AuditParams {
+    let params = AuditParams {
         workspace_id: Some(c.workspace_id().to_owned()),
         actor: nonempty(&q.actor),
         action: nonempty(&q.action),
@@ -1027,16 +1028,18 @@ pub async fn audit_page(
         limit: Some(100),
         cursor: nonempty(&q.cursor),
     };
-    let (events, next_cursor) =
-        match audit::list_audit(State(state.clone()), c.clone(), ApiQuery(params)).await {
-            Ok(l) => (
-                l.0.data.into_iter().map(AuditRow::from).collect(),
-                l.0.next_cursor,
-            ),
-            // A filter the API refuses (a malformed cursor) is the person's to fix, not an outage.
-            Err(ApiError::Validation(_) | ApiError::BadRequest { .. }) => (vec![], None),
-            Err(e) => return load_failed(&state, &user, "audit", e).await,
-        };
+    let (events, next_cursor) = match service::audit::list(&state, c, &params).await {
+        Ok(page) => (
+            page.data
+                .iter()
+                .map(|e| AuditRow::from(AuditEventView::from(e)))
+                .collect(),
+            page.next_cursor,
+        ),
+        // A filter the API refuses (a malformed cursor) is the person's to fix, not an outage.
+        Err(ApiError::Validation(_) | ApiError::BadRequest { .. }) => (vec![], None),
+        Err(e) => return load_failed(&state, &user, "audit", e).await,
+    };
     render(AuditPage {
         nav: nav(&state, &user, "audit").await,
         events,

@@ -16,6 +16,7 @@
 //! is not yet a caller), and a struct would add a constructor and a lifetime at every call site
 //! to carry two arguments.
 
+pub mod audit;
 pub mod keys;
 pub mod tokens;
 pub mod users;
