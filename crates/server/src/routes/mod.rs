@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, assembled into a router whose OpenAPI document is
-//! generated from the same handler annotations (so it cannot miss an endpoint).
+//! generated from the same handler annotations (so it cannot miss an endpoint). Handlers are
+//! thin: they extract, call [`crate::service`] (where every decision is) and wrap the answer.
 
 pub mod audit;
 pub mod changes;
