@@ -63,6 +63,7 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/workspaces/{id}/grants", vec!["get", "post"]),
         ("/v1/workspaces/{id}/grants/{grant_id}", vec!["delete"]),
         ("/v1/verify", vec!["post"]),
+        ("/v1/changes", vec!["get"]),
         ("/v1/auth/token", vec!["post"]),
         ("/v1/tokens", vec!["get", "post"]),
         ("/v1/tokens/{id}", vec!["delete"]),
