@@ -12,7 +12,7 @@
 //!     ["GET /documents/{id} document:{id}:read", "GET /public public"],
 //!     None,
 //! )?;
-//! let app = Router::new()
+//! let app: Router = Router::new()
 //!     .route("/documents/{id}", get(|p: Principal| async move { Json(p) }))
 //!     .layer(LatchkeyLayer::new(verifier).with_routes(routes));
 //! # Ok(()) }
