@@ -17,7 +17,8 @@ use latchkey_core::validate::{origin_allowed, MAX_METADATA_BYTES, MAX_NAME_CHARS
 use latchkey_core::{ids, roles, KeyType, Permission, PermissionSet, Validator};
 use latchkey_server::error::ApiError;
 use latchkey_server::extract::{ApiJson, ApiJsonOrEmpty};
-use latchkey_server::routes::{keys, parse_time, tokens, users, verify, workspaces};
+use latchkey_server::routes::{keys, tokens, users, verify, workspaces};
+use latchkey_server::service::{self, parse_time};
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
@@ -247,7 +248,7 @@ fn check_metadata(m: &serde_json::Value) {
     assert!(m.is_object() && m.to_string().len() <= MAX_METADATA_BYTES);
 }
 
-/// Mirrors `keys::create_key` up to its `v.finish()`, in a workspace with `max_ttl`.
+/// Mirrors `service::keys::create` up to its `v.finish()`, in a workspace with `max_ttl`.
 fn create_key(i: &Issuer<'_>, b: &keys::CreateKeyRequest, max_ttl: Option<i64>) {
     let key_type = b.r#type.unwrap_or(KeyType::Secret);
     let owner_id = b.owner_id.clone().unwrap_or_else(|| ISSUER_ID.to_owned());
@@ -280,7 +281,7 @@ fn create_key(i: &Issuer<'_>, b: &keys::CreateKeyRequest, max_ttl: Option<i64>) 
         .expires_at
         .as_deref()
         .and_then(|s| parse_time(&mut v, "expires_at", s));
-    let expires_at = keys::expiry(&mut v, "expires_at", requested, max_ttl);
+    let expires_at = service::keys::expiry(&mut v, "expires_at", requested, max_ttl);
     let expires_at = i.expiry(&mut v, "expires_at", expires_at);
     if v.finish().is_ok() {
         check_name(&name);
@@ -301,7 +302,7 @@ fn create_key(i: &Issuer<'_>, b: &keys::CreateKeyRequest, max_ttl: Option<i64>) 
     }
 }
 
-/// Mirrors `keys::update_key` up to its `v.finish()`, for a secret key of the issuer's owner.
+/// Mirrors `service::keys::update` up to its `v.finish()`, for a secret key of the issuer's owner.
 fn update_key(i: &Issuer<'_>, b: &keys::UpdateKeyRequest) {
     let mut v = Validator::new();
     let name = b.name.as_deref().map(|n| v.name("name", n));
@@ -313,7 +314,7 @@ fn update_key(i: &Issuer<'_>, b: &keys::UpdateKeyRequest) {
     if let Some(e) = &b.expires_at {
         let requested = match e {
             Some(s) => parse_time(&mut v, "expires_at", s)
-                .and_then(|t| keys::expiry(&mut v, "expires_at", Some(t), None)),
+                .and_then(|t| service::keys::expiry(&mut v, "expires_at", Some(t), None)),
             None => {
                 if !i.may_clear_expiry() {
                     v.error(
@@ -365,7 +366,7 @@ fn update_key(i: &Issuer<'_>, b: &keys::UpdateKeyRequest) {
     }
 }
 
-/// Mirrors `users::create_user`'s field checks.
+/// Mirrors `service::users::create`'s field checks.
 fn create_user(b: &users::CreateUserRequest) {
     let mut v = Validator::new();
     let email = v.email("email", &b.email);
@@ -384,7 +385,7 @@ fn create_user(b: &users::CreateUserRequest) {
     }
 }
 
-/// Mirrors `workspaces::update_workspace`'s permission check: publishable keys never get
+/// Mirrors `service::workspaces::update`'s permission check: publishable keys never get
 /// Latchkey's own permissions.
 fn update_workspace(b: &workspaces::UpdateWorkspaceRequest) {
     let mut v = Validator::new();
@@ -417,7 +418,7 @@ fn update_workspace(b: &workspaces::UpdateWorkspaceRequest) {
     }
 }
 
-/// Mirrors `workspaces::put_role` for a role other than `admin`.
+/// Mirrors `service::workspaces::put_role` for a role other than `admin`.
 fn put_role(i: &Issuer<'_>, b: &workspaces::PutRoleRequest) {
     let mut v = Validator::new();
     let perms = v.permissions("permissions", &b.permissions);
@@ -436,7 +437,7 @@ fn put_role(i: &Issuer<'_>, b: &workspaces::PutRoleRequest) {
     }
 }
 
-/// Mirrors `workspaces::create_grant`'s permission check.
+/// Mirrors `service::workspaces::create_grant`'s permission check.
 fn create_grant(i: &Issuer<'_>, b: &workspaces::CreateGrantRequest) {
     let mut v = Validator::new();
     let parsed = Permission::parse(&b.permission);
@@ -451,7 +452,7 @@ fn create_grant(i: &Issuer<'_>, b: &workspaces::CreateGrantRequest) {
     }
 }
 
-/// Mirrors `tokens::exchange` and `tokens::narrowing` (the issuer standing for the key).
+/// Mirrors `service::tokens::exchange` and `service::tokens::narrowing` (the issuer standing for the key).
 fn exchange(i: &Issuer<'_>, b: &tokens::ExchangeRequest) {
     let mut v = Validator::new();
     let ttl = b.ttl_seconds.unwrap_or(3600);

@@ -13,6 +13,7 @@ pub mod extract;
 pub mod metrics_layer;
 pub mod password;
 pub mod routes;
+pub mod service;
 pub mod state;
 pub mod throttle;
 

@@ -1,6 +1,7 @@
-//! The dashboard (SPEC §7): server-rendered pages over the very same handlers as the API, with
-//! the signed-in session standing in for a credential (see [`session::session_caller`]). Works
-//! without JavaScript; `app.js` only adds the copy button and confirmations.
+//! The dashboard (SPEC §7): server-rendered pages over the very same service layer as the API
+//! ([`crate::service`]), with the signed-in session standing in for a credential (see
+//! [`session::session_caller`]). Works without JavaScript; `app.js` only adds the copy button
+//! and confirmations.
 
 pub mod pages;
 pub mod session;

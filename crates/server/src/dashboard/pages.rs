@@ -1,23 +1,27 @@
-//! The dashboard's pages. Each action calls the API handler that does the same thing, so the
-//! rules (permissions, tenancy, validation, audit) are the API's own.
+//! The dashboard's pages. Each action turns its form into the API's request type and calls the
+//! same [`crate::service`] function as the API handler that does the same thing, so the rules
+//! (permissions, tenancy, validation, audit) are the API's own; a page adds only its HTML.
 
 use super::session::{self, DashUser};
-use crate::auth::{client_ip, Caller};
+use crate::auth::client_ip;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use crate::password;
+use crate::routes::audit::AuditParams;
+use crate::routes::keys::{CreateKeyRequest, KeyListParams, RollKeyRequest};
+use crate::routes::tokens::{CreateTokenRequest, TokenView};
+use crate::routes::users::CreateUserRequest;
 use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, RoleView};
-use crate::routes::{audit, keys, tokens, users, workspaces};
+use crate::routes::workspaces::{PutMemberRequest, PutRoleRequest, UpdateWorkspaceRequest};
+use crate::service;
+use crate::service::tokens::TokenSource;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
-use latchkey_core::permission::{AUDIT_READ, KEYS_MANAGE_ALL, KEYS_MANAGE_OWN, MEMBERS_MANAGE};
+use latchkey_core::permission::{AUDIT_READ, MEMBERS_MANAGE};
 use latchkey_core::{Environment, KeyType, Secret};
-use latchkey_engine::resolve::resolve_key_by_id;
-use latchkey_store::TokenKind;
 use serde::Deserialize;
 
 // ---------------------------------------------------------------------------------------------
@@ -440,10 +444,6 @@ struct KeysPage {
     errors: Vec<String>,
 }
 
-fn can_manage_keys(c: &Caller) -> bool {
-    c.allows(KEYS_MANAGE_OWN) || c.allows(KEYS_MANAGE_ALL)
-}
-
 async fn keys_view(
     state: &AppState,
     user: &DashUser,
@@ -451,7 +451,7 @@ async fn keys_view(
     errors: Vec<String>,
 ) -> Response {
     let c = &user.caller;
-    let params = keys::KeyListParams {
+    let params = KeyListParams {
         workspace_id: None,
         owner_id: None,
         environment: None,
@@ -459,11 +459,12 @@ async fn keys_view(
         limit: Some(500),
         cursor: None,
     };
-    let mut keys =
-        match listed(keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await) {
-            Ok(list) => list.map(|l| l.0.data).unwrap_or_default(),
-            Err(e) => return load_failed(state, user, "keys", e).await,
-        };
+    let mut keys: Vec<KeyView> = match listed(service::keys::list(state, c, &params).await) {
+        Ok(page) => page
+            .map(|p| p.data.iter().map(|k| KeyView::current(state, k)).collect())
+            .unwrap_or_default(),
+        Err(e) => return load_failed(state, user, "keys", e).await,
+    };
     for k in &mut keys {
         k.created_at = short_time(&k.created_at);
         k.last_used_at = k.last_used_at.as_deref().map(short_time);
@@ -472,7 +473,7 @@ async fn keys_view(
     render(KeysPage {
         nav: nav(state, user, "keys").await,
         keys,
-        can_manage: can_manage_keys(c),
+        can_manage: service::keys::may_read_keys(c),
         new_secret,
         errors,
     })
@@ -506,7 +507,7 @@ pub async fn create_key(
         _ => Environment::Test,
     };
     let list = |s: &Option<String>| s.as_deref().map(lines).filter(|l| !l.is_empty());
-    let req = keys::CreateKeyRequest {
+    let req = CreateKeyRequest {
         name: f.name.clone(),
         r#type: Some(key_type),
         environment: Some(environment),
@@ -523,15 +524,15 @@ pub async fn create_key(
         allowed_ips: None,
         metadata: None,
     };
-    match keys::create_key(State(state.clone()), user.caller.clone(), ApiJson(req)).await {
-        Ok((_, created)) => {
-            let heading = format!("Your new key “{}”", created.0.view.name);
+    match service::keys::create(&state, &user.caller, &req).await {
+        Ok(issued) => {
+            let heading = format!("Your new key “{}”", issued.record.name);
             keys_view(
                 &state,
                 &user,
                 Some(NewSecret {
                     heading,
-                    value: created.0.key.clone(),
+                    value: issued.key.secret().expose().to_owned(),
                 }),
                 vec![],
             )
@@ -546,7 +547,7 @@ pub async fn revoke_key(
     user: DashUser,
     Path(id): Path<String>,
 ) -> Response {
-    match keys::revoke_key(State(state.clone()), user.caller.clone(), ApiPath(id)).await {
+    match service::keys::revoke(&state, &user.caller, &id).await {
         Ok(_) => Redirect::to("/keys").into_response(),
         Err(e) => keys_view(&state, &user, None, messages(&e)).await,
     }
@@ -557,28 +558,21 @@ pub async fn roll_key(
     user: DashUser,
     Path(id): Path<String>,
 ) -> Response {
-    let roll = keys::RollKeyRequest {
+    let roll = RollKeyRequest {
         grace_seconds: Some(0),
     };
-    match keys::roll_key(
-        State(state.clone()),
-        user.caller.clone(),
-        ApiPath(id),
-        ApiJsonOrEmpty(roll),
-    )
-    .await
-    {
-        Ok((_, created)) => {
+    match service::keys::roll(&state, &user.caller, &id, &roll).await {
+        Ok(issued) => {
             let heading = format!(
                 "The new key for “{}” (the old one has stopped working)",
-                created.0.view.name
+                issued.record.name
             );
             keys_view(
                 &state,
                 &user,
                 Some(NewSecret {
                     heading,
-                    value: created.0.key.clone(),
+                    value: issued.key.secret().expose().to_owned(),
                 }),
                 vec![],
             )
@@ -595,7 +589,7 @@ pub async fn roll_key(
 #[template(path = "tokens.html")]
 struct TokensPage {
     nav: Nav,
-    tokens: Vec<tokens::TokenView>,
+    tokens: Vec<TokenView>,
     /// (id, name, environment) of the keys a token can be generated from.
     keys: Vec<(String, String, String)>,
     can_manage: bool,
@@ -614,16 +608,17 @@ async fn tokens_view(
         limit: Some(500),
         cursor: None,
     };
-    let mut list =
-        match listed(tokens::list_tokens(State(state.clone()), c.clone(), ApiQuery(page)).await) {
-            Ok(l) => l.map(|l| l.0.data).unwrap_or_default(),
-            Err(e) => return load_failed(state, user, "tokens", e).await,
-        };
+    let mut list: Vec<TokenView> = match listed(service::tokens::list(state, c, &page).await) {
+        Ok(page) => page
+            .map(|p| p.data.iter().map(TokenView::from).collect())
+            .unwrap_or_default(),
+        Err(e) => return load_failed(state, user, "tokens", e).await,
+    };
     for t in &mut list {
         t.created_at = short_time(&t.created_at);
         t.expires_at = short_time(&t.expires_at);
     }
-    let params = keys::KeyListParams {
+    let params = KeyListParams {
         workspace_id: None,
         owner_id: Some(c.user_id().to_owned()),
         environment: None,
@@ -631,22 +626,21 @@ async fn tokens_view(
         limit: Some(500),
         cursor: None,
     };
-    let mine =
-        match listed(keys::list_keys(State(state.clone()), c.clone(), ApiQuery(params)).await) {
-            Ok(l) => l
-                .map(|l| l.0.data)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|k| k.r#type == "secret")
-                .map(|k| (k.id, k.name, k.environment))
-                .collect(),
-            Err(e) => return load_failed(state, user, "tokens", e).await,
-        };
+    let mine = match listed(service::keys::list(state, c, &params).await) {
+        Ok(page) => page
+            .map(|p| p.data)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| k.key_type == KeyType::Secret)
+            .map(|k| (k.id, k.name, k.environment.as_str().to_owned()))
+            .collect(),
+        Err(e) => return load_failed(state, user, "tokens", e).await,
+    };
     render(TokensPage {
         nav: nav(state, user, "tokens").await,
         tokens: list,
         keys: mine,
-        can_manage: can_manage_keys(c),
+        can_manage: service::keys::may_read_keys(c),
         new_secret,
         errors,
     })
@@ -668,47 +662,42 @@ pub async fn generate_token(
     user: DashUser,
     DashForm(f): DashForm<GenerateForm>,
 ) -> Response {
-    let c = &user.caller;
-    let mut v = latchkey_core::Validator::new();
-    let name = v.name("name", &f.name);
-    if let Err(e) = v.finish() {
-        return tokens_view(&state, &user, None, messages(&ApiError::Validation(e))).await;
-    }
-    let from = match resolve_key_by_id(&state.engine, &f.key_id).await {
-        Ok(Some(r))
-            if can_manage_keys(c)
-                && r.key.owner_id == c.user_id()
-                && r.key.workspace_id == c.workspace_id()
-                && r.key.key_type == KeyType::Secret
-                && r.usable() =>
-        {
-            r
-        }
-        _ => {
-            return tokens_view(
+    let req = CreateTokenRequest {
+        name: f.name,
+        environment: None,
+        ttl_seconds: None,
+    };
+    let source = TokenSource::OwnKey(&f.key_id);
+    match service::tokens::create(&state, &user.caller, source, &req).await {
+        Ok(issued) => {
+            let heading = format!("Your new {} token", issued.record.environment);
+            tokens_view(
                 &state,
                 &user,
-                None,
-                vec!["Choose one of your active secret keys.".into()],
+                Some(NewSecret {
+                    heading,
+                    value: issued.jwt,
+                }),
+                vec![],
             )
             .await
         }
-    };
-    let ttl = state.tokens.environment_default_ttl;
-    let issuer = c.issuer();
-    match tokens::issue(
-        &state,
-        &from,
-        TokenKind::Environment,
-        Some(name),
-        issuer.token_expiry(crate::now(), ttl, None),
-        issuer.token_scope(false, None),
-        &c.actor(),
-    )
-    .await
-    {
+        Err(ApiError::Validation(errs)) if errs.iter().any(|e| e.field == "key_id") => {
+            let message = "Choose one of your active secret keys.".to_owned();
+            tokens_view(&state, &user, None, vec![message]).await
+        }
+        Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
+    }
+}
+
+pub async fn renew_token(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(id): Path<String>,
+) -> Response {
+    match service::tokens::renew(&state, &user.caller, &id).await {
         Ok(issued) => {
-            let heading = format!("Your new {} token", issued.record.environment);
+            let heading = "The renewed token (the old one has stopped working)".to_owned();
             tokens_view(
                 &state,
                 &user,
@@ -724,37 +713,12 @@ pub async fn generate_token(
     }
 }
 
-pub async fn renew_token(
-    State(state): State<AppState>,
-    user: DashUser,
-    Path(id): Path<String>,
-) -> Response {
-    let lone = crate::auth::LoneCaller(user.caller.clone());
-    match tokens::renew_token(State(state.clone()), lone, ApiPath(id)).await {
-        Ok((_, created)) => {
-            let heading = "The renewed token (the old one has stopped working)".to_owned();
-            tokens_view(
-                &state,
-                &user,
-                Some(NewSecret {
-                    heading,
-                    value: created.0.access_token.clone(),
-                }),
-                vec![],
-            )
-            .await
-        }
-        Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
-    }
-}
-
 pub async fn revoke_token(
     State(state): State<AppState>,
     user: DashUser,
     Path(id): Path<String>,
 ) -> Response {
-    let lone = crate::auth::LoneCaller(user.caller.clone());
-    match tokens::revoke_token(State(state.clone()), lone, ApiPath(id)).await {
+    match service::tokens::revoke(&state, &user.caller, &id).await {
         Ok(_) => Redirect::to("/tokens").into_response(),
         Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
     }
@@ -787,19 +751,12 @@ async fn members_view(state: &AppState, user: &DashUser, errors: Vec<String>) ->
         limit: Some(500),
         cursor: None,
     };
-    let members = match workspaces::list_members(
-        State(state.clone()),
-        c.clone(),
-        ApiPath(ws.clone()),
-        ApiQuery(page),
-    )
-    .await
-    {
-        Ok(l) => l.0.data,
+    let members = match service::workspaces::list_members(state, c, &ws, &page).await {
+        Ok(page) => page.data.iter().map(MemberView::from).collect(),
         Err(e) => return load_failed(state, user, "members", e).await,
     };
-    let roles = match workspaces::list_roles(State(state.clone()), c.clone(), ApiPath(ws)).await {
-        Ok(l) => l.0.data,
+    let roles = match service::workspaces::list_roles(state, c, &ws).await {
+        Ok(roles) => roles.iter().map(RoleView::from).collect(),
         Err(e) => return load_failed(state, user, "members", e).await,
     };
     render(MembersPage {
@@ -848,16 +805,11 @@ pub async fn change_role(
     Path(user_id): Path<String>,
     DashForm(f): DashForm<RoleForm>,
 ) -> Response {
-    let ws = user.caller.workspace_id().to_owned();
-    let req = workspaces::PutMemberRequest { role: f.role };
-    let r = workspaces::put_member(
-        State(state.clone()),
-        user.caller.clone(),
-        ApiPath((ws, user_id)),
-        ApiJson(req),
-    )
-    .await
-    .map(|_| ());
+    let c = &user.caller;
+    let req = PutMemberRequest { role: f.role };
+    let r = service::workspaces::put_member(&state, c, c.workspace_id(), &user_id, &req)
+        .await
+        .map(|_| ());
     after_members(&state, &user, r).await
 }
 
@@ -866,14 +818,8 @@ pub async fn remove_member(
     user: DashUser,
     Path(user_id): Path<String>,
 ) -> Response {
-    let ws = user.caller.workspace_id().to_owned();
-    let r = workspaces::remove_member(
-        State(state.clone()),
-        user.caller.clone(),
-        ApiPath((ws, user_id)),
-    )
-    .await
-    .map(|_| ());
+    let c = &user.caller;
+    let r = service::workspaces::remove_member(&state, c, c.workspace_id(), &user_id).await;
     after_members(&state, &user, r).await
 }
 
@@ -892,49 +838,21 @@ pub async fn add_member(
     DashForm(f): DashForm<AddMemberForm>,
 ) -> Response {
     let c = &user.caller;
-    if !c.allows(MEMBERS_MANAGE) {
-        return not_allowed(
-            &state,
-            &user,
-            "Managing members needs latchkey:members:manage.",
-        )
-        .await;
-    }
     let email = f.email.trim().to_lowercase();
-    let existing = match state.store.user_by_email(&email).await {
-        Ok(u) => u,
-        Err(e) => return load_failed(&state, &user, "members", e.into()).await,
+    let new_user = CreateUserRequest {
+        name: f
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| email.clone()),
+        email,
+        password: f.password.filter(|p| !p.is_empty()),
+        instance_role: None,
+        is_instance_admin: None,
     };
-    let user_id = match existing {
-        Some(u) => u.id,
-        None => {
-            let req = users::CreateUserRequest {
-                email: email.clone(),
-                name: f
-                    .name
-                    .clone()
-                    .filter(|n| !n.trim().is_empty())
-                    .unwrap_or_else(|| email.clone()),
-                password: f.password.clone().filter(|p| !p.is_empty()),
-                instance_role: None,
-                is_instance_admin: None,
-            };
-            match users::create_user(State(state.clone()), c.clone(), ApiJson(req)).await {
-                Ok((_, u)) => u.0.id.clone(),
-                Err(e) => return members_view(&state, &user, messages(&e)).await,
-            }
-        }
-    };
-    let ws = c.workspace_id().to_owned();
-    let req = workspaces::PutMemberRequest { role: f.role };
-    let r = workspaces::put_member(
-        State(state.clone()),
-        c.clone(),
-        ApiPath((ws, user_id)),
-        ApiJson(req),
-    )
-    .await
-    .map(|_| ());
+    let role = PutMemberRequest { role: f.role };
+    let r = service::workspaces::add_member_by_email(&state, c, c.workspace_id(), new_user, &role)
+        .await
+        .map(|_| ());
     after_members(&state, &user, r).await
 }
 
@@ -949,18 +867,13 @@ pub async fn edit_role(
     Path(role): Path<String>,
     DashForm(f): DashForm<EditRoleForm>,
 ) -> Response {
-    let ws = user.caller.workspace_id().to_owned();
-    let req = workspaces::PutRoleRequest {
+    let c = &user.caller;
+    let req = PutRoleRequest {
         permissions: lines(&f.permissions),
     };
-    let r = workspaces::put_role(
-        State(state.clone()),
-        user.caller.clone(),
-        ApiPath((ws, role)),
-        ApiJson(req),
-    )
-    .await
-    .map(|_| ());
+    let r = service::workspaces::put_role(&state, c, c.workspace_id(), &role, &req)
+        .await
+        .map(|_| ());
     after_members(&state, &user, r).await
 }
 
@@ -985,9 +898,10 @@ async fn settings_view(state: &AppState, user: &DashUser, errors: Vec<String>) -
         )
         .await;
     }
-    let ws = match state.store.get_workspace(user.caller.workspace_id()).await {
+    let c = &user.caller;
+    let ws = match service::workspaces::get(state, c, c.workspace_id()).await {
         Ok(ws) => ws,
-        Err(e) => return load_failed(state, user, "settings", e.into()).await,
+        Err(e) => return load_failed(state, user, "settings", e).await,
     };
     render(SettingsPage {
         nav: nav(state, user, "settings").await,
@@ -1012,21 +926,14 @@ pub async fn save_settings(
     user: DashUser,
     DashForm(f): DashForm<SettingsForm>,
 ) -> Response {
-    let ws = user.caller.workspace_id().to_owned();
-    let req = workspaces::UpdateWorkspaceRequest {
+    let c = &user.caller;
+    let req = UpdateWorkspaceRequest {
         name: None,
         require_pair: Some(f.require_pair.is_some()),
         publishable_permissions: Some(lines(&f.publishable_permissions)),
         max_key_ttl_seconds: None,
     };
-    match workspaces::update_workspace(
-        State(state.clone()),
-        user.caller.clone(),
-        ApiPath(ws),
-        ApiJson(req),
-    )
-    .await
-    {
+    match service::workspaces::update(&state, c, c.workspace_id(), &req).await {
         Ok(_) => Redirect::to("/settings").into_response(),
         Err(e) => settings_view(&state, &user, messages(&e)).await,
     }
@@ -1113,7 +1020,7 @@ pub async fn audit_page(
         .await;
     }
     let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
-    let params = audit::AuditParams {
+    let params = AuditParams {
         workspace_id: Some(c.workspace_id().to_owned()),
         actor: nonempty(&q.actor),
         action: nonempty(&q.action),
@@ -1121,16 +1028,18 @@ pub async fn audit_page(
         limit: Some(100),
         cursor: nonempty(&q.cursor),
     };
-    let (events, next_cursor) =
-        match audit::list_audit(State(state.clone()), c.clone(), ApiQuery(params)).await {
-            Ok(l) => (
-                l.0.data.into_iter().map(AuditRow::from).collect(),
-                l.0.next_cursor,
-            ),
-            // A filter the API refuses (a malformed cursor) is the person's to fix, not an outage.
-            Err(ApiError::Validation(_) | ApiError::BadRequest { .. }) => (vec![], None),
-            Err(e) => return load_failed(&state, &user, "audit", e).await,
-        };
+    let (events, next_cursor) = match service::audit::list(&state, c, &params).await {
+        Ok(page) => (
+            page.data
+                .iter()
+                .map(|e| AuditRow::from(AuditEventView::from(e)))
+                .collect(),
+            page.next_cursor,
+        ),
+        // A filter the API refuses (a malformed cursor) is the person's to fix, not an outage.
+        Err(ApiError::Validation(_) | ApiError::BadRequest { .. }) => (vec![], None),
+        Err(e) => return load_failed(&state, &user, "audit", e).await,
+    };
     render(AuditPage {
         nav: nav(&state, &user, "audit").await,
         events,

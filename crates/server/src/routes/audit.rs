@@ -1,5 +1,5 @@
-//! `GET /v1/audit`: who did what, with which credential. Needs `latchkey:audit:read`; shows the
-//! caller's workspace (instance admins: every workspace, and events without one).
+//! `GET /v1/audit`: who did what, with which credential. Who reads which events is
+//! [`crate::service::audit`]'s decision.
 
 use crate::auth::Caller;
 use crate::error::responses::{Authenticated, NotFound, Unprocessable};
@@ -8,12 +8,9 @@ use crate::extract::ApiJson;
 use crate::extract::ApiQuery;
 use crate::routes::schema::{ActorId, AuditAction, EventId, Limit, Timestamp, WorkspaceId};
 use crate::routes::views::{AuditEventView, List};
-use crate::routes::{check_id_filter, page_request, parse_time};
+use crate::service;
 use crate::state::AppState;
 use axum::extract::State;
-use latchkey_core::permission::AUDIT_READ;
-use latchkey_core::{ids, Validator};
-use latchkey_store::AuditFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -46,36 +43,6 @@ pub async fn list_audit(
     caller: Caller,
     ApiQuery(q): ApiQuery<AuditParams>,
 ) -> Result<ApiJson<List<AuditEventView>>, ApiError> {
-    caller.require(AUDIT_READ)?;
-    let page = page_request(q.limit, q.cursor.as_deref(), ids::EVENT)?;
-    let mut v = Validator::new();
-    check_id_filter(
-        &mut v,
-        "workspace_id",
-        q.workspace_id.as_deref(),
-        &[ids::WORKSPACE],
-    );
-    check_id_filter(
-        &mut v,
-        "actor",
-        q.actor.as_deref(),
-        &[ids::USER, ids::KEY, ids::TOKEN],
-    );
-    let since = q
-        .since
-        .as_deref()
-        .and_then(|s| parse_time(&mut v, "since", s));
-    v.finish()?;
-    let workspace_id = match (&q.workspace_id, caller.is_instance_admin()) {
-        (None, true) => None,
-        (ws, _) => Some(caller.target_workspace(ws.as_deref())?),
-    };
-    let filter = AuditFilter {
-        workspace_id,
-        actor: q.actor,
-        action: q.action,
-        since,
-    };
-    let page = state.store.list_audit(&filter, page).await?;
+    let page = service::audit::list(&state, &caller, &q).await?;
     Ok(ApiJson(List::from_page(page)))
 }

@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, assembled into a router whose OpenAPI document is
-//! generated from the same handler annotations (so it cannot miss an endpoint).
+//! generated from the same handler annotations (so it cannot miss an endpoint). Handlers are
+//! thin: they extract, call [`crate::service`] (where every decision is) and wrap the answer.
 
 pub mod audit;
 pub mod changes;
@@ -23,7 +24,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures::FutureExt;
-use latchkey_store::PageRequest;
 use serde::{Deserialize, Deserializer};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -238,47 +238,6 @@ fn has_encoded_control(raw: &str) -> bool {
     })
 }
 
-pub const DEFAULT_PAGE_LIMIT: u32 = 50;
-pub const MAX_PAGE_LIMIT: u32 = 500;
-
-/// Validates `limit`/`cursor`: limit 1–500 (default 50), a cursor shaped like an id of `prefix`.
-pub fn page_request<'a>(
-    limit: Option<u32>,
-    cursor: Option<&'a str>,
-    prefix: &str,
-) -> Result<PageRequest<'a>, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT);
-    let mut v = latchkey_core::Validator::new();
-    v.check(
-        (1..=MAX_PAGE_LIMIT).contains(&limit),
-        "limit",
-        "must be 1 to 500",
-    );
-    v.check(
-        cursor.is_none_or(|c| latchkey_core::ids::is_id(prefix, c)),
-        "cursor",
-        "is not a cursor returned by this list",
-    );
-    v.finish()?;
-    Ok(PageRequest { cursor, limit })
-}
-
-/// A filter that names an object by id: a malformed one is a 422 naming the field (as the
-/// document's pattern says), not a silently empty list.
-pub fn check_id_filter(
-    v: &mut latchkey_core::Validator,
-    field: &str,
-    value: Option<&str>,
-    prefixes: &[&str],
-) {
-    if value.is_some_and(|id| !prefixes.iter().any(|p| latchkey_core::ids::is_id(p, id))) {
-        v.error(
-            field,
-            format!("must be an id starting with {}_", prefixes.join("_ or ")),
-        );
-    }
-}
-
 /// For PATCH bodies: distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -318,20 +277,6 @@ pub mod integer {
         d: D,
     ) -> Result<Option<Option<T>>, D::Error> {
         option(d).map(Some)
-    }
-}
-
-/// RFC 3339 → unix seconds, as a field error when it does not parse.
-pub fn parse_time(v: &mut latchkey_core::Validator, field: &str, s: &str) -> Option<i64> {
-    match chrono::DateTime::parse_from_rfc3339(s) {
-        Ok(t) => Some(t.timestamp()),
-        Err(_) => {
-            v.error(
-                field,
-                "must be an RFC 3339 timestamp like 2030-01-31T00:00:00Z",
-            );
-            None
-        }
     }
 }
 

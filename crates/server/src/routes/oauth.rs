@@ -11,13 +11,14 @@ use crate::extract::{ApiBytes, ApiJson};
 use crate::routes::schema::{
     ClientCredentialsForm, Introspection, JwkSet, ServerMetadata, TokenForm,
 };
-use crate::routes::tokens::{exchange_key, issue, TokenResponse};
+use crate::routes::tokens::{exchange_key, TokenResponse};
+use crate::service;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, request::Parts, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN, VERIFY};
+use latchkey_core::permission::VERIFY;
 use latchkey_core::token::scope_string;
 use latchkey_core::{Demand, Permission, PermissionSet};
 use latchkey_store::TokenKind;
@@ -274,7 +275,7 @@ pub async fn token(
         ip: crate::auth::client_ip(&parts, &state).map(|i| i.to_string()),
         user_agent: None,
     };
-    let issued = issue(
+    let issued = service::tokens::issue(
         &state,
         &key,
         TokenKind::ClientCredentials,
@@ -431,32 +432,7 @@ pub async fn revoke(
         .get("token")
         .ok_or(OAuthError::invalid_request("token is required"))?;
     // Not knowing whether the token exists is no reason to say it was revoked.
-    if let Ok(r) = state
-        .engine
-        .resolve(token)
-        .await
-        .map_err(ApiError::from)
-        .map_err(OAuthError::from)?
-    {
-        if let Some(t) = &r.token {
-            // The client it was issued to may revoke it, and so may whoever manages that key.
-            let manages = if t.owner_id == caller.user_id() {
-                caller.allows(KEYS_MANAGE_OWN) || caller.allows(KEYS_MANAGE_ALL)
-            } else {
-                // An instance admin's or verifier's tokens act everywhere: only an instance
-                // admin touches them.
-                caller.allows(KEYS_MANAGE_ALL)
-                    && (caller.is_instance_admin() || r.principal.instance_role().is_none())
-            };
-            let allowed =
-                caller.is_self(&t.key_id) || (caller.sees_workspace(&t.workspace_id) && manages);
-            if allowed {
-                if let Ok(Some(changes)) = state.store.revoke_token(&t.id, &caller.actor()).await {
-                    state.changed(&changes);
-                }
-            }
-        }
-    }
+    service::tokens::revoke_quietly(&state, &caller, token).await?;
     Ok(StatusCode::OK.into_response())
 }
 

@@ -295,13 +295,13 @@ schema!(OriginList, || list(Origin::schema()).into());
 schema!(IpNetworkList, || list(IpNetwork::schema()).into());
 
 schema!(
-    /// `page_request`: 1 to 500, default 50.
+    /// `service::page_request`: 1 to 500, default 50.
     Limit,
     || ObjectBuilder::new()
         .schema_type(Type::Integer)
         .minimum(Some(1))
-        .maximum(Some(crate::routes::MAX_PAGE_LIMIT))
-        .default(Some(json!(crate::routes::DEFAULT_PAGE_LIMIT)))
+        .maximum(Some(crate::service::MAX_PAGE_LIMIT))
+        .default(Some(json!(crate::service::DEFAULT_PAGE_LIMIT)))
         .into()
 );
 
@@ -311,7 +311,7 @@ schema!(
     || ObjectBuilder::new()
         .schema_type(Type::Integer)
         .minimum(Some(0))
-        .maximum(Some(crate::routes::keys::MAX_GRACE_SECONDS))
+        .maximum(Some(crate::service::keys::MAX_GRACE_SECONDS))
         .default(Some(json!(0)))
         .into()
 );
@@ -321,8 +321,8 @@ schema!(
     KeyTtlSeconds,
     || ObjectBuilder::new()
         .schema_type(Type::Integer)
-        .minimum(Some(crate::routes::workspaces::MIN_TTL_SECONDS))
-        .maximum(Some(crate::routes::workspaces::MAX_TTL_SECONDS))
+        .minimum(Some(crate::service::workspaces::MIN_TTL_SECONDS))
+        .maximum(Some(crate::service::workspaces::MAX_TTL_SECONDS))
         .into()
 );
 

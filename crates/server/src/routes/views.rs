@@ -5,6 +5,9 @@ use super::schema::{
     EnvironmentName, EventId, GrantId, InstanceRoleName, KeyId, KeyStatusName, KeyTypeName,
     Metadata, Permission, RoleName, Timestamp, UserId, WorkspaceId,
 };
+use crate::now;
+use crate::service::keys::IssuedKey;
+use crate::state::AppState;
 use chrono::{DateTime, SecondsFormat};
 use latchkey_core::roles::InstanceRole;
 use latchkey_store::{ApiKeyRecord, AuditEvent, Grant, Member, Page, Role, User, Workspace};
@@ -92,6 +95,11 @@ impl KeyView {
 }
 
 impl KeyView {
+    /// The key as it is now, with a use this node has seen but not yet written.
+    pub fn current(state: &AppState, k: &ApiKeyRecord) -> Self {
+        Self::new(k, now(), state.engine.usage.pending(&k.id))
+    }
+
     /// `secret` or `publishable` (templates cannot name a raw identifier).
     pub fn kind(&self) -> &str {
         &self.r#type
@@ -106,6 +114,15 @@ pub struct CreatedKey {
     pub key: String,
     #[serde(flatten)]
     pub view: KeyView,
+}
+
+impl CreatedKey {
+    pub fn new(state: &AppState, issued: &IssuedKey) -> Self {
+        Self {
+            key: issued.key.secret().expose().to_owned(),
+            view: KeyView::current(state, &issued.record),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,0 +1,403 @@
+//! API keys: create (the secret shown once), list, get, edit, roll, revoke.
+//!
+//! Access: with `latchkey:keys:manage_own` a credential reads and manages its owner's keys; with
+//! `latchkey:keys:manage_all` every key of its workspace (the keys of a user with an instance
+//! role, which act beyond the workspace, only for instance admins). Anything else is a 404. A
+//! key can always read and revoke itself. New keys never get more than the credential issuing
+//! them (`latchkey_core::issuance`). Test credentials see and touch only test keys.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::now;
+use crate::routes::keys::{CreateKeyRequest, KeyListParams, RollKeyRequest, UpdateKeyRequest};
+use crate::service::{check_id_filter, page_request, parse_time};
+use crate::state::AppState;
+use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN};
+use latchkey_core::{ids, ApiKey, Environment, KeyType, Validator};
+use latchkey_store::{ApiKeyRecord, KeyFilter, KeyPatch, KeyStatus, NewApiKey, Page};
+use serde_json::Value;
+
+/// The longest grace period of a roll: a week.
+pub const MAX_GRACE_SECONDS: u32 = 604_800;
+
+/// A key just created or rolled: the key itself (shown this once) and its record.
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub record: ApiKeyRecord,
+}
+
+/// May the caller read keys at all? Publishable keys and keys without key permissions may not
+/// (a key may still read and revoke itself).
+pub fn may_read_keys(caller: &Caller) -> bool {
+    caller.allows(KEYS_MANAGE_OWN) || caller.allows(KEYS_MANAGE_ALL)
+}
+
+/// Loads a key the caller may see; every other key is a 404. Visible: the calling key itself;
+/// with `manage_own`, the caller's own keys; with `manage_all`, the workspace's keys except
+/// those of an instance admin or verifier (unless the caller is an instance admin). Test
+/// credentials see only test keys.
+async fn visible_key(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<ApiKeyRecord, ApiError> {
+    if !ids::is_id(ids::KEY, id) {
+        return Err(ApiError::NotFound);
+    }
+    let k = state.store.get_key(id).await?;
+    if caller.is_self(&k.id) {
+        return Ok(k);
+    }
+    let in_scope = caller.sees_workspace(&k.workspace_id)
+        && !(caller.environment() == Environment::Test && k.environment == Environment::Live);
+    let by_role = if k.owner_id == caller.user_id() {
+        may_read_keys(caller)
+    } else {
+        caller.allows(KEYS_MANAGE_ALL)
+            && (caller.is_instance_admin() || !owned_by_instance_role(state, &k).await?)
+    };
+    if in_scope && by_role {
+        Ok(k)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// An instance admin's or verifier's key acts in every workspace: a workspace admin who could
+/// read, roll or mint such keys would hold more than its workspace.
+async fn owned_by_instance_role(state: &AppState, k: &ApiKeyRecord) -> Result<bool, ApiError> {
+    Ok(state
+        .store
+        .get_user(&k.owner_id)
+        .await?
+        .instance_role()
+        .is_some())
+}
+
+fn require_manage(
+    caller: &Caller,
+    owner_id: &str,
+    environment: Environment,
+) -> Result<(), ApiError> {
+    let ok = caller.allows(KEYS_MANAGE_ALL)
+        || (owner_id == caller.user_id() && caller.allows(KEYS_MANAGE_OWN));
+    if !ok {
+        return Err(ApiError::insufficient_permissions());
+    }
+    if caller.environment() == Environment::Test && environment == Environment::Live {
+        return Err(ApiError::Forbidden("environment_mismatch"));
+    }
+    Ok(())
+}
+
+/// Expiry rules: in the future, and within the workspace's `max_key_ttl_seconds` if set
+/// (which also becomes the default).
+pub fn expiry(
+    v: &mut Validator,
+    field: &str,
+    requested: Option<i64>,
+    max_ttl: Option<i64>,
+) -> Option<i64> {
+    let t = now();
+    match (requested, max_ttl) {
+        (Some(e), _) if e <= t => {
+            v.error(field, "must be in the future");
+            None
+        }
+        (Some(e), Some(max)) if e > t.saturating_add(max) => {
+            v.error(
+                field,
+                format!("must be within this workspace's maximum key lifetime ({max} s)"),
+            );
+            None
+        }
+        (Some(e), _) => Some(e),
+        (None, Some(max)) => Some(t.saturating_add(max)),
+        (None, None) => None,
+    }
+}
+
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    body: &CreateKeyRequest,
+) -> Result<IssuedKey, ApiError> {
+    let workspace_id = caller.target_workspace(body.workspace_id.as_deref())?;
+    let owner_id = body
+        .owner_id
+        .clone()
+        .unwrap_or_else(|| caller.user_id().to_owned());
+    let key_type = body.r#type.unwrap_or(KeyType::Secret);
+    let environment = body.environment.unwrap_or(caller.environment());
+    require_manage(caller, &owner_id, environment)?;
+
+    let mut v = Validator::new();
+    // Keys work only while their owner is a member of their workspace (instance admins
+    // included), so a key for anyone else, or for the caller in another workspace, needs a
+    // member there.
+    if owner_id != caller.user_id() || workspace_id != caller.workspace_id() {
+        // One answer for every kind of unsuitable owner, so ids cannot be probed across workspaces.
+        let suitable = ids::is_id(ids::USER, &owner_id)
+            && state
+                .store
+                .principal(&workspace_id, &owner_id)
+                .await?
+                .is_some_and(|p| {
+                    p.active
+                        && p.role.is_some()
+                        && (p.instance_role().is_none() || caller.is_instance_admin())
+                });
+        v.check(
+            suitable,
+            "owner_id",
+            "must be an active member of the workspace",
+        );
+    }
+    let issuer = caller.issuer();
+    let name = v.name("name", &body.name);
+    let permissions = issuer.restriction(&mut v, &owner_id, body.permissions.as_deref());
+    let allowed_origins = match (&body.allowed_origins, key_type) {
+        (Some(o), KeyType::Publishable) => v.origins("allowed_origins", o),
+        (Some(o), KeyType::Secret) if !o.is_empty() => {
+            v.error(
+                "allowed_origins",
+                "only publishable keys take allowed_origins",
+            );
+            vec![]
+        }
+        _ => vec![],
+    };
+    let requested_ips = body
+        .allowed_ips
+        .as_deref()
+        .map(|ips| v.ips("allowed_ips", ips));
+    let allowed_ips = issuer.ips(&mut v, "allowed_ips", requested_ips);
+    let metadata = body
+        .metadata
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    v.metadata("metadata", &metadata);
+    let requested_expiry = body
+        .expires_at
+        .as_deref()
+        .and_then(|s| parse_time(&mut v, "expires_at", s));
+    let ws = state.store.get_workspace(&workspace_id).await?;
+    let expires_at = expiry(
+        &mut v,
+        "expires_at",
+        requested_expiry,
+        ws.max_key_ttl_seconds,
+    );
+    let expires_at = issuer.expiry(&mut v, "expires_at", expires_at);
+    v.finish()?;
+
+    let key = ApiKey::generate(key_type, environment);
+    let new = NewApiKey {
+        permissions,
+        allowed_origins,
+        allowed_ips,
+        metadata,
+        expires_at,
+        created_by: Some(caller.resolved.key.id.clone()),
+        ..NewApiKey::for_key(&key, &state.engine.hasher, name, workspace_id, owner_id)
+    };
+    let (record, changes) = state.store.create_key(&new, &caller.actor()).await?;
+    state.changed(&changes);
+    Ok(IssuedKey { key, record })
+}
+
+/// The keys the caller may see, filtered. Other people's keys (without `manage_all`) and live
+/// keys (for a test credential) are invisible: asking for them gives an empty list, not an
+/// error.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    q: &KeyListParams,
+) -> Result<Page<ApiKeyRecord>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref(), ids::KEY)?;
+    let mut v = Validator::new();
+    check_id_filter(
+        &mut v,
+        "workspace_id",
+        q.workspace_id.as_deref(),
+        &[ids::WORKSPACE],
+    );
+    check_id_filter(&mut v, "owner_id", q.owner_id.as_deref(), &[ids::USER]);
+    let status = q.status.as_deref().and_then(|s| {
+        let status = KeyStatus::parse(s);
+        v.check(
+            status.is_some(),
+            "status",
+            "must be active, expired, revoked or disabled",
+        );
+        status
+    });
+    v.finish()?;
+    if !may_read_keys(caller) {
+        return Err(ApiError::insufficient_permissions());
+    }
+    let workspace_id = caller.target_workspace(q.workspace_id.as_deref())?;
+    let empty = || {
+        Ok(Page {
+            data: vec![],
+            next_cursor: None,
+        })
+    };
+    let owner_id = if caller.allows(KEYS_MANAGE_ALL) {
+        q.owner_id.clone()
+    } else if q.owner_id.as_deref().is_some_and(|o| o != caller.user_id()) {
+        return empty();
+    } else {
+        Some(caller.user_id().to_owned())
+    };
+    let environment = match (caller.environment(), q.environment) {
+        (Environment::Test, Some(Environment::Live)) => return empty(),
+        (Environment::Test, _) => Some(Environment::Test),
+        (Environment::Live, e) => e,
+    };
+    let filter = KeyFilter {
+        workspace_id: Some(workspace_id),
+        owner_id,
+        environment,
+        status,
+        instance_role_keys_hidden_from: (!caller.is_instance_admin())
+            .then(|| caller.user_id().to_owned()),
+    };
+    Ok(state.store.list_keys(&filter, page).await?)
+}
+
+pub async fn get(state: &AppState, caller: &Caller, id: &str) -> Result<ApiKeyRecord, ApiError> {
+    visible_key(state, caller, id).await
+}
+
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: &UpdateKeyRequest,
+) -> Result<ApiKeyRecord, ApiError> {
+    let k = visible_key(state, caller, id).await?;
+    require_manage(caller, &k.owner_id, k.environment)?;
+    let issuer = caller.issuer();
+    let mut v = Validator::new();
+    let mut patch = KeyPatch {
+        name: body.name.as_deref().map(|n| v.name("name", n)),
+        enabled: body.enabled,
+        ..KeyPatch::default()
+    };
+    if let Some(p) = &body.permissions {
+        patch.permissions = Some(issuer.restriction(&mut v, &k.owner_id, p.as_deref()));
+    }
+    if let Some(e) = &body.expires_at {
+        let ws = state.store.get_workspace(&k.workspace_id).await?;
+        let requested = match e {
+            Some(s) => match parse_time(&mut v, "expires_at", s) {
+                Some(t) => expiry(&mut v, "expires_at", Some(t), ws.max_key_ttl_seconds),
+                None => None,
+            },
+            None => {
+                if ws.max_key_ttl_seconds.is_some() {
+                    v.error("expires_at", "this workspace requires keys to expire");
+                } else if !issuer.may_clear_expiry() {
+                    v.error(
+                        "expires_at",
+                        "must not be later than the expiry of the credential making this request",
+                    );
+                }
+                None
+            }
+        };
+        patch.expires_at = Some(issuer.expiry(&mut v, "expires_at", requested));
+    }
+    if let Some(o) = &body.allowed_origins {
+        if k.key_type == KeyType::Secret && !o.is_empty() {
+            v.error(
+                "allowed_origins",
+                "only publishable keys take allowed_origins",
+            );
+        }
+        patch.allowed_origins = Some(v.origins("allowed_origins", o));
+    }
+    if let Some(ips) = &body.allowed_ips {
+        let requested = v.ips("allowed_ips", ips);
+        patch.allowed_ips = Some(issuer.ips(&mut v, "allowed_ips", Some(requested)));
+    }
+    if let Some(m) = &body.metadata {
+        v.metadata("metadata", m);
+        patch.metadata = Some(m.clone());
+    }
+    v.finish()?;
+    let (rec, changes) = state.store.update_key(id, &patch, &caller.actor()).await?;
+    state.changed(&changes);
+    Ok(rec)
+}
+
+/// Replaces a key with a new one (same name, owner, restrictions), the old one working on for
+/// the grace period.
+pub async fn roll(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: &RollKeyRequest,
+) -> Result<IssuedKey, ApiError> {
+    let old = visible_key(state, caller, id).await?;
+    require_manage(caller, &old.owner_id, old.environment)?;
+    let grace = body.grace_seconds.unwrap_or(0);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::validation("grace_seconds", "must be 0 to 604800"));
+    }
+    let t = now();
+    // The grace never extends the old key past the expiry it already had.
+    let old_expires_at = old
+        .expires_at
+        .map_or(t + i64::from(grace), |e| e.min(t + i64::from(grace)));
+    // The successor is a new key issued by the caller: it gets no more than the caller has.
+    let issuer = caller.issuer();
+    // The presenting credential's expiry (a token's, a pair's), not merely its key's.
+    let expires_at = issuer.carry_expiry(old.expires_at);
+    let key = ApiKey::generate(old.key_type, old.environment);
+    let fresh = NewApiKey::for_key(
+        &key,
+        &state.engine.hasher,
+        old.name.clone(),
+        old.workspace_id.clone(),
+        old.owner_id.clone(),
+    );
+    // Every field spelled out (no `..fresh`): a restriction added to keys later must be carried
+    // over here, and the compiler will say so, rather than silently take its default.
+    let new = NewApiKey {
+        id: fresh.id,
+        hash: fresh.hash,
+        redacted: fresh.redacted,
+        name: fresh.name,
+        key_type: fresh.key_type,
+        environment: fresh.environment,
+        workspace_id: fresh.workspace_id,
+        owner_id: fresh.owner_id,
+        permissions: issuer.carry_restriction(&old.owner_id, old.permissions.as_ref()),
+        allowed_origins: old.allowed_origins.clone(),
+        allowed_ips: issuer.carry_ips(&old.allowed_ips),
+        metadata: old.metadata.clone(),
+        expires_at,
+        created_by: Some(caller.resolved.key.id.clone()),
+    };
+    let (record, changes) = state
+        .store
+        .roll_key(id, &new, old_expires_at, &caller.actor())
+        .await?;
+    state.changed(&changes);
+    Ok(IssuedKey { key, record })
+}
+
+/// Revokes a key (again: already revoked is no error).
+pub async fn revoke(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let k = visible_key(state, caller, id).await?;
+    // A key may always revoke itself: whoever holds a leaked key can kill it.
+    if !caller.is_self(&k.id) {
+        require_manage(caller, &k.owner_id, k.environment)?;
+    }
+    if let Some(changes) = state.store.revoke_key(id, &caller.actor()).await? {
+        state.changed(&changes);
+    }
+    Ok(())
+}
