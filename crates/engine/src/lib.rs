@@ -252,8 +252,8 @@ impl Drop for Upkeep {
 pub struct Counters {
     pub key_hits: Counter,
     pub key_misses: Counter,
-    valid_auth: Counter,
-    valid_verify: Counter,
+    /// `VALID` by source, for the sources that verify on every request.
+    valid: [(&'static str, Counter); 3],
 }
 
 impl Counters {
@@ -262,18 +262,19 @@ impl Counters {
         Self {
             key_hits: metrics::counter!("latchkey_cache_hits_total", "kind" => "key"),
             key_misses: metrics::counter!("latchkey_cache_misses_total", "kind" => "key"),
-            valid_auth: valid("auth"),
-            valid_verify: valid("verify"),
+            valid: ["auth", "verify", "tower"].map(|source| (source, valid(source))),
         }
     }
 
     /// One verification's outcome (`code`) by where it happened (`source`).
     pub fn verification(&self, code: &'static str, source: &'static str) {
-        match (code, source) {
-            ("VALID", "auth") => self.valid_auth.increment(1),
-            ("VALID", "verify") => self.valid_verify.increment(1),
-            _ => metrics::counter!("latchkey_verifications_total", "code" => code, "source" => source)
-                .increment(1),
+        if code == "VALID" {
+            if let Some((_, c)) = self.valid.iter().find(|(s, _)| *s == source) {
+                return c.increment(1);
+            }
         }
+        // A refusal, or a source that is not on every request's path.
+        metrics::counter!("latchkey_verifications_total", "code" => code, "source" => source)
+            .increment(1);
     }
 }
