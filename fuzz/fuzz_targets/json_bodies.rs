@@ -248,41 +248,20 @@ fn check_metadata(m: &serde_json::Value) {
     assert!(m.is_object() && m.to_string().len() <= MAX_METADATA_BYTES);
 }
 
-/// Mirrors `service::keys::create` up to its `v.finish()`, in a workspace with `max_ttl`.
+/// `service::keys::create`'s field checks, in a workspace with `max_ttl`.
 fn create_key(i: &Issuer<'_>, b: &keys::CreateKeyRequest, max_ttl: Option<i64>) {
     let key_type = b.r#type.unwrap_or(KeyType::Secret);
     let owner_id = b.owner_id.clone().unwrap_or_else(|| ISSUER_ID.to_owned());
     let mut v = Validator::new();
     let _ = ids::is_id(ids::USER, &owner_id);
-    let name = v.name("name", &b.name);
-    let permissions = i.restriction(&mut v, &owner_id, b.permissions.as_deref());
-    let allowed_origins = match (&b.allowed_origins, key_type) {
-        (Some(o), KeyType::Publishable) => v.origins("allowed_origins", o),
-        (Some(o), KeyType::Secret) if !o.is_empty() => {
-            v.error(
-                "allowed_origins",
-                "only publishable keys take allowed_origins",
-            );
-            vec![]
-        }
-        _ => vec![],
-    };
-    let requested_ips = b
-        .allowed_ips
-        .as_deref()
-        .map(|ips| v.ips("allowed_ips", ips));
-    let allowed_ips = i.ips(&mut v, "allowed_ips", requested_ips);
-    let metadata = b
-        .metadata
-        .clone()
-        .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-    v.metadata("metadata", &metadata);
-    let requested = b
-        .expires_at
-        .as_deref()
-        .and_then(|s| parse_time(&mut v, "expires_at", s));
-    let expires_at = service::keys::expiry(&mut v, "expires_at", requested, max_ttl);
-    let expires_at = i.expiry(&mut v, "expires_at", expires_at);
+    let service::keys::NewKeyFields {
+        name,
+        permissions,
+        allowed_origins,
+        allowed_ips,
+        metadata,
+        expires_at,
+    } = service::keys::new_key_fields(&mut v, i, &owner_id, key_type, b, max_ttl);
     if v.finish().is_ok() {
         check_name(&name);
         check_within(i, permissions.as_ref(), &allowed_ips, expires_at);

@@ -12,8 +12,10 @@ use crate::now;
 use crate::routes::keys::{CreateKeyRequest, KeyListParams, RollKeyRequest, UpdateKeyRequest};
 use crate::service::{check_id_filter, page_request, parse_time};
 use crate::state::AppState;
+use latchkey_core::ipnet::IpNet;
+use latchkey_core::issuance::Issuer;
 use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN};
-use latchkey_core::{ids, ApiKey, Environment, KeyType, Validator};
+use latchkey_core::{ids, ApiKey, Environment, KeyType, PermissionSet, Validator};
 use latchkey_store::{ApiKeyRecord, KeyFilter, KeyPatch, KeyStatus, NewApiKey, Page};
 use serde_json::Value;
 
@@ -117,6 +119,64 @@ pub fn expiry(
     }
 }
 
+/// A new key's fields as `create` checks them, each bounded by what `issuer` holds; errors go
+/// into `v`. No IO: the fuzz target `json_bodies` calls it as is.
+pub struct NewKeyFields {
+    pub name: String,
+    pub permissions: Option<PermissionSet>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_ips: Vec<IpNet>,
+    pub metadata: Value,
+    pub expires_at: Option<i64>,
+}
+
+pub fn new_key_fields(
+    v: &mut Validator,
+    issuer: &Issuer<'_>,
+    owner_id: &str,
+    key_type: KeyType,
+    body: &CreateKeyRequest,
+    max_ttl: Option<i64>,
+) -> NewKeyFields {
+    let name = v.name("name", &body.name);
+    let permissions = issuer.restriction(v, owner_id, body.permissions.as_deref());
+    let allowed_origins = match (&body.allowed_origins, key_type) {
+        (Some(o), KeyType::Publishable) => v.origins("allowed_origins", o),
+        (Some(o), KeyType::Secret) if !o.is_empty() => {
+            v.error(
+                "allowed_origins",
+                "only publishable keys take allowed_origins",
+            );
+            vec![]
+        }
+        _ => vec![],
+    };
+    let requested_ips = body
+        .allowed_ips
+        .as_deref()
+        .map(|ips| v.ips("allowed_ips", ips));
+    let allowed_ips = issuer.ips(v, "allowed_ips", requested_ips);
+    let metadata = body
+        .metadata
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    v.metadata("metadata", &metadata);
+    let requested_expiry = body
+        .expires_at
+        .as_deref()
+        .and_then(|s| parse_time(v, "expires_at", s));
+    let expires_at = expiry(v, "expires_at", requested_expiry, max_ttl);
+    let expires_at = issuer.expiry(v, "expires_at", expires_at);
+    NewKeyFields {
+        name,
+        permissions,
+        allowed_origins,
+        allowed_ips,
+        metadata,
+        expires_at,
+    }
+}
+
 pub async fn create(
     state: &AppState,
     caller: &Caller,
@@ -153,45 +213,26 @@ pub async fn create(
             "must be an active member of the workspace",
         );
     }
-    let issuer = caller.issuer();
-    let name = v.name("name", &body.name);
-    let permissions = issuer.restriction(&mut v, &owner_id, body.permissions.as_deref());
-    let allowed_origins = match (&body.allowed_origins, key_type) {
-        (Some(o), KeyType::Publishable) => v.origins("allowed_origins", o),
-        (Some(o), KeyType::Secret) if !o.is_empty() => {
-            v.error(
-                "allowed_origins",
-                "only publishable keys take allowed_origins",
-            );
-            vec![]
-        }
-        _ => vec![],
-    };
-    let requested_ips = body
-        .allowed_ips
-        .as_deref()
-        .map(|ips| v.ips("allowed_ips", ips));
-    let allowed_ips = issuer.ips(&mut v, "allowed_ips", requested_ips);
-    let metadata = body
-        .metadata
-        .clone()
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    v.metadata("metadata", &metadata);
-    let requested_expiry = body
-        .expires_at
-        .as_deref()
-        .and_then(|s| parse_time(&mut v, "expires_at", s));
     let ws = state.store.get_workspace(&workspace_id).await?;
-    let expires_at = expiry(
+    let fields = new_key_fields(
         &mut v,
-        "expires_at",
-        requested_expiry,
+        &caller.issuer(),
+        &owner_id,
+        key_type,
+        body,
         ws.max_key_ttl_seconds,
     );
-    let expires_at = issuer.expiry(&mut v, "expires_at", expires_at);
     v.finish()?;
 
     let key = ApiKey::generate(key_type, environment);
+    let NewKeyFields {
+        name,
+        permissions,
+        allowed_origins,
+        allowed_ips,
+        metadata,
+        expires_at,
+    } = fields;
     let new = NewApiKey {
         permissions,
         allowed_origins,
