@@ -253,7 +253,7 @@ pub struct Counters {
     pub key_hits: Counter,
     pub key_misses: Counter,
     /// `VALID` by source, for the sources that verify on every request.
-    valid: [(&'static str, Counter); 3],
+    valid: [(&'static str, Counter); 5],
 }
 
 impl Counters {
@@ -262,7 +262,8 @@ impl Counters {
         Self {
             key_hits: metrics::counter!("latchkey_cache_hits_total", "kind" => "key"),
             key_misses: metrics::counter!("latchkey_cache_misses_total", "kind" => "key"),
-            valid: ["auth", "verify", "tower"].map(|source| (source, valid(source))),
+            valid: ["auth", "verify", "tower", "forward_auth", "gateway"]
+                .map(|source| (source, valid(source))),
         }
     }
 

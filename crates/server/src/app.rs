@@ -50,7 +50,13 @@ impl App {
                 cache_ttl: config.cache_ttl,
             },
         );
+        let gate = latchkey_tower::Gate::new(
+            latchkey_tower::Verifier::from_engine(engine.clone()),
+            config.routes.clone(),
+        )
+        .with_source("forward_auth");
         let state = AppState::new(Shared {
+            gate,
             engine,
             store,
             metrics,

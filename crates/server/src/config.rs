@@ -5,6 +5,7 @@ use crate::state::TokenSettings;
 use anyhow::{bail, Context};
 use axum_server::tls_rustls::RustlsConfig;
 use ipnet::IpNet;
+use latchkey_core::route::{DefaultAccess, Route, RouteTable};
 use latchkey_core::Secret;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -72,6 +73,14 @@ pub struct ServerArgs {
     /// The window of --throttle-credential-failures [default: 60].
     #[arg(long, env = "LATCHKEY_THROTTLE_CREDENTIAL_WINDOW_SECONDS")]
     pub throttle_credential_window_seconds: Option<u64>,
+    /// A route of the table that forward auth and the gateway enforce (SPEC §10.2), e.g.
+    /// `GET /documents/{id} document:{id}:read`; repeatable. Given here, it replaces
+    /// `[[gateway.routes]]` of the file.
+    #[arg(long = "route", value_name = "METHOD PATH PERMISSION")]
+    pub routes: Vec<String>,
+    /// What a request that matches no route needs: a permission, or `public` [default: 404].
+    #[arg(long, env = "LATCHKEY_DEFAULT_PERMISSION")]
+    pub default_permission: Option<DefaultAccess>,
 }
 
 /// `latchkey.toml`: every setting above, plus `secret`.
@@ -99,6 +108,29 @@ struct FileConfig {
     proxy: ProxySection,
     #[serde(default)]
     throttle: ThrottleSection,
+    #[serde(default)]
+    gateway: GatewaySection,
+}
+
+/// `[gateway]`, with its `[[gateway.routes]]`: the route table is forward auth's too.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewaySection {
+    listen: Option<SocketAddr>,
+    upstream: Option<String>,
+    upstream_timeout: Option<u64>,
+    default_permission: Option<DefaultAccess>,
+    #[serde(default)]
+    routes: Vec<Route>,
+}
+
+/// `[gateway]` settings as the file gives them; `latchkey gateway` lays its flags over them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayFile {
+    pub listen: Option<SocketAddr>,
+    pub upstream: Option<String>,
+    /// Seconds.
+    pub upstream_timeout: Option<u64>,
 }
 
 /// `[proxy]`.
@@ -182,6 +214,12 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` names the client (see [`crate::client_addr`]).
     pub proxy_trusted: Vec<IpNet>,
     pub throttle: ThrottleSettings,
+    /// The route table of forward auth and the gateway; `None`: none configured (forward auth
+    /// then takes `?permission=`, or any valid credential).
+    pub routes: Option<RouteTable>,
+    pub gateway: GatewayFile,
+    /// The configuration file read, if any: SIGHUP reads its routes again.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -203,14 +241,31 @@ impl Config {
             tokens: TokenSettings::default(),
             proxy_trusted: default_trusted_proxies(),
             throttle: ThrottleSettings::default(),
+            routes: None,
+            gateway: GatewayFile::default(),
+            config_file: None,
         }
     }
 
     pub fn load(args: &ServerArgs) -> anyhow::Result<Self> {
-        let file = match &args.config {
+        let config_file = match &args.config {
+            Some(p) => Some(p.clone()),
+            None if Path::new("latchkey.toml").exists() => Some(PathBuf::from("latchkey.toml")),
+            None => None,
+        };
+        let mut file = match &config_file {
             Some(p) => read_file(p)?,
-            None if Path::new("latchkey.toml").exists() => read_file(Path::new("latchkey.toml"))?,
             None => FileConfig::default(),
+        };
+        let routes = route_table(
+            args,
+            std::mem::take(&mut file.gateway.routes),
+            file.gateway.default_permission.take(),
+        )?;
+        let gateway = GatewayFile {
+            listen: file.gateway.listen,
+            upstream: file.gateway.upstream.take(),
+            upstream_timeout: file.gateway.upstream_timeout,
         };
         let env_secret = std::env::var("LATCHKEY_SECRET")
             .ok()
@@ -250,6 +305,9 @@ impl Config {
         Ok(Self {
             proxy_trusted,
             throttle,
+            routes,
+            gateway,
+            config_file,
             listen: args
                 .listen
                 .or(file.listen)
@@ -338,6 +396,44 @@ impl Config {
         self.database
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("latchkey.db").display()))
+    }
+}
+
+/// The route table from `--route` flags (which replace the file's routes) or the file's
+/// `[[gateway.routes]]`, and the default from `--default-permission` or the file.
+fn route_table(
+    args: &ServerArgs,
+    file_routes: Vec<Route>,
+    file_default: Option<DefaultAccess>,
+) -> anyhow::Result<Option<RouteTable>> {
+    let routes = if args.routes.is_empty() {
+        file_routes
+    } else {
+        args.routes
+            .iter()
+            .map(|line| Route::parse(line).with_context(|| format!("--route {line:?}")))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let default = args.default_permission.clone().or(file_default);
+    if routes.is_empty() && default.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(RouteTable::new(routes, default)?))
+}
+
+impl Config {
+    /// The route table as the configuration file gives it now, with the flags of `args` still
+    /// laid over it (SIGHUP: flags do not change while the process runs, the file may).
+    pub fn reload_routes(&self, args: &ServerArgs) -> anyhow::Result<Option<RouteTable>> {
+        let mut file = match &self.config_file {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        route_table(
+            args,
+            std::mem::take(&mut file.gateway.routes),
+            file.gateway.default_permission.take(),
+        )
     }
 }
 
@@ -446,5 +542,69 @@ mod tests {
         c.listen = "127.0.0.1:8080".parse().unwrap();
         c.insecure_http = false;
         assert!(c.check_transport().is_ok());
+    }
+
+    #[test]
+    fn routes_from_flags_replace_the_files() {
+        let dir = std::env::temp_dir().join(format!("lk-routes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("latchkey.toml");
+        std::fs::write(
+            &file,
+            "[gateway]\nupstream = \"http://127.0.0.1:9\"\ndefault_permission = \"public\"\n\n\
+             [[gateway.routes]]\nmethod = \"GET\"\npath = \"/documents/{id}\"\npermission = \"document:{id}:read\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let c = Config::load(&T::parse_from(["t", "--config", path]).a).unwrap();
+        let table = c.routes.clone().expect("the file's table");
+        assert_eq!(table.routes().len(), 1);
+        assert_eq!(table.default_access(), Some(&DefaultAccess::Public));
+        assert_eq!(c.gateway.upstream.as_deref(), Some("http://127.0.0.1:9"));
+
+        let args = T::parse_from([
+            "t",
+            "--config",
+            path,
+            "--route",
+            "POST /documents documents:write",
+            "--route",
+            "GET /health public",
+        ])
+        .a;
+        let c = Config::load(&args).unwrap();
+        let table = c.routes.clone().unwrap();
+        assert_eq!(table.routes().len(), 2, "flags replace the file's routes");
+        assert_eq!(
+            table.default_access(),
+            Some(&DefaultAccess::Public),
+            "the file's default stays"
+        );
+
+        // A reload reads the file again; the flags still win.
+        std::fs::write(
+            &file,
+            "[[gateway.routes]]\nmethod = \"*\"\npath = \"/admin/**\"\npermission = \"admin:*\"\n",
+        )
+        .unwrap();
+        let reloaded = c.reload_routes(&args).unwrap().unwrap();
+        assert_eq!(reloaded.routes().len(), 2);
+        let only_file = T::parse_from(["t", "--config", path]).a;
+        let reloaded = c.reload_routes(&only_file).unwrap().unwrap();
+        assert_eq!(reloaded.routes().len(), 1);
+        assert_eq!(reloaded.default_access(), None);
+
+        assert!(Config::load(
+            &T::parse_from(["t", "--route", "GET /documents/{id} document:{id"]).a
+        )
+        .is_err());
+        assert!(
+            Config::load(&T::parse_from(["t"]).a)
+                .unwrap()
+                .routes
+                .is_none(),
+            "no table unless configured"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

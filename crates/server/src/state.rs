@@ -11,6 +11,8 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     /// The verification engine: credentials, cache, resolution, token signatures, usage.
     pub engine: Engine,
+    /// The engine behind forward auth's route table (SPEC §10.2, §10.3); SIGHUP replaces the table.
+    pub gate: latchkey_tower::Gate,
     /// The engine's store, for the handlers' reads and writes.
     pub store: SqlStore,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,

@@ -1,18 +1,16 @@
 //! The layer: verifies each request before the wrapped service sees it.
 
+use crate::gate::{Asked, Gate};
 use crate::principal::Principal;
 use crate::verifier::Verifier;
 use axum::extract::ConnectInfo;
-use http::{header, Request, Response};
-use latchkey_core::route::{RouteDecision, RouteTable};
-use latchkey_core::Demand;
-use latchkey_engine::credentials::{presented_credentials, query_has_credential};
+use http::{Request, Response};
+use latchkey_core::route::RouteTable;
 use latchkey_proto::identity::strip_inbound;
 use latchkey_proto::Rejection;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
@@ -22,22 +20,25 @@ use tower::{Layer, Service};
 /// `X-Latchkey-*` headers sent by the client are removed either way.
 #[derive(Clone)]
 pub struct LatchkeyLayer {
-    verifier: Verifier,
-    routes: Option<Arc<RouteTable>>,
+    gate: Gate,
 }
 
 impl LatchkeyLayer {
     pub fn new(verifier: Verifier) -> Self {
         Self {
-            verifier,
-            routes: None,
+            gate: Gate::new(verifier, None),
         }
+    }
+
+    /// On a gate made elsewhere (to share its route table, or reload it).
+    pub fn from_gate(gate: Gate) -> Self {
+        Self { gate }
     }
 
     /// Decide each request's permission by `routes`: unmatched paths answer 404 (or the
     /// table's default), `public` routes pass without a credential.
-    pub fn with_routes(mut self, routes: RouteTable) -> Self {
-        self.routes = Some(Arc::new(routes));
+    pub fn with_routes(self, routes: RouteTable) -> Self {
+        self.gate.set_routes(Some(routes));
         self
     }
 }
@@ -48,8 +49,7 @@ impl<S> Layer<S> for LatchkeyLayer {
     fn layer(&self, inner: S) -> Self::Service {
         LatchkeyService {
             inner,
-            verifier: self.verifier.clone(),
-            routes: self.routes.clone(),
+            gate: self.gate.clone(),
         }
     }
 }
@@ -57,8 +57,7 @@ impl<S> Layer<S> for LatchkeyLayer {
 #[derive(Clone)]
 pub struct LatchkeyService<S> {
     inner: S,
-    verifier: Verifier,
-    routes: Option<Arc<RouteTable>>,
+    gate: Gate,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LatchkeyService<S>
@@ -80,10 +79,9 @@ where
         // The clone that was made ready goes with this request (tower's usual dance).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let verifier = self.verifier.clone();
-        let routes = self.routes.clone();
+        let gate = self.gate.clone();
         Box::pin(async move {
-            match authorize(&verifier, routes.as_deref(), &mut req).await {
+            match authorize(&gate, &mut req).await {
                 Ok(principal) => {
                     if let Some(p) = principal {
                         req.extensions_mut().insert(p);
@@ -97,31 +95,12 @@ where
 }
 
 /// `Ok(None)`: a public route, passed without a credential.
-async fn authorize<B>(
-    verifier: &Verifier,
-    routes: Option<&RouteTable>,
-    req: &mut Request<B>,
-) -> Result<Option<Principal>, Rejection> {
+async fn authorize<B>(gate: &Gate, req: &mut Request<B>) -> Result<Option<Principal>, Rejection> {
     strip_inbound(req.headers_mut());
-    if req.uri().query().is_some_and(query_has_credential) {
-        return Err(Rejection::credentials_in_query());
-    }
-    let required = match routes.map(|t| t.decide(req.method().as_str(), req.uri().path())) {
-        None => None,
-        Some(RouteDecision::Public { .. }) => return Ok(None),
-        Some(RouteDecision::NotFound) => return Err(Rejection::NoRoute),
-        Some(RouteDecision::Require { permission, .. }) => Some(permission),
-    };
-    let presented =
-        presented_credentials(req.headers()).map_err(|_| Rejection::ambiguous_credentials())?;
-    let permissions: Vec<_> = required.into_iter().collect();
-    let demand = Demand {
-        permissions: &permissions,
-        environment: None,
-        origin: req
-            .headers()
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok()),
+    let asked = Asked {
+        method: req.method().as_str(),
+        target: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        headers: req.headers(),
         // The connection's peer: behind a proxy, the proxy's address (X-Forwarded-For is
         // not read here: the layer cannot know which proxies to believe).
         ip: req
@@ -129,8 +108,10 @@ async fn authorize<B>(
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),
     };
-    verifier
-        .check(&presented, &demand)
-        .await
-        .map(|identity| Some(Principal(identity)))
+    Ok(gate
+        .admit(&asked, &[])
+        .await?
+        .identity()
+        .cloned()
+        .map(Principal))
 }

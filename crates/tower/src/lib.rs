@@ -23,11 +23,13 @@
 //! log); [`Verifier::remote`] asks a Latchkey server and caches its answers, invalidated by the
 //! change stream.
 
+mod gate;
 mod layer;
 mod principal;
 mod require;
 mod verifier;
 
+pub use gate::{Admission, Asked, Gate};
 pub use latchkey_client::ClientOptions;
 pub use latchkey_core::route::{DefaultAccess, Route, RouteDecision, RouteError, RouteTable};
 pub use latchkey_proto::{Identity, Rejection};

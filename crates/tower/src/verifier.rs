@@ -125,8 +125,19 @@ impl Verifier {
         presented: &Presented<'_>,
         demand: &Demand<'_>,
     ) -> Result<Identity, Rejection> {
+        self.check_as(presented, demand, "tower").await
+    }
+
+    /// [`Verifier::check`], counted under `source` (`latchkey_verifications_total{source}`)
+    /// when embedded; a remote verifier's checks are counted by the server, as `verify`.
+    pub async fn check_as(
+        &self,
+        presented: &Presented<'_>,
+        demand: &Demand<'_>,
+        source: &'static str,
+    ) -> Result<Identity, Rejection> {
         match &self.0 {
-            Kind::Embedded { engine, .. } => engine.check(presented, demand, "tower").await,
+            Kind::Embedded { engine, .. } => engine.check(presented, demand, source).await,
             Kind::Remote(remote) => {
                 if presented.is_empty() {
                     return Err(Rejection::missing_credential());

@@ -124,6 +124,7 @@ async fn serve(args: &ServerArgs) -> anyhow::Result<()> {
         );
     }
     let app = App::open(&config).await?;
+    reload_routes_on_hangup(config.clone(), args.clone(), app.state.gate.clone());
     if let Some(b) = app.bootstrap().await? {
         // Deliberately on stdout and not through the logger: shown once, to whoever started us.
         println!(
@@ -249,6 +250,40 @@ async fn rotate_signing_key(args: &ServerArgs, json: bool) -> anyhow::Result<()>
 }
 
 /// SIGTERM (orchestrators) or Ctrl-C.
+/// SIGHUP reads the route table again (the configuration file's `[[gateway.routes]]`; the
+/// `--route` flags stay as given). A table that does not parse is logged and the old one kept:
+/// a typo must not open or close every route.
+pub(crate) fn reload_routes_on_hangup(
+    config: Config,
+    args: ServerArgs,
+    gate: latchkey_tower::Gate,
+) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match config.reload_routes(&args) {
+                Ok(routes) => {
+                    let count = routes.as_ref().map_or(0, |t| t.routes().len());
+                    gate.set_routes(routes);
+                    tracing::info!(routes = count, "SIGHUP: route table reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "SIGHUP: the route table does not parse; keeping the one in use"
+                    )
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (config, args, gate);
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
