@@ -25,5 +25,6 @@ mod publishable;
 mod secrets_in_logs;
 mod tenancy;
 mod tokens;
+mod upstream;
 mod verifier;
 mod verify;
