@@ -23,7 +23,6 @@ use std::sync::Arc;
 pub struct Upstream {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub url: String,
-    pub addr: std::net::SocketAddr,
     hits: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -50,7 +49,6 @@ impl Upstream {
         });
         Self {
             url: format!("http://{addr}"),
-            addr,
             hits,
             task,
         }
