@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod changes;
 pub mod denial;
+pub mod forwarded;
 pub mod identity;
 pub mod keys;
 pub mod list;
