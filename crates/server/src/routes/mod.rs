@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod changes;
+pub mod forward_auth;
 pub mod keys;
 pub mod me;
 pub mod oauth;
@@ -160,6 +161,7 @@ fn optional_bodies(doc: &mut utoipa::openapi::OpenApi) {
 pub fn router(state: AppState) -> Router {
     let (api_router, _) = api();
     api_router
+        .merge(forward_auth::router())
         .merge(crate::dashboard::router(state.clone()))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -175,14 +177,17 @@ pub fn router(state: AppState) -> Router {
 ///
 /// A request that may write runs in its own task: a client that disconnects must not stop a
 /// handler between its commit and the cache invalidation that follows it (this node would
-/// serve the old answer until its change-log poll). `POST /v1/verify` only reads.
+/// serve the old answer until its change-log poll). `POST /v1/verify` and forward auth (whatever
+/// the method it is asked about) only read.
 async fn edge(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = metrics_layer::method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let span = tracing::info_span!("request", method, route);
-    let writes = !matches!(method, "GET" | "HEAD" | "OPTIONS") && route != "/v1/verify";
+    let writes = !matches!(method, "GET" | "HEAD" | "OPTIONS")
+        && route != "/v1/verify"
+        && !route.starts_with(forward_auth::PREFIX);
     let mut resp = match refusal(&req) {
         Some(refused) => refused.into_response(),
         // A panic in the spawned task comes back as a `JoinError`.

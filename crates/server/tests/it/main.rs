@@ -13,6 +13,7 @@ mod dashboard;
 mod durability;
 mod errors;
 mod escalation;
+mod forward_auth;
 mod front_doors;
 mod harness;
 mod inheritance;

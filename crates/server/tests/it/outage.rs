@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A PostgreSQL server in a temporary directory, on a port of its own.
-struct OwnPostgres {
+/// A PostgreSQL server in a temporary directory, on a port of its own (forward auth's outage
+/// test uses it too).
+pub(crate) struct OwnPostgres {
     bin: PathBuf,
     data: PathBuf,
     port: u16,
@@ -21,7 +22,7 @@ struct OwnPostgres {
 }
 
 impl OwnPostgres {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL's server binaries are installed (/usr/lib/postgresql)")
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -63,7 +64,7 @@ impl OwnPostgres {
         }
     }
 
-    fn up(&self) {
+    pub(crate) fn up(&self) {
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
@@ -79,7 +80,7 @@ impl OwnPostgres {
     }
 
     /// Stops at once, as a crash or a network cut would look to clients.
-    fn down(&self) {
+    pub(crate) fn down(&self) {
         run(self
             .as_postgres(&self.bin.join("pg_ctl"))
             .args(["-w", "-s", "-m", "immediate", "-D"])
@@ -87,7 +88,7 @@ impl OwnPostgres {
             .arg("stop"));
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }
