@@ -217,8 +217,8 @@ impl Question {
     /// `X-Original-Method` + `X-Original-URI` (nginx), or a path after [`PREFIX`] (Envoy). Each
     /// proxy sets its own pair but passes the client's other headers on: a client behind nginx
     /// could add `X-Forwarded-Uri: /public` and have another path checked than the one
-    /// forwarded. Two conventions at once are therefore refused, and `?proxy=nginx` reads
-    /// nginx's pair only.
+    /// forwarded; a Caddy that passes the client's query on could be told `?proxy=nginx` by the
+    /// client. Two conventions at once are therefore refused, whatever the query says.
     fn read(
         method: &axum::http::Method,
         uri: &axum::http::Uri,
@@ -251,17 +251,16 @@ impl Question {
             });
         }
         let (permissions, nginx) = own_query(uri.query().unwrap_or(""))?;
-        let (method, target) = match (nginx, forwarded, original) {
-            (true, _, Some(o)) => o,
-            (true, _, None) => {
+        let (method, target) = match (forwarded, original) {
+            (Some(_), Some(_)) => return Err(TWO_CONVENTIONS.into()),
+            (Some(f), None) if !nginx => f,
+            (_, Some(o)) => o,
+            (Some(_), None) => {
                 return Err(
                     "?proxy=nginx needs X-Original-Method and X-Original-URI from the proxy".into(),
                 )
             }
-            (false, Some(f), None) => f,
-            (false, None, Some(o)) => o,
-            (false, Some(_), Some(_)) => return Err(TWO_CONVENTIONS.into()),
-            (false, None, None) => {
+            (None, None) => {
                 return Err(
                     "Which request? Send X-Forwarded-Method and X-Forwarded-Uri, \
                      X-Original-Method and X-Original-URI, or the path after /v1/forward-auth"
@@ -337,7 +336,13 @@ fn own_query(query: &str) -> Result<(Vec<Permission>, bool), String> {
                     .map_err(|e| format!("?permission={v} is not a permission: {e}"))?,
             ),
             "proxy" if v == "nginx" => nginx = true,
-            "proxy" => return Err(format!("?proxy={v}: only proxy=nginx changes anything")),
+            // Labels only: Caddy's configuration needs a query of its own (docs/enforcement.md).
+            "proxy" if matches!(&*v, "caddy" | "traefik") => {}
+            "proxy" => {
+                return Err(format!(
+                    "?proxy={v}: the proxies are nginx, caddy and traefik (only nginx changes anything)"
+                ))
+            }
             other => {
                 return Err(format!(
                     "Unknown parameter {other:?} (forward auth takes permission and proxy)"
@@ -390,9 +395,6 @@ mod tests {
             &[
                 ("x-original-method", "POST"),
                 ("x-original-uri", "/documents"),
-                // A client's own header, passed on by nginx: not read under proxy=nginx.
-                ("x-forwarded-uri", "/public"),
-                ("x-forwarded-method", "GET"),
             ],
         )
         .unwrap();

@@ -22,6 +22,7 @@ mod ops;
 mod outage;
 mod process;
 mod proto_contract;
+mod proxies;
 mod publishable;
 mod secrets_in_logs;
 mod tenancy;
