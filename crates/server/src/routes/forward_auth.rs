@@ -473,7 +473,7 @@ mod tests {
                 &[("x-forwarded-method", "GET"), ("x-forwarded-uri", "/a")][..],
             ),
             (
-                "/v1/forward-auth?proxy=traefik",
+                "/v1/forward-auth?proxy=haproxy",
                 &[("x-forwarded-method", "GET"), ("x-forwarded-uri", "/a")][..],
             ),
         ] {
