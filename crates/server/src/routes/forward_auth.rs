@@ -418,6 +418,15 @@ mod tests {
             read(Method::GET, "/v1/forward-auth/", &[]).unwrap().target,
             "/"
         );
+        for label in ["caddy", "traefik"] {
+            let q = read(
+                Method::GET,
+                &format!("/v1/forward-auth?proxy={label}"),
+                &[("x-forwarded-method", "GET"), ("x-forwarded-uri", "/a")],
+            )
+            .unwrap();
+            assert!(!q.nginx && q.permissions.is_empty(), "{label} is a label");
+        }
     }
 
     #[test]
