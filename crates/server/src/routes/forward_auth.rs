@@ -40,8 +40,9 @@ async fn forward_auth(State(state): State<AppState>, req: Request) -> Response {
         Ok(q) => q,
         Err(detail) => {
             // A proxy's configuration problem, or a client's forged header: never a verdict
-            // on the credential. With `?proxy=nginx` it is still mapped (nginx would say 500).
-            let nginx = parts.uri.query().is_some_and(asks_for_nginx);
+            // on the credential. With `?proxy=nginx` it is still mapped (nginx would say 500);
+            // Envoy's form has no query of its own to say so.
+            let nginx = parts.uri.path() == PREFIX && parts.uri.query().is_some_and(asks_for_nginx);
             return answer(Err(Refused::Bad(detail)), nginx);
         }
     };
@@ -58,7 +59,8 @@ struct Question {
     target: String,
     /// `?permission=`: what any request needs when there is no route table.
     permissions: Vec<Permission>,
-    /// `?proxy=nginx`: answer only 200, 401 or 403 (nginx makes anything else a 500).
+    /// `?proxy=nginx`: refuse with 401 or 403 only (nginx makes anything else a 500), but for
+    /// a 503, which is an error there too.
     nginx: bool,
 }
 
@@ -78,8 +80,8 @@ async fn decide(
     ip: Option<IpAddr>,
 ) -> Result<Admission, Refused> {
     // The API's credential throttle, per client address as forward auth believes it: a proxy
-    // in front must not become a way around it. Only requests that present a credential
-    // pass it, as on the API, so a throttled address still reaches public routes.
+    // in front must not become a way around it. As on the API, only requests that present a
+    // credential pass it: a throttled address still reaches public routes without one.
     let presents = latchkey_engine::presented_credentials(headers).is_ok_and(|p| !p.is_empty());
     if presents {
         if let Err(ApiError::RateLimited { retry_after }) = throttle::admit_credential(state, ip) {
