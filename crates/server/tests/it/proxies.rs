@@ -154,6 +154,9 @@ impl Proxy {
     }
 }
 
+/// Failed credentials per address the scenarios' servers allow: few, so the throttle is seen.
+const THROTTLE: u32 = 10;
+
 const NGINX_INSTALL: &str = "apt-get install nginx-light";
 const CADDY_INSTALL: &str = "apt-get install caddy";
 const TRAEFIK_INSTALL: &str =
@@ -263,7 +266,11 @@ fn refused(
 /// each, then Latchkey stopped to see what an outage looks like through the proxy.
 async fn scenarios(kind: Kind) {
     for b in backends() {
-        let srv = TestServer::start_with(&b, |c| c.routes = Some(routes())).await;
+        let srv = TestServer::start_with(&b, |c| {
+            c.routes = Some(routes());
+            c.throttle.credential_failures = THROTTLE;
+        })
+        .await;
         let up = Upstream::start().await;
         let addr = |url: &str| url.trim_start_matches("http://").to_owned();
         let proxy = Proxy::start(kind, &addr(&srv.url), &addr(&up.url)).await;
@@ -435,6 +442,23 @@ async fn scenarios(kind: Kind) {
         let r = through(&proxy, Method::GET, "/documents/doc_1", Some(&doomed), &[]).await;
         assert_eq!(r.status, 401, "{kind:?}: {}", r.body);
         assert_eq!(r.headers["x-latchkey-code"], "REVOKED");
+        assert_eq!(up.hits(), hits);
+
+        // Guessing through the proxy meets the API's throttle; nginx too gives the client its
+        // 429 (Latchkey answers it 403 + X-Latchkey-Status for nginx).
+        let mut throttled = None;
+        for _ in 0..=THROTTLE {
+            let r = through(&proxy, Method::GET, "/documents/doc_1", Some(bad), &[]).await;
+            if r.status != 401 {
+                throttled = Some(r);
+                break;
+            }
+        }
+        let r = throttled.expect("throttled within the allowance");
+        assert_eq!(r.status, 429, "{kind:?}: {}", r.body);
+        assert!(r.headers.contains_key("retry-after"), "{kind:?}");
+        assert_eq!(r.headers["x-latchkey-code"], "RATE_LIMITED");
+        assert_eq!(r.body["code"], "rate_limited");
         assert_eq!(up.hits(), hits);
 
         // Latchkey gone: an error, never a verdict, and nothing reaches the upstream.
