@@ -14,6 +14,7 @@ pub mod enforce;
 mod error;
 pub mod feed;
 pub mod follower;
+pub mod origins;
 pub mod resolve;
 pub mod signing;
 pub mod usage;
@@ -70,6 +71,8 @@ pub struct Parts {
     pub counters: Counters,
     /// What the follower applied, for the change stream.
     pub feed: feed::ChangeFeed,
+    /// The origins of active publishable keys, for CORS preflights.
+    pub origins: origins::PublishableOrigins,
     /// Wakes the follower after this node's own writes: their entries are in the log at once,
     /// and the change stream should not wait for the next poll to hand them on.
     pub(crate) wake_follower: tokio::sync::Notify,
@@ -114,6 +117,7 @@ impl Engine {
             signing: SigningKeys::new(secret),
             counters: Counters::register(),
             feed: feed::ChangeFeed::default(),
+            origins: origins::PublishableOrigins::default(),
             wake_follower: tokio::sync::Notify::new(),
             issuer: OnceLock::new(),
             options,
@@ -141,6 +145,9 @@ impl Engine {
     /// Drops what `changes` made stale (and reloads the signing keys when they changed).
     pub(crate) fn apply(&self, changes: &[Change]) {
         self.cache.apply_all(changes);
+        for c in changes {
+            self.origins.apply(Some(c));
+        }
         if changes.contains(&Change::SigningKeys) {
             let engine = self.clone();
             tokio::spawn(async move {
@@ -149,6 +156,12 @@ impl Engine {
                 }
             });
         }
+    }
+
+    /// Whether `origin` is in the `allowed_origins` of an active publishable key: a CORS
+    /// preflight, which carries no credential, is allowed from it (SPEC §10.4).
+    pub async fn publishable_origin_allowed(&self, origin: &str) -> Result<bool, EngineError> {
+        Ok(self.origins.allowed(&self.store, origin, now()).await?)
     }
 
     /// An API key or an access token. `Ok(Err(NotFound))` when there is no such credential.

@@ -166,6 +166,23 @@ impl SqlStore {
         row.map(TryInto::try_into).transpose()
     }
 
+    /// The `allowed_origins` lists of every publishable key that is not revoked or disabled,
+    /// with its expiry (unix seconds): what a gateway needs to answer a CORS preflight, which
+    /// carries no credential (SPEC §10.4). Keys without a list are left out: a preflight is
+    /// opened by an origin some key names, not by a key that names none.
+    pub async fn publishable_origins(&self) -> Result<Vec<(Vec<String>, Option<i64>)>> {
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT allowed_origins, expires_at FROM api_keys \
+             WHERE key_type = 'publishable' AND revoked_at IS NULL AND enabled = 1 \
+             AND allowed_origins <> '[]'",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|(origins, expires_at)| Ok((from_json(&origins, "allowed_origins")?, expires_at)))
+            .collect()
+    }
+
     pub async fn list_keys(
         &self,
         f: &KeyFilter,

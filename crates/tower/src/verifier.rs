@@ -119,6 +119,22 @@ impl Verifier {
         }
     }
 
+    /// Whether a CORS preflight from `origin` may be allowed: its origin is in the
+    /// `allowed_origins` of an active publishable key (SPEC §10.4). `None` from a remote
+    /// verifier, which cannot know: the server has no such question in its API, and the
+    /// actual request is checked against its own key (docs/api-decisions.md).
+    pub async fn preflight_origin_allowed(&self, origin: &str) -> Result<Option<bool>, Rejection> {
+        match &self.0 {
+            Kind::Embedded { engine, .. } => {
+                match engine.publishable_origin_allowed(origin).await {
+                    Ok(allowed) => Ok(Some(allowed)),
+                    Err(_) => Err(Rejection::Unavailable),
+                }
+            }
+            Kind::Remote(_) => Ok(None),
+        }
+    }
+
     /// Verifies presented credentials against a demand.
     pub async fn check(
         &self,
