@@ -1,0 +1,216 @@
+//! One request through the gateway: ask the Gate, then hand it on to the upstream as a stream
+//! and its answer back the same way.
+
+use crate::problem::{self, bad_request};
+use crate::upstream::UpstreamUrl;
+use crate::{cors, hop, Body};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use latchkey_core::KeyType;
+use latchkey_proto::forwarded::TrustedProxies;
+use latchkey_proto::identity::{self, insert_headers, strip_inbound};
+use latchkey_tower::{Admission, Asked, Gate};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a gateway forwards to, and whom it believes about client addresses.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    pub upstream: UpstreamUrl,
+    /// How long the upstream's response headers may take (the body then streams for as long
+    /// as it takes): past it, 504.
+    pub upstream_timeout: Duration,
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// The proxy: a Gate, the upstream and a pool of connections to it. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway(Arc<Inner>);
+
+struct Inner {
+    gate: Gate,
+    options: GatewayOptions,
+    client: Client<HttpConnector, Incoming>,
+}
+
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// How long an idle upstream connection stays in the pool.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
+impl Gateway {
+    pub fn new(gate: Gate, options: GatewayOptions) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(options.upstream_timeout));
+        // hyper-util's pooled client: one pool shared by every connection the gateway serves
+        // (docs/architecture.md says why this and not Pingora).
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .build(connector);
+        Self(Arc::new(Inner {
+            gate,
+            options,
+            client,
+        }))
+    }
+
+    /// The Gate, whose route table a SIGHUP swaps.
+    pub fn gate(&self) -> &Gate {
+        &self.0.gate
+    }
+
+    /// Answers one request from `peer`.
+    pub async fn handle(&self, peer: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
+        let inner = &*self.0;
+        // What a client sends under these names is never believed nor passed on.
+        strip_inbound(req.headers_mut());
+        let peer_ip = peer.ip().to_canonical();
+        let client_ip = inner.options.trusted_proxies.client(peer_ip, req.headers());
+        let target = match req.uri().path_and_query() {
+            Some(pq) if pq.as_str().starts_with('/') => pq.as_str().to_owned(),
+            _ => return bad_request("The request target must be a path (/…)"),
+        };
+        if let Some(origin) = cors::preflight_origin(req.method(), req.headers()) {
+            return self.preflight(origin, req.headers()).await;
+        }
+        let asked = Asked {
+            method: req.method().as_str(),
+            target: &target,
+            headers: req.headers(),
+            ip: Some(client_ip),
+        };
+        let admission = match inner.gate.admit(&asked, &[]).await {
+            Ok(a) => a,
+            Err(rejection) => return problem::rejection(&rejection),
+        };
+        let readable_by = match &admission {
+            Admission::Verified { identity, .. } if identity.key_type == KeyType::Publishable => {
+                req.headers().get(header::ORIGIN).cloned()
+            }
+            _ => None,
+        };
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| req.uri().authority().and_then(|a| a.as_str().parse().ok()));
+
+        let headers = req.headers_mut();
+        let upgrade = hop::strip_hop_by_hop(headers);
+        if !admission.keep_credentials() {
+            headers.remove(header::AUTHORIZATION);
+            headers.remove(X_API_KEY);
+        }
+        match admission.identity() {
+            Some(identity) => insert_headers(identity, headers),
+            None => anonymous(headers),
+        }
+        let trusted = inner.options.trusted_proxies.trusts(peer_ip);
+        hop::set_forwarded(headers, peer_ip, trusted, host);
+        // The client names a host of the gateway; the upstream gets its own (from the URI).
+        headers.remove(header::HOST);
+        let client_side = match upgrade {
+            Some(protocol) => {
+                hop::keep_upgrade(req.headers_mut(), protocol);
+                Some(hyper::upgrade::on(&mut req))
+            }
+            None => None,
+        };
+        match inner.options.upstream.join(&target) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return bad_request("The request target is not a valid URI"),
+        }
+        *req.version_mut() = Version::HTTP_11;
+
+        let sent = tokio::time::timeout(inner.options.upstream_timeout, inner.client.request(req));
+        let mut resp = match sent.await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => {
+                tracing::warn!(upstream = %inner.options.upstream, error = %e, "the upstream refused the request");
+                return problem::bad_gateway();
+            }
+            Err(_) => {
+                tracing::warn!(
+                    upstream = %inner.options.upstream,
+                    timeout_s = inner.options.upstream_timeout.as_secs_f64(),
+                    "the upstream did not answer in time"
+                );
+                return problem::gateway_timeout();
+            }
+        };
+        let switched = hop::strip_hop_by_hop(resp.headers_mut());
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            match (client_side, switched) {
+                (Some(client_side), Some(protocol)) => {
+                    hop::keep_upgrade(resp.headers_mut(), protocol);
+                    let upstream_side = hyper::upgrade::on(&mut resp);
+                    tokio::spawn(join_upgraded(client_side, upstream_side));
+                }
+                // A switch nobody asked for cannot be passed on.
+                _ => return problem::bad_gateway(),
+            }
+        }
+        if let Some(origin) = readable_by {
+            cors::allow_response(resp.headers_mut(), origin);
+        }
+        resp.map(|body| body.boxed())
+    }
+
+    async fn preflight(&self, origin: &HeaderValue, asked: &HeaderMap) -> Response<Body> {
+        let Ok(origin_text) = origin.to_str() else {
+            return cors::refuse_preflight();
+        };
+        match self
+            .0
+            .gate
+            .verifier()
+            .preflight_origin_allowed(origin_text)
+            .await
+        {
+            Ok(Some(true)) => cors::allow_preflight(origin, asked),
+            Ok(Some(false)) => cors::refuse_preflight(),
+            // Remote mode: the server cannot be asked, so the preflight is let through and the
+            // actual request is checked against its own key's origins (docs/api-decisions.md).
+            Ok(None) => cors::allow_preflight(origin, asked),
+            Err(rejection) => problem::rejection(&rejection),
+        }
+    }
+}
+
+/// The §10.1 headers of a public route: present, as always, and all `-` (no credential was
+/// checked, so none names anyone), as forward auth answers a public route.
+fn anonymous(headers: &mut HeaderMap) {
+    for name in [
+        identity::USER_ID,
+        identity::WORKSPACE_ID,
+        identity::KEY_ID,
+        identity::TOKEN_ID,
+        identity::KEY_TYPE,
+        identity::ENVIRONMENT,
+        identity::PERMISSIONS,
+        identity::NAME,
+    ] {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static("-"));
+    }
+}
+
+/// After a 101 from both sides: the two upgraded connections, joined until either closes.
+async fn join_upgraded(client: OnUpgrade, upstream: OnUpgrade) {
+    match tokio::try_join!(client, upstream) {
+        Ok((client, upstream)) => {
+            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                tracing::debug!(error = %e, "an upgraded connection ended");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "an upgrade did not complete"),
+    }
+}
