@@ -162,6 +162,27 @@ async fn strict_transport_security(mut resp: axum::response::Response) -> axum::
     resp
 }
 
+/// The server secret of a deployment that `serve` already runs, for a process beside it
+/// (the gateway in embedded mode): `LATCHKEY_SECRET` or the file's `secret`, else the one
+/// `serve` generated in the data directory. Never generated here: a secret of our own would
+/// match no stored key.
+pub fn existing_secret(config: &Config) -> anyhow::Result<Secret> {
+    if let Some(s) = &config.secret {
+        return Ok(s.clone());
+    }
+    let path = config.data_dir.join("secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => Ok(Secret::new(s.trim())),
+        Ok(_) => bail!("{} is shorter than 32 characters", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "no server secret: set LATCHKEY_SECRET (or `secret` in latchkey.toml) to the one \
+             `latchkey serve` uses, or point --data-dir at its data directory ({} does not exist)",
+            path.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// The single-node secret: generated once, readable by the owner only.
 fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
     match std::fs::read_to_string(path) {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServerArgs {
     /// A TOML file with the same settings (default: ./latchkey.toml if it exists).
     #[arg(long, env = "LATCHKEY_CONFIG")]

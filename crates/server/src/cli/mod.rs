@@ -1,7 +1,9 @@
 //! The `latchkey` command line: `serve`, `init` and `signing-keys` run against the database;
-//! `keys`, `users`, `workspaces` and `tokens` are clients of a running server.
+//! `keys`, `users`, `workspaces` and `tokens` are clients of a running server; `gateway` is the
+//! reverse proxy in front of a provider's API.
 
 pub mod client;
+pub mod gateway;
 pub mod table;
 
 use crate::config::{Config, ServerArgs};
@@ -35,6 +37,9 @@ enum Command {
     /// and schema as `POST /v1/keys`). Writes the new keys, one per line, to `--out`.
     #[command(hide = true)]
     SeedKeys(SeedArgs),
+    /// A reverse proxy in front of an existing HTTP API: verifies every request, then forwards
+    /// it with the caller's identity (SPEC §10.4).
+    Gateway(gateway::GatewayArgs),
     /// Manage API keys on a running server.
     #[command(subcommand)]
     Keys(client::KeysCommand),
@@ -81,6 +86,7 @@ pub async fn main() -> i32 {
         Command::SigningKeys(SigningKeysCommand::Rotate(args)) => {
             rotate_signing_key(&args, cli.client.json).await
         }
+        Command::Gateway(args) => gateway::run(&args, cli.client.cacert.clone()).await,
         Command::Keys(c) => client::run(&cli.client, client::ClientCommand::Keys(c)).await,
         Command::Users(c) => client::run(&cli.client, client::ClientCommand::Users(c)).await,
         Command::Workspaces(c) => {
