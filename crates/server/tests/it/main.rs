@@ -15,6 +15,7 @@ mod errors;
 mod escalation;
 mod forward_auth;
 mod front_doors;
+mod gateway;
 mod harness;
 mod inheritance;
 mod keys;

@@ -6,11 +6,18 @@
 //! - any path: `{"method", "uri", "headers": {name: [values]}}`;
 //! - `POST|PUT /upload`: reads the body as a stream, answers `{"bytes", "sha256"}`;
 //! - `GET /download?bytes=N`: streams N bytes of [`pattern`];
-//! - `GET /slow?ms=N`: answers after N milliseconds.
+//! - `GET /slow?ms=N`: answers after N milliseconds;
+//! - `GET /ws` with `Connection: upgrade` and `Upgrade: P`: answers 101 (with the
+//!   `X-Latchkey-Key-Id` it received as `X-Echo-Key-Id`), then echoes every byte sent on the
+//!   upgraded connection (a WebSocket's handshake and frames as a proxy sees them).
+//!
+//! Every route also answers under `/api` (`/api/upload`, …), for a gateway whose upstream
+//! URL has a base path.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use futures::StreamExt;
@@ -31,10 +38,14 @@ impl Upstream {
     pub async fn start() -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
         let counted = hits.clone();
-        let app = Router::new()
+        let routes = Router::new()
             .route("/upload", any(upload))
             .route("/download", get(download))
             .route("/slow", get(slow))
+            .route("/ws", get(upgrade));
+        let app = Router::new()
+            .merge(routes.clone())
+            .nest("/api", routes)
             .fallback(echo)
             .layer(axum::middleware::from_fn(
                 move |req: Request, next: axum::middleware::Next| {
@@ -152,6 +163,32 @@ async fn slow(Query(delay): Query<Delay>) -> Json<Value> {
     Json(json!({ "slept_ms": delay.ms }))
 }
 
+async fn upgrade(mut req: Request) -> axum::response::Response {
+    let asked = req.headers().get("upgrade").cloned();
+    let on_upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    let (Some(protocol), Some(on_upgrade)) = (asked, on_upgrade) else {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
+    };
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let (mut read, mut write) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
+            let _ = tokio::io::copy(&mut read, &mut write).await;
+        }
+    });
+    let mut resp = axum::response::Response::new(Body::empty());
+    *resp.status_mut() = axum::http::StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(
+        "connection",
+        axum::http::HeaderValue::from_static("upgrade"),
+    );
+    h.insert("upgrade", protocol);
+    if let Some(key) = req.headers().get("x-latchkey-key-id") {
+        h.insert("x-echo-key-id", key.clone());
+    }
+    resp
+}
+
 /// The upstream itself: what the enforcement tests believe about it.
 #[tokio::test]
 async fn the_upstream_echoes_counts_and_checksums() {
@@ -190,5 +227,14 @@ async fn the_upstream_echoes_counts_and_checksums() {
         .await
         .unwrap();
     assert_eq!(sha256_hex(&d), sha256_hex(&body));
-    assert_eq!(up.hits(), 3);
+    let nested: Value = http
+        .get(format!("{}/api/slow?ms=1", up.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nested["slept_ms"], 1, "routes answer under /api too");
+    assert_eq!(up.hits(), 4);
 }
