@@ -40,6 +40,8 @@ struct GatewayProcess {
     child: Child,
     addr: SocketAddr,
     stderr: PathBuf,
+    /// The credentials it was given: never to be seen in its log.
+    secrets: Vec<String>,
     _dir: TempDir,
 }
 
@@ -75,6 +77,10 @@ impl GatewayProcess {
     }
 
     async fn spawn(args: Vec<String>, envs: Vec<(String, String)>) -> Self {
+        let mut secrets: Vec<String> = envs.iter().map(|(_, v)| v.clone()).collect();
+        if let Some(at) = args.iter().position(|a| a == "--api-key") {
+            secrets.push(args[at + 1].clone());
+        }
         let dir = TempDir::new();
         let stderr = dir.0.join("gateway.log");
         // A clean environment and a directory of its own: no LATCHKEY_* of the test run, and
@@ -94,6 +100,7 @@ impl GatewayProcess {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
             stderr,
+            secrets,
             _dir: dir,
         };
         gw.addr = gw.listening().await;
@@ -124,6 +131,23 @@ impl GatewayProcess {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Neither its own credentials nor any of `more` (keys its clients sent) is in its log.
+    #[track_caller]
+    fn logged_no_secret(&self, more: &[&str]) {
+        let log = self.log();
+        for s in self
+            .secrets
+            .iter()
+            .map(String::as_str)
+            .chain(more.iter().copied())
+        {
+            assert!(
+                !log.contains(s),
+                "a credential is in the gateway's log: {log}"
+            );
+        }
     }
 
     fn signal(&self, signal: &str) {
@@ -216,6 +240,7 @@ async fn the_gateway_lets_through_exactly_what_the_route_table_allows_in_both_mo
             cors(&srv, &up, &gw, mode, &ws, &user).await;
             websocket(&gw, &key, &key_id).await;
             revocation(&srv, &gw, mode, &key, &key_id).await;
+            gw.logged_no_secret(&[&key]);
         }
     })
     .await;
@@ -815,4 +840,78 @@ async fn drains_on_shutdown(mut gw: GatewayProcess, up: &Upstream) {
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status}: {}", gw.log());
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_to_start_without_what_it_needs() {
+    let empty = TempDir::new();
+    // A database file but no secret: the gateway must not make one up.
+    let no_secret = TempDir::new();
+    std::fs::write(no_secret.0.join("latchkey.db"), b"").unwrap();
+    let (empty_dir, no_secret_dir) = (
+        empty.0.display().to_string(),
+        no_secret.0.display().to_string(),
+    );
+    let upstream = "http://127.0.0.1:9";
+    let remote = ["--latchkey-url", upstream, "--api-key", "sk_live_x"];
+    let cases: [(Vec<&str>, &str); 6] = [
+        (vec!["--upstream", upstream], "no address to listen on"),
+        (vec!["--listen", "127.0.0.1:0"], "no upstream"),
+        (
+            [
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--upstream",
+                    "https://api.example",
+                ][..],
+                &remote,
+            ]
+            .concat(),
+            "https://",
+        ),
+        (
+            [
+                &["--listen", "0.0.0.0:0", "--upstream", upstream][..],
+                &remote,
+            ]
+            .concat(),
+            "refusing to serve plain HTTP",
+        ),
+        (
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                upstream,
+                "--data-dir",
+                &empty_dir,
+            ],
+            "no database at",
+        ),
+        (
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                upstream,
+                "--data-dir",
+                &no_secret_dir,
+            ],
+            "no server secret",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .arg("gateway")
+            .args(&args)
+            .env_clear()
+            .current_dir(&empty.0)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("sk_live_x"), "{stderr}");
+    }
 }

@@ -164,3 +164,64 @@ async fn opening_without_migrating_leaves_the_schema_alone() {
         place.cleanup().await;
     }
 }
+
+/// What a gateway answers CORS preflights from: the origin lists of publishable keys that are
+/// neither revoked nor disabled (expiry is the caller's to check, it comes with each list).
+#[tokio::test]
+async fn publishable_origins_lists_only_active_publishable_keys_with_origins() {
+    use latchkey_core::{ApiKey, Environment, KeyType};
+    use latchkey_store::{KeyPatch, NewApiKey};
+    each_backend(|store, _| async move {
+        let (user, ws, _, secret) = owner_and_key(&store).await;
+        let publishable = |origins: &[&str], expires_at: Option<i64>| {
+            let key = ApiKey::generate(KeyType::Publishable, Environment::Live);
+            let mut new = NewApiKey::for_key(
+                &key,
+                &crate::db::hasher(),
+                "pk".into(),
+                ws.clone(),
+                user.clone(),
+            );
+            new.allowed_origins = origins.iter().map(|o| (*o).to_owned()).collect();
+            new.expires_at = expires_at;
+            new
+        };
+        store.create_key(&secret, &actor()).await.unwrap();
+        let none = publishable(&[], None);
+        store.create_key(&none, &actor()).await.unwrap();
+        let app = publishable(
+            &["https://app.example", "https://*.shop.example"],
+            Some(4_000_000_000),
+        );
+        store.create_key(&app, &actor()).await.unwrap();
+        let disabled = publishable(&["https://disabled.example"], None);
+        store.create_key(&disabled, &actor()).await.unwrap();
+        store
+            .update_key(
+                &disabled.id,
+                &KeyPatch {
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+                &actor(),
+            )
+            .await
+            .unwrap();
+        let revoked = publishable(&["https://revoked.example"], None);
+        store.create_key(&revoked, &actor()).await.unwrap();
+        store.revoke_key(&revoked.id, &actor()).await.unwrap();
+
+        let lists = store.publishable_origins().await.unwrap();
+        assert_eq!(
+            lists,
+            vec![(
+                vec![
+                    "https://app.example".to_owned(),
+                    "https://*.shop.example".to_owned()
+                ],
+                Some(4_000_000_000)
+            )]
+        );
+    })
+    .await;
+}
