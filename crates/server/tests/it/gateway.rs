@@ -47,7 +47,8 @@ struct GatewayProcess {
 
 impl GatewayProcess {
     /// A gateway on `127.0.0.1:0` in front of `upstream`, verifying against `srv` in `mode`.
-    async fn start(srv: &TestServer, mode: Mode, upstream: &str, extra: &[String]) -> Self {
+    /// `upstream: None` leaves it to the configuration file among `extra`.
+    async fn start(srv: &TestServer, mode: Mode, upstream: Option<&str>, extra: &[String]) -> Self {
         let mut args: Vec<String> = vec![];
         let mut envs = vec![];
         match mode {
@@ -71,7 +72,9 @@ impl GatewayProcess {
                 ]);
             }
         }
-        args.extend(["--upstream".into(), upstream.to_owned()]);
+        if let Some(upstream) = upstream {
+            args.extend(["--upstream".into(), upstream.to_owned()]);
+        }
         args.extend(extra.iter().cloned());
         Self::spawn(args, envs).await
     }
@@ -226,12 +229,13 @@ fn assert_problem(resp: &reqwest::Response, status: u16) {
 async fn the_gateway_lets_through_exactly_what_the_route_table_allows_in_both_modes() {
     each_backend(|srv| async move {
         let up = Upstream::start().await;
+        let mut remote = None;
         for mode in [Mode::Embedded, Mode::Remote] {
             // A base path on the upstream: every request is moved under it.
             let gw = GatewayProcess::start(
                 &srv,
                 mode,
-                &format!("{}/api", up.url),
+                Some(&format!("{}/api", up.url)),
                 &route_flags(&ROUTES),
             )
             .await;
@@ -241,7 +245,24 @@ async fn the_gateway_lets_through_exactly_what_the_route_table_allows_in_both_mo
             websocket(&gw, &key, &key_id).await;
             revocation(&srv, &gw, mode, &key, &key_id).await;
             gw.logged_no_secret(&[&key]);
+            if mode == Mode::Remote {
+                remote = Some(gw);
+            }
         }
+        // The Latchkey server gone: a key the remote gateway never saw is 503, never 401.
+        let remote = remote.unwrap();
+        let (_, _, unseen, _) = reader(&srv).await;
+        let hits = up.hits();
+        srv.stop().await;
+        let r = reqwest::Client::new()
+            .get(remote.url("/documents/doc_1"))
+            .header("x-api-key", &unseen)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(&r, 503);
+        assert_eq!(r.headers()["retry-after"], "2");
+        assert_eq!(up.hits(), hits);
     })
     .await;
 }
@@ -640,28 +661,27 @@ async fn the_gateway_streams_times_out_reloads_and_drains() {
     let up = Upstream::start().await;
     let dir = TempDir::new();
     let config = dir.0.join("latchkey.toml");
-    let table = |document_permission: &str| {
+    let upstream = up.url.clone();
+    let table = move |document_permission: &str| {
         format!(
-            "[[gateway.routes]]\nmethod = \"GET\"\npath = \"/documents/{{id}}\"\npermission = \"{document_permission}\"\n\n\
+            "[gateway]\nupstream = \"{upstream}\"\nupstream_timeout = 2\n\n\
+             [[gateway.routes]]\nmethod = \"GET\"\npath = \"/documents/{{id}}\"\npermission = \"{document_permission}\"\n\n\
              [[gateway.routes]]\nmethod = \"POST\"\npath = \"/upload\"\npermission = \"document:doc_1:read\"\n\n\
              [[gateway.routes]]\nmethod = \"GET\"\npath = \"/download\"\npermission = \"public\"\n\n\
              [[gateway.routes]]\nmethod = \"GET\"\npath = \"/slow\"\npermission = \"public\"\n"
         )
     };
     std::fs::write(&config, table("document:{id}:read")).unwrap();
-    let flags = [
-        "--config".to_owned(),
-        config.display().to_string(),
-        "--upstream-timeout".into(),
-        "2".into(),
-    ];
-    let gw = GatewayProcess::start(&srv, Mode::Embedded, &up.url, &flags).await;
+    let flags = ["--config".to_owned(), config.display().to_string()];
+    // Upstream and timeout from `[gateway]` of the file.
+    let gw = GatewayProcess::start(&srv, Mode::Embedded, None, &flags).await;
     // An upstream that is not there: a port bound and let go.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let down = GatewayProcess::start(&srv, Mode::Embedded, &closed, &flags).await;
+    // --upstream wins over the file's.
+    let down = GatewayProcess::start(&srv, Mode::Embedded, Some(&closed), &flags).await;
     let (_, _, key, _) = reader(&srv).await;
     let http = reqwest::Client::new();
 
