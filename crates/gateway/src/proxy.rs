@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use latchkey_core::KeyType;
 use latchkey_proto::forwarded::TrustedProxies;
 use latchkey_proto::identity::{self, insert_headers, strip_inbound};
-use latchkey_tower::{Admission, Asked, Gate};
+use latchkey_tower::{Admission, Asked, Gate, RouteDecision};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,18 +78,22 @@ impl Gateway {
             Some(pq) if pq.as_str().starts_with('/') => pq.as_str().to_owned(),
             _ => return bad_request("The request target must be a path (/…)"),
         };
-        if let Some(origin) = cors::preflight_origin(req.method(), req.headers()) {
-            return self.preflight(origin, req.headers()).await;
-        }
-        let asked = Asked {
-            method: req.method().as_str(),
-            target: &target,
-            headers: req.headers(),
-            ip: Some(client_ip),
-        };
-        let admission = match inner.gate.admit(&asked, &[]).await {
-            Ok(a) => a,
-            Err(rejection) => return problem::rejection(&rejection),
+        let admission = if let Some(origin) = cors::preflight_origin(req.method(), req.headers()) {
+            match self.public_preflight(req.headers(), &target) {
+                Some(public) => public,
+                None => return self.preflight(origin, req.headers()).await,
+            }
+        } else {
+            let asked = Asked {
+                method: req.method().as_str(),
+                target: &target,
+                headers: req.headers(),
+                ip: Some(client_ip),
+            };
+            match inner.gate.admit(&asked, &[]).await {
+                Ok(a) => a,
+                Err(rejection) => return problem::rejection(&rejection),
+            }
         };
         let readable_by = match &admission {
             Admission::Verified { identity, .. } if identity.key_type == KeyType::Publishable => {
@@ -162,6 +166,22 @@ impl Gateway {
             cors::allow_response(resp.headers_mut(), origin);
         }
         resp.map(|body| body.boxed())
+    }
+
+    /// A preflight for a `public` route is the API's own business (no key is involved, so no
+    /// key's origins can decide it): it is passed on like the public request it asks about.
+    fn public_preflight(&self, asked: &HeaderMap, target: &str) -> Option<Admission> {
+        let method = asked
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)?
+            .to_str()
+            .ok()?;
+        let path = target.split('?').next().unwrap_or(target);
+        match self.0.gate.routes()?.decide(method, path) {
+            RouteDecision::Public { keep_credentials } => {
+                Some(Admission::Public { keep_credentials })
+            }
+            _ => None,
+        }
     }
 
     async fn preflight(&self, origin: &HeaderValue, asked: &HeaderMap) -> Response<Body> {

@@ -504,6 +504,20 @@ async fn cors(
         Mode::Remote => assert_eq!(r.status(), 204),
     }
     assert_eq!(up.hits(), hits, "preflights are answered by the gateway");
+    // …except on a public route, where no key's origins can decide: the API answers.
+    let r = http
+        .request(reqwest::Method::OPTIONS, gw.url("/public"))
+        .header("origin", evil)
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["method"], "OPTIONS", "{echo}");
+    assert_eq!(echoed(&echo, "origin"), Some(evil));
+    assert_eq!(echoed(&echo, "x-latchkey-user-id"), Some("-"));
+    assert_eq!(up.hits(), hits + 1);
 
     // The actual request: readable by its origin when its key allows the origin.
     let actual = |origin: &str| {
