@@ -71,3 +71,72 @@ fn vary(h: &mut HeaderMap) {
         ),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_preflight_is_an_options_with_origin_and_method_asked_and_no_credential() {
+        let asked = [
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+        ];
+        let h = headers(&asked);
+        assert_eq!(
+            preflight_origin(&Method::OPTIONS, &h).map(|o| o.to_str().unwrap()),
+            Some("https://app.example")
+        );
+        assert_eq!(preflight_origin(&Method::GET, &h), None);
+        assert_eq!(
+            preflight_origin(&Method::OPTIONS, &headers(&asked[..1])),
+            None,
+            "a plain OPTIONS goes through the Gate"
+        );
+        for credential in ["authorization", "x-api-key"] {
+            let mut h = headers(&asked);
+            h.insert(credential, HeaderValue::from_static("sk_live_x"));
+            assert_eq!(
+                preflight_origin(&Method::OPTIONS, &h),
+                None,
+                "{credential}: checked as an ordinary request"
+            );
+        }
+    }
+
+    #[test]
+    fn an_allowed_preflight_names_what_was_asked_and_a_refused_one_nothing() {
+        let asked = headers(&[
+            ("access-control-request-method", "PUT"),
+            ("access-control-request-headers", "x-api-key, content-type"),
+        ]);
+        let origin = HeaderValue::from_static("https://app.example");
+        let ok = allow_preflight(&origin, &asked);
+        assert_eq!(ok.status(), StatusCode::NO_CONTENT);
+        let h = ok.headers();
+        assert_eq!(
+            h[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://app.example"
+        );
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_METHODS], "PUT");
+        assert_eq!(
+            h[header::ACCESS_CONTROL_ALLOW_HEADERS],
+            "x-api-key, content-type"
+        );
+        assert!(h[header::VARY].to_str().unwrap().starts_with("Origin"));
+        let refused = refuse_preflight();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(!refused
+            .headers()
+            .keys()
+            .any(|k| k.as_str().starts_with("access-control-")));
+    }
+}

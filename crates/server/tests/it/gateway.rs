@@ -716,9 +716,45 @@ async fn the_gateway_streams_times_out_reloads_and_drains() {
     let r = http.get(gw.url("/slow?ms=100")).send().await.unwrap();
     assert_eq!(r.status(), 200, "within the timeout");
 
+    http2(&gw, &key).await;
     streaming(&gw, &key).await;
     reload_keeps_connections(&gw, &config, &table, &key).await;
     drains_on_shutdown(gw, &up).await;
+}
+
+/// HTTP/2 by prior knowledge: decided and handed on alike (the upstream gets HTTP/1.1, and
+/// `X-Forwarded-Host` from the `:authority`, as there is no `Host`).
+async fn http2(gw: &GatewayProcess, key: &str) {
+    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let ask = |key: Option<&str>| {
+        let mut b = hyper::Request::get(format!("http://{}/documents/doc_1", gw.addr));
+        if let Some(k) = key {
+            b = b.header("x-api-key", k);
+        }
+        b.body(Empty::<Bytes>::new()).unwrap()
+    };
+    let resp = h2.send_request(ask(Some(key))).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(
+        echoed(&echo, "x-latchkey-permissions"),
+        Some("document:doc_1:read")
+    );
+    assert_eq!(
+        echoed(&echo, "x-forwarded-host"),
+        Some(gw.addr.to_string().as_str())
+    );
+    assert!(!echoed_headers(&echo).contains_key("x-api-key"));
+    let resp = h2.send_request(ask(None)).await.unwrap();
+    assert_eq!(resp.status(), 401);
 }
 
 async fn streaming(gw: &GatewayProcess, key: &str) {
