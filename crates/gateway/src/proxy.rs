@@ -16,7 +16,7 @@ use latchkey_core::KeyType;
 use latchkey_proto::forwarded::TrustedProxies;
 use latchkey_proto::identity::{self, insert_headers, strip_inbound};
 use latchkey_tower::{Admission, Asked, Gate, RouteDecision};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,31 +69,16 @@ impl Gateway {
 
     /// Answers one request from `peer`.
     pub async fn handle(&self, peer: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
-        let inner = &*self.0;
         // What a client sends under these names is never believed nor passed on.
         strip_inbound(req.headers_mut());
         let peer_ip = peer.ip().to_canonical();
-        let client_ip = inner.options.trusted_proxies.client(peer_ip, req.headers());
         let target = match req.uri().path_and_query() {
             Some(pq) if pq.as_str().starts_with('/') => pq.as_str().to_owned(),
             _ => return bad_request("The request target must be a path (/…)"),
         };
-        let admission = if let Some(origin) = cors::preflight_origin(req.method(), req.headers()) {
-            match self.public_preflight(req.headers(), &target) {
-                Some(public) => public,
-                None => return self.preflight(origin, req.headers()).await,
-            }
-        } else {
-            let asked = Asked {
-                method: req.method().as_str(),
-                target: &target,
-                headers: req.headers(),
-                ip: Some(client_ip),
-            };
-            match inner.gate.admit(&asked, &[]).await {
-                Ok(a) => a,
-                Err(rejection) => return problem::rejection(&rejection),
-            }
+        let admission = match self.admit(&req, &target, peer_ip).await {
+            Ok(admission) => admission,
+            Err(answer) => return answer,
         };
         let readable_by = match &admission {
             Admission::Verified { identity, .. } if identity.key_type == KeyType::Publishable => {
@@ -101,54 +86,14 @@ impl Gateway {
             }
             _ => None,
         };
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| req.uri().authority().and_then(|a| a.as_str().parse().ok()));
-
-        let headers = req.headers_mut();
-        let upgrade = hop::strip_hop_by_hop(headers);
-        if !admission.keep_credentials() {
-            headers.remove(header::AUTHORIZATION);
-            headers.remove(X_API_KEY);
-        }
-        match admission.identity() {
-            Some(identity) => insert_headers(identity, headers),
-            None => anonymous(headers),
-        }
-        let trusted = inner.options.trusted_proxies.trusts(peer_ip);
-        hop::set_forwarded(headers, peer_ip, trusted, host);
-        // The client names a host of the gateway; the upstream gets its own (from the URI).
-        headers.remove(header::HOST);
-        let client_side = match upgrade {
-            Some(protocol) => {
-                hop::keep_upgrade(req.headers_mut(), protocol);
-                Some(hyper::upgrade::on(&mut req))
-            }
-            None => None,
-        };
-        match inner.options.upstream.join(&target) {
+        let client_side = self.hand_on(&mut req, &admission, peer_ip);
+        match self.0.options.upstream.join(&target) {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return bad_request("The request target is not a valid URI"),
         }
-        *req.version_mut() = Version::HTTP_11;
-
-        let sent = tokio::time::timeout(inner.options.upstream_timeout, inner.client.request(req));
-        let mut resp = match sent.await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => {
-                tracing::warn!(upstream = %inner.options.upstream, error = %e, "the upstream refused the request");
-                return problem::bad_gateway();
-            }
-            Err(_) => {
-                tracing::warn!(
-                    upstream = %inner.options.upstream,
-                    timeout_s = inner.options.upstream_timeout.as_secs_f64(),
-                    "the upstream did not answer in time"
-                );
-                return problem::gateway_timeout();
-            }
+        let mut resp = match self.forward(req).await {
+            Ok(resp) => resp,
+            Err(answer) => return answer,
         };
         let switched = hop::strip_hop_by_hop(resp.headers_mut());
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -166,6 +111,88 @@ impl Gateway {
             cors::allow_response(resp.headers_mut(), origin);
         }
         resp.map(|body| body.boxed())
+    }
+
+    /// The Gate's decision; a CORS preflight is answered here instead (or, for a public route,
+    /// let through as one).
+    async fn admit(
+        &self,
+        req: &Request<Incoming>,
+        target: &str,
+        peer: IpAddr,
+    ) -> Result<Admission, Response<Body>> {
+        if let Some(origin) = cors::preflight_origin(req.method(), req.headers()) {
+            return match self.public_preflight(req.headers(), target) {
+                Some(public) => Ok(public),
+                None => Err(self.preflight(origin, req.headers()).await),
+            };
+        }
+        let asked = Asked {
+            method: req.method().as_str(),
+            target,
+            headers: req.headers(),
+            ip: Some(self.0.options.trusted_proxies.client(peer, req.headers())),
+        };
+        self.0
+            .gate
+            .admit(&asked, &[])
+            .await
+            .map_err(|rejection| problem::rejection(&rejection))
+    }
+
+    /// The headers the upstream gets: the client's, less hop-by-hop ones and (unless the route
+    /// keeps them) the credentials, plus the identity and `X-Forwarded-*`. Returns the client's
+    /// side of an upgrade the request asks for.
+    fn hand_on(
+        &self,
+        req: &mut Request<Incoming>,
+        admission: &Admission,
+        peer: IpAddr,
+    ) -> Option<OnUpgrade> {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| req.uri().authority().and_then(|a| a.as_str().parse().ok()));
+        let headers = req.headers_mut();
+        let upgrade = hop::strip_hop_by_hop(headers);
+        if !admission.keep_credentials() {
+            headers.remove(header::AUTHORIZATION);
+            headers.remove(X_API_KEY);
+        }
+        match admission.identity() {
+            Some(identity) => insert_headers(identity, headers),
+            None => anonymous(headers),
+        }
+        let trusted = self.0.options.trusted_proxies.trusts(peer);
+        hop::set_forwarded(headers, peer, trusted, host);
+        // The client named a host of the gateway; the upstream gets its own (from the URI).
+        headers.remove(header::HOST);
+        *req.version_mut() = Version::HTTP_11;
+        let protocol = upgrade?;
+        hop::keep_upgrade(req.headers_mut(), protocol);
+        Some(hyper::upgrade::on(req))
+    }
+
+    /// The upstream's answer, as soon as its headers are in (the body follows as a stream);
+    /// 502 or 504 when it refuses or takes too long.
+    async fn forward(&self, req: Request<Incoming>) -> Result<Response<Incoming>, Response<Body>> {
+        let options = &self.0.options;
+        match tokio::time::timeout(options.upstream_timeout, self.0.client.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => {
+                tracing::warn!(upstream = %options.upstream, error = %e, "the upstream refused the request");
+                Err(problem::bad_gateway())
+            }
+            Err(_) => {
+                tracing::warn!(
+                    upstream = %options.upstream,
+                    timeout_s = options.upstream_timeout.as_secs_f64(),
+                    "the upstream did not answer in time"
+                );
+                Err(problem::gateway_timeout())
+            }
+        }
     }
 
     /// A preflight for a `public` route is the API's own business (no key is involved, so no
