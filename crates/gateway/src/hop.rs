@@ -44,6 +44,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     protocol
 }
 
+/// Whether an `Upgrade` offers HTTP/2 in clear (`h2c`). Such an upgrade is never passed on:
+/// the joined connection would carry further HTTP requests straight to the upstream, past the
+/// Gate ("h2c smuggling"). The request goes on without it, as an ordinary one.
+pub fn is_h2c(protocol: &HeaderValue) -> bool {
+    protocol
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .any(|p| p.trim().eq_ignore_ascii_case("h2c"))
+}
+
 /// `Connection: upgrade` and `Upgrade: protocol`, the two hop-by-hop headers an upgrade that
 /// passes through must carry on.
 pub fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
@@ -131,6 +142,14 @@ mod tests {
         keep_upgrade(&mut h, protocol);
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn an_h2c_upgrade_is_told_apart() {
+        for p in ["h2c", "H2C", "websocket, h2c"] {
+            assert!(is_h2c(&HeaderValue::from_static(p)), "{p}");
+        }
+        assert!(!is_h2c(&HeaderValue::from_static("websocket")));
     }
 
     #[test]

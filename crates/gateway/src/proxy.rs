@@ -169,7 +169,7 @@ impl Gateway {
         // The client named a host of the gateway; the upstream gets its own (from the URI).
         headers.remove(header::HOST);
         *req.version_mut() = Version::HTTP_11;
-        let protocol = upgrade?;
+        let protocol = upgrade.filter(|p| !hop::is_h2c(p))?;
         hop::keep_upgrade(req.headers_mut(), protocol);
         Some(hyper::upgrade::on(req))
     }

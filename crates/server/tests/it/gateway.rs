@@ -560,6 +560,16 @@ async fn websocket(gw: &GatewayProcess, key: &str, key_id: &str) {
             gw.addr
         )
     };
+    // HTTP/2 in clear is never tunnelled (its later requests would pass the Gate unseen): the
+    // request goes on without its upgrade, and the upstream's /ws refuses that.
+    let mut h2c = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let asked = handshake(Some(key))
+        .replace("Upgrade: websocket", "Upgrade: h2c")
+        .replace("Connection: Upgrade", "Connection: Upgrade, HTTP2-Settings");
+    h2c.write_all(asked.as_bytes()).await.unwrap();
+    let head = read_head(&mut h2c).await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+
     let mut refused = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     refused.write_all(handshake(None).as_bytes()).await.unwrap();
     let head = read_head(&mut refused).await;
