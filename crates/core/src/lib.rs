@@ -8,6 +8,7 @@ pub mod ids;
 pub mod issuance;
 pub mod key;
 pub mod permission;
+pub mod ratelimit;
 pub mod roles;
 pub mod route;
 pub mod secret;

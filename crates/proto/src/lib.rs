@@ -18,6 +18,7 @@ pub mod list;
 pub mod me;
 pub mod patch;
 pub mod problem;
+pub mod ratelimit;
 pub mod secret;
 pub mod tokens;
 pub mod users;
