@@ -46,6 +46,16 @@ async fn forward_auth(State(state): State<AppState>, req: Request) -> Response {
             return answer(Err(Refused::Bad(detail)), nginx);
         }
     };
+    if !question.permissions.is_empty() && state.gate.routes().is_some() {
+        // SPEC §10.3: the table decides. Said once, so an operator who moved to a route table
+        // learns that the proxy's `?permission=` no longer counts.
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "forward auth: a route table is configured, so the proxy's ?permission= is ignored"
+            );
+        }
+    }
     let ip = crate::auth::client_ip(&parts, &state);
     let outcome = decide(&state, &question, &parts.headers, ip).await;
     answer(outcome, question.nginx)

@@ -200,6 +200,29 @@ async fn each_convention_is_allowed_and_denied_by_the_route_table() {
                     "INSUFFICIENT_PERMISSIONS",
                 );
 
+                // With a route table, the table decides (SPEC §10.3): a `?permission=` in
+                // the proxy's URL neither adds to the route's permission nor replaces it.
+                if conv != Convention::Envoy {
+                    let bearer = format!("Bearer {key}");
+                    let headers = [("authorization", bearer.as_str())];
+                    let target = "/documents/doc_1";
+                    let q = "?permission=admin:*";
+                    let r = srv
+                        .send(asking(&srv, conv, "GET", target, q, &headers))
+                        .await;
+                    allowed(&r);
+                    let q = "?permission=document:doc_1:read";
+                    let r = srv
+                        .send(asking(&srv, conv, "GET", "/documents/doc_2", q, &headers))
+                        .await;
+                    denied(
+                        r,
+                        403,
+                        "insufficient_permissions",
+                        "INSUFFICIENT_PERMISSIONS",
+                    );
+                }
+
                 // A public route asks nothing, and still sets every header, to `-`.
                 let r = ask(&srv, conv, "GET", "/health", None).await;
                 allowed(&r);
