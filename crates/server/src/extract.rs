@@ -188,7 +188,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOr
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let is_json = json_content_type(req.headers());
         let ApiBytes(bytes) = ApiBytes::from_request(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // JSON's whitespace (RFC 8259 §2), not Rust's ASCII whitespace, which also counts a
+        // form feed: a body of `\x0c` is not JSON, and must not pass as "no options".
+        if bytes
+            .iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
             return Ok(ApiJsonOrEmpty(T::default()));
         }
         if !is_json {
