@@ -16,7 +16,7 @@ use latchkey_core::issuance::{Grants, Issuer};
 use latchkey_core::validate::{origin_allowed, MAX_METADATA_BYTES, MAX_NAME_CHARS};
 use latchkey_core::{ids, roles, KeyType, Permission, PermissionSet, Validator};
 use latchkey_server::error::ApiError;
-use latchkey_server::extract::{ApiJson, ApiJsonOrEmpty};
+use latchkey_server::extract::{is_blank, ApiJson, ApiJsonOrEmpty};
 use latchkey_server::routes::{keys, tokens, users, verify, workspaces};
 use latchkey_server::service::{self, parse_time};
 use libfuzzer_sys::fuzz_target;
@@ -96,8 +96,10 @@ fn json_or_empty<T: DeserializeOwned + Default>(data: &[u8]) -> Option<T> {
         .body(Body::from(data.to_vec()))
         .expect("valid request");
     let r = futures::executor::block_on(ApiJsonOrEmpty::<T>::from_request(req, &()));
-    if data.iter().all(u8::is_ascii_whitespace) {
+    if is_blank(data) {
         assert!(r.is_ok(), "an empty body is the defaults");
+    } else if serde_json::from_slice::<serde_json::Value>(data).is_err() {
+        assert!(r.is_err(), "a body that is not JSON is refused");
     }
     accepted(r.map(|ApiJsonOrEmpty(b)| b))
 }

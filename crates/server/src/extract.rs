@@ -179,6 +179,15 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
+/// Whether a body is absent for [`ApiJsonOrEmpty`]: nothing, or only JSON's whitespace
+/// (RFC 8259 §2). Not Rust's ASCII whitespace, which also counts a form feed: a body of `\x0c`
+/// is not JSON, and must not pass as "no options".
+pub fn is_blank(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 /// A JSON body that may also be absent entirely (e.g. `POST /v1/keys/{id}/roll` with no options).
 pub struct ApiJsonOrEmpty<T>(pub T);
 
