@@ -2,6 +2,7 @@
 //! and its answer back the same way.
 
 use crate::problem::{self, bad_request};
+use crate::tls::UpstreamTrust;
 use crate::upstream::UpstreamUrl;
 use crate::{cors, hop, Body};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -9,6 +10,7 @@ use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -28,7 +30,12 @@ pub struct GatewayOptions {
     /// as it takes): past it, 504.
     pub upstream_timeout: Duration,
     pub trusted_proxies: TrustedProxies,
+    /// The roots an `https://` upstream's certificate must chain to.
+    pub upstream_trust: UpstreamTrust,
 }
+
+/// Plain TCP for `http://`, TLS over it for `https://`.
+type Connector = HttpsConnector<HttpConnector>;
 
 /// The proxy: a Gate, the upstream and a pool of connections to it. Cheap to clone.
 #[derive(Clone)]
@@ -37,7 +44,13 @@ pub struct Gateway(Arc<Inner>);
 struct Inner {
     gate: Gate,
     options: GatewayOptions,
-    client: Client<HttpConnector, Incoming>,
+    /// Every request but upgrades: HTTP/1.1, or HTTP/2 where an `https://` upstream offers it
+    /// by ALPN (one connection then carries concurrent requests).
+    client: Client<Connector, Incoming>,
+    /// Upgrades (WebSocket): HTTP/2 has no `Upgrade` (its WebSockets are an extended CONNECT
+    /// that few servers speak), so these connections offer HTTP/1.1 alone. An upgraded
+    /// connection leaves the pool anyway, so a pool of its own costs nothing.
+    upgrades: Client<Connector, Incoming>,
 }
 
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -47,18 +60,33 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 
 impl Gateway {
     pub fn new(gate: Gate, options: GatewayOptions) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(options.upstream_timeout));
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(options.upstream_timeout));
+        // The TLS layer above takes `https://` URIs; the TCP connector must not refuse them.
+        tcp.enforce_http(false);
+        // The URI's scheme decides whether TLS is spoken; the server name sent (SNI) and
+        // checked against the certificate is the URI's host.
+        let tls =
+            || HttpsConnectorBuilder::new().with_tls_config(options.upstream_trust.client_config());
+        let any_version = tls()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp.clone());
+        let http1_only = tls().https_or_http().enable_http1().wrap_connector(tcp);
         // hyper-util's pooled client: one pool shared by every connection the gateway serves
         // (docs/architecture.md says why this and not Pingora).
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .build(connector);
+        let pooled = |connector| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(POOL_IDLE)
+                .build(connector)
+        };
         Self(Arc::new(Inner {
             gate,
+            client: pooled(any_version),
+            upgrades: pooled(http1_only),
             options,
-            client,
         }))
     }
 
@@ -91,7 +119,7 @@ impl Gateway {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return bad_request("The request target is not a valid URI"),
         }
-        let mut resp = match self.forward(req).await {
+        let mut resp = match self.forward(req, client_side.is_some()).await {
             Ok(resp) => resp,
             Err(answer) => return answer,
         };
@@ -176,12 +204,40 @@ impl Gateway {
 
     /// The upstream's answer, as soon as its headers are in (the body follows as a stream);
     /// 502 or 504 when it refuses or takes too long.
-    async fn forward(&self, req: Request<Incoming>) -> Result<Response<Incoming>, Response<Body>> {
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        upgrade: bool,
+    ) -> Result<Response<Incoming>, Response<Body>> {
         let options = &self.0.options;
-        match tokio::time::timeout(options.upstream_timeout, self.0.client.request(req)).await {
+        let client = if upgrade {
+            &self.0.upgrades
+        } else {
+            &self.0.client
+        };
+        match tokio::time::timeout(options.upstream_timeout, client.request(req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
-                tracing::warn!(upstream = %options.upstream, error = %e, "the upstream refused the request");
+                let upstream = &options.upstream;
+                match tls_failure(&e) {
+                    Some(tls @ rustls::Error::InvalidCertificate(_)) => tracing::warn!(
+                        %upstream,
+                        error = %tls,
+                        "the upstream's certificate is not trusted: it must be valid for the \
+                         upstream's host name and signed by a CA of the system's roots or of \
+                         --upstream-cacert"
+                    ),
+                    Some(tls) => tracing::warn!(
+                        %upstream,
+                        error = %tls,
+                        "the TLS handshake with the upstream failed"
+                    ),
+                    None => tracing::warn!(
+                        %upstream,
+                        error = %Causes(&e),
+                        "the upstream refused the request"
+                    ),
+                }
                 Err(problem::bad_gateway())
             }
             Err(_) => {
@@ -246,6 +302,42 @@ fn anonymous(headers: &mut HeaderMap) {
         identity::NAME,
     ] {
         headers.insert(HeaderName::from_static(name), HeaderValue::from_static("-"));
+    }
+}
+
+/// The TLS error under a client error, when the handshake with the upstream is what failed.
+/// hyper-rustls hands it up inside an `io::Error` inside another, and an `io::Error`'s
+/// `source()` skips the error it wraps, so those are opened with `get_ref()`.
+fn tls_failure<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// An error and its sources, `: `-separated. hyper-util's own message is only "client error
+/// (Connect)"; the reason (refused, reset, no such host) is in the sources, which a JSON log
+/// line would otherwise not show.
+struct Causes<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
     }
 }
 

@@ -119,6 +119,7 @@ struct GatewaySection {
     listen: Option<SocketAddr>,
     upstream: Option<String>,
     upstream_timeout: Option<u64>,
+    upstream_cacert: Option<PathBuf>,
     default_permission: Option<DefaultAccess>,
     #[serde(default)]
     routes: Vec<Route>,
@@ -131,6 +132,8 @@ pub struct GatewayFile {
     pub upstream: Option<String>,
     /// Seconds.
     pub upstream_timeout: Option<u64>,
+    /// A PEM file of CAs an `https://` upstream may be signed by, besides the system's roots.
+    pub upstream_cacert: Option<PathBuf>,
 }
 
 /// `[proxy]`.
@@ -266,6 +269,7 @@ impl Config {
             listen: file.gateway.listen,
             upstream: file.gateway.upstream.take(),
             upstream_timeout: file.gateway.upstream_timeout,
+            upstream_cacert: file.gateway.upstream_cacert.take(),
         };
         let env_secret = std::env::var("LATCHKEY_SECRET")
             .ok()
@@ -551,7 +555,8 @@ mod tests {
         let file = dir.join("latchkey.toml");
         std::fs::write(
             &file,
-            "[gateway]\nupstream = \"http://127.0.0.1:9\"\ndefault_permission = \"public\"\n\n\
+            "[gateway]\nupstream = \"http://127.0.0.1:9\"\nupstream_cacert = \"ca.pem\"\n\
+             default_permission = \"public\"\n\n\
              [[gateway.routes]]\nmethod = \"GET\"\npath = \"/documents/{id}\"\npermission = \"document:{id}:read\"\n",
         )
         .unwrap();
@@ -561,6 +566,7 @@ mod tests {
         assert_eq!(table.routes().len(), 1);
         assert_eq!(table.default_access(), Some(&DefaultAccess::Public));
         assert_eq!(c.gateway.upstream.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(c.gateway.upstream_cacert, Some(PathBuf::from("ca.pem")));
 
         let args = T::parse_from([
             "t",

@@ -4,7 +4,7 @@
 use crate::config::{Config, ServerArgs};
 use anyhow::{bail, Context};
 use latchkey_core::route::DefaultAccess;
-use latchkey_gateway::{Gateway, GatewayOptions, UpstreamUrl};
+use latchkey_gateway::{Gateway, GatewayOptions, UpstreamTrust, UpstreamUrl};
 use latchkey_proto::forwarded::TrustedProxies;
 use latchkey_tower::{ClientOptions, EmbeddedOptions, Gate, RemoteOptions, Verifier};
 use std::net::SocketAddr;
@@ -25,9 +25,14 @@ pub struct GatewayArgs {
     /// Address to listen on (or `[gateway] listen`).
     #[arg(long, env = "LATCHKEY_GATEWAY_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// The API behind the gateway: `http://host:port[/base]` (or `[gateway] upstream`).
+    /// The API behind the gateway: `http[s]://host[:port][/base]` (or `[gateway] upstream`).
     #[arg(long, env = "LATCHKEY_GATEWAY_UPSTREAM")]
     pub upstream: Option<String>,
+    /// A PEM file of CA certificates an `https://` upstream's certificate may chain to, besides
+    /// the system's roots (or `[gateway] upstream_cacert`). `--cacert` is for the Latchkey
+    /// server of remote mode; this one is for the upstream.
+    #[arg(long, env = "LATCHKEY_UPSTREAM_CACERT", value_name = "PEM")]
+    pub upstream_cacert: Option<PathBuf>,
     /// Seconds the upstream's response headers may take before the client gets 504 [default: 30].
     #[arg(
         long,
@@ -101,6 +106,19 @@ pub async fn run(args: &GatewayArgs, cacert: Option<PathBuf>) -> anyhow::Result<
         .or(config.gateway.upstream.clone())
         .context("no upstream: give --upstream URL (or `[gateway] upstream`)")?;
     let upstream = UpstreamUrl::parse(&upstream)?;
+    let upstream_cacert = args
+        .upstream_cacert
+        .clone()
+        .or(config.gateway.upstream_cacert.clone());
+    // Read even for an http:// upstream, so a wrong path fails now rather than at the switch.
+    let upstream_trust = UpstreamTrust::load(upstream_cacert.as_deref())?;
+    if upstream.is_https() && upstream_trust.is_empty() {
+        tracing::warn!(
+            upstream = %upstream,
+            "no trusted root certificate (the system has none, and no --upstream-cacert): \
+             every request to the upstream will be answered 502"
+        );
+    }
     let timeout = args
         .upstream_timeout
         .or(config.gateway.upstream_timeout)
@@ -165,6 +183,7 @@ pub async fn run(args: &GatewayArgs, cacert: Option<PathBuf>) -> anyhow::Result<
             upstream: upstream.clone(),
             upstream_timeout: Duration::from_secs(timeout),
             trusted_proxies: TrustedProxies::new(config.proxy_trusted.clone()),
+            upstream_trust,
         },
     );
     let listener = tokio::net::TcpListener::bind(listen)

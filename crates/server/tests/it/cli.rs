@@ -364,7 +364,16 @@ async fn tokens_from_the_command_line() {
 
 /// A private CA (as PEM), and a certificate for 127.0.0.1 and localhost that it signed, with
 /// its key: what a company's internal PKI hands a Latchkey server.
-fn private_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn private_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    private_ca_for(dir, name, &["127.0.0.1", "localhost"])
+}
+
+/// [`private_ca`], its certificate valid for `hosts` (names or IP addresses) only.
+pub(crate) fn private_ca_for(
+    dir: &Path,
+    name: &str,
+    hosts: &[&str],
+) -> (PathBuf, PathBuf, PathBuf) {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
@@ -376,7 +385,8 @@ fn private_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = KeyPair::generate().unwrap();
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let hosts: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
+    let mut leaf = CertificateParams::new(hosts).unwrap();
     leaf.distinguished_name
         .push(DnType::CommonName, "latchkey.internal");
     let leaf_key = KeyPair::generate().unwrap();

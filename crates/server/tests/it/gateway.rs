@@ -4,6 +4,7 @@
 //! several scenarios; the upstream counts its requests, so a refused request is seen never to
 //! reach it.
 
+use crate::cli::{private_ca, private_ca_for};
 use crate::harness::{each_backend, eventually, random_suffix, Backend, TempDir, TestServer};
 use crate::upstream::{echoed, echoed_headers, pattern, Upstream};
 use axum::body::Bytes;
@@ -932,6 +933,9 @@ async fn the_gateway_refuses_to_start_without_what_it_needs() {
     );
     let upstream = "http://127.0.0.1:9";
     let remote = ["--latchkey-url", upstream, "--api-key", "sk_live_x"];
+    let not_a_ca = empty.0.join("not-a-ca.pem");
+    std::fs::write(&not_a_ca, "not a certificate").unwrap();
+    let not_a_ca = not_a_ca.display().to_string();
     let cases: [(Vec<&str>, &str); 6] = [
         (vec!["--upstream", upstream], "no address to listen on"),
         (vec!["--listen", "127.0.0.1:0"], "no upstream"),
@@ -942,11 +946,13 @@ async fn the_gateway_refuses_to_start_without_what_it_needs() {
                     "127.0.0.1:0",
                     "--upstream",
                     "https://api.example",
+                    "--upstream-cacert",
+                    &not_a_ca,
                 ][..],
                 &remote,
             ]
             .concat(),
-            "https://",
+            "holds no PEM certificate",
         ),
         (
             [
@@ -992,4 +998,100 @@ async fn the_gateway_refuses_to_start_without_what_it_needs() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
         assert!(!stderr.contains("sk_live_x"), "{stderr}");
     }
+}
+
+/// An `https://` upstream whose certificate comes from a private CA. Trusted with
+/// `--upstream-cacert`: the request goes through over HTTP/2 (ALPN) to the upstream's own
+/// authority, an upgrade over HTTP/1.1, and the upstream sees the identity. Without that CA
+/// (the system's roots only), or with a certificate for another name (its CA trusted, in a
+/// bundle), the handshake fails: 502, the log says why, and no request reaches the upstream.
+#[tokio::test]
+async fn an_https_upstream_is_trusted_by_its_ca_and_its_host_name() {
+    let started = Instant::now();
+    let srv = TestServer::start(&Backend::Sqlite).await;
+    let dir = TempDir::new();
+    let (ca, cert, cert_key) = private_ca(&dir.0, "acme");
+    let (other_ca, misnamed_cert, misnamed_key) =
+        private_ca_for(&dir.0, "other", &["elsewhere.internal"]);
+    let bundle = dir.0.join("bundle.pem");
+    let both = [
+        std::fs::read(&ca).unwrap(),
+        std::fs::read(&other_ca).unwrap(),
+    ]
+    .concat();
+    std::fs::write(&bundle, both).unwrap();
+    let up = Upstream::start_tls(&cert, &cert_key).await;
+    let misnamed = Upstream::start_tls(&misnamed_cert, &misnamed_key).await;
+    let (ws, user, key, key_id) = reader(&srv).await;
+    let with_ca = |file: &PathBuf| {
+        [
+            route_flags(&ROUTES),
+            vec!["--upstream-cacert".into(), file.display().to_string()],
+        ]
+        .concat()
+    };
+    let (ca_flags, no_ca_flags, bundle_flags) =
+        (with_ca(&ca), route_flags(&ROUTES), with_ca(&bundle));
+    let (trusted, untrusted, wrong_name) = tokio::join!(
+        GatewayProcess::start(&srv, Mode::Embedded, Some(&up.url), &ca_flags),
+        GatewayProcess::start(&srv, Mode::Embedded, Some(&up.url), &no_ca_flags),
+        GatewayProcess::start(&srv, Mode::Embedded, Some(&misnamed.url), &bundle_flags),
+    );
+    let http = reqwest::Client::new();
+
+    let r = http
+        .get(trusted.url("/documents/doc_1?q=1"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", trusted.log());
+    let a: Value = r.json().await.unwrap();
+    assert_eq!(a["version"], "HTTP/2.0", "ALPN chose HTTP/2: {a}");
+    assert_eq!(
+        a["uri"],
+        format!("{}/documents/doc_1?q=1", up.url),
+        ":authority is the upstream's own: {a}"
+    );
+    for (name, value) in [
+        ("x-latchkey-user-id", user.as_str()),
+        ("x-latchkey-workspace-id", ws.as_str()),
+        ("x-latchkey-key-id", key_id.as_str()),
+        ("x-latchkey-permissions", "document:doc_1:read"),
+    ] {
+        assert_eq!(echoed(&a, name), Some(value), "{name}: {a}");
+    }
+    assert!(!echoed_headers(&a).contains_key("authorization"), "{a}");
+    websocket(&trusted, &key, &key_id).await;
+    assert!(up.hits() >= 2);
+
+    for (gw, upstream, why) in [
+        (&untrusted, &up, "UnknownIssuer"),
+        (
+            &wrong_name,
+            &misnamed,
+            "certificate not valid for name \"localhost\"",
+        ),
+    ] {
+        let hits = upstream.hits();
+        let r = http
+            .get(gw.url("/documents/doc_1"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(&r, 502);
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "bad_gateway");
+        assert_eq!(upstream.hits(), hits, "no request reached {}", upstream.url);
+        eventually("the log says why", CONVERGES, || async {
+            let log = gw.log();
+            log.contains("the upstream's certificate is not trusted") && log.contains(why)
+        })
+        .await;
+    }
+    assert_eq!(misnamed.hits(), 0);
+    for gw in [&trusted, &untrusted, &wrong_name] {
+        gw.logged_no_secret(&[&key]);
+    }
+    eprintln!("https upstream scenarios: {:?}", started.elapsed());
 }

@@ -3,7 +3,8 @@
 //! forward auth, a proxy or the gateway, and counts its requests, so a test can tell that a
 //! refused request never reached it.
 //!
-//! - any path: `{"method", "uri", "headers": {name: [values]}}`;
+//! - any path: `{"method", "uri", "version", "headers": {name: [values]}}` (`version` as
+//!   `HTTP/1.1` or `HTTP/2.0`; over HTTP/2 `uri` is absolute, from `:scheme` and `:authority`);
 //! - `POST|PUT /upload`: reads the body as a stream, answers `{"bytes", "sha256"}`;
 //! - `GET /download?bytes=N`: streams N bytes of [`pattern`];
 //! - `GET /slow?ms=N`: answers after N milliseconds;
@@ -13,6 +14,8 @@
 //!
 //! Every route also answers under `/api` (`/api/upload`, …), for a gateway whose upstream
 //! URL has a base path.
+//!
+//! [`Upstream::start_tls`] serves the same over TLS (HTTP/2 or HTTP/1.1 by ALPN).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request};
@@ -24,11 +27,12 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub struct Upstream {
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://localhost:PORT` over TLS), no trailing slash.
     pub url: String,
     hits: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
@@ -37,24 +41,9 @@ pub struct Upstream {
 impl Upstream {
     pub async fn start() -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
-        let counted = hits.clone();
-        let routes = Router::new()
-            .route("/upload", any(upload))
-            .route("/download", get(download))
-            .route("/slow", get(slow))
-            .route("/ws", get(upgrade));
-        let app = Router::new()
-            .merge(routes.clone())
-            .nest("/api", routes)
-            .fallback(echo)
-            .layer(axum::middleware::from_fn(
-                move |req: Request, next: axum::middleware::Next| {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    next.run(req)
-                },
-            ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let app = app(hits.clone());
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -65,10 +54,55 @@ impl Upstream {
         }
     }
 
+    /// Over TLS with the PEM files `cert` (valid for `localhost`, as the URL names it) and
+    /// `key`. A client whose handshake fails is never counted: no request reached the API.
+    pub async fn start_tls(cert: &Path, key: &Path) -> Self {
+        // axum-server is built without a default provider (as `serve` installs it).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let app = app(hits.clone());
+        let task = tokio::spawn(async move {
+            axum_server::from_tcp_rustls(listener, tls)
+                .serve(app.into_make_service())
+                .await
+                .unwrap();
+        });
+        Self {
+            url: format!("https://localhost:{port}"),
+            hits,
+            task,
+        }
+    }
+
     /// Requests received so far.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
+}
+
+/// Every route, each request counted into `hits`.
+fn app(hits: Arc<AtomicUsize>) -> Router {
+    let routes = Router::new()
+        .route("/upload", any(upload))
+        .route("/download", get(download))
+        .route("/slow", get(slow))
+        .route("/ws", get(upgrade));
+    Router::new()
+        .merge(routes.clone())
+        .nest("/api", routes)
+        .fallback(echo)
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: axum::middleware::Next| {
+                hits.fetch_add(1, Ordering::SeqCst);
+                next.run(req)
+            },
+        ))
 }
 
 impl Drop for Upstream {
@@ -106,6 +140,7 @@ async fn echo(req: Request) -> Json<Value> {
     Json(json!({
         "method": req.method().as_str(),
         "uri": req.uri().to_string(),
+        "version": format!("{:?}", req.version()),
         "headers": headers_json(req.headers()),
     }))
 }
