@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use latchkey_core::KeyType;
 use latchkey_proto::forwarded::TrustedProxies;
-use latchkey_proto::identity::{self, insert_headers, strip_inbound};
+use latchkey_proto::identity::{insert_anonymous, insert_headers, strip_inbound};
 use latchkey_tower::{Admission, Asked, Gate, RouteDecision};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -190,7 +190,7 @@ impl Gateway {
         }
         match admission.identity() {
             Some(identity) => insert_headers(identity, headers),
-            None => anonymous(headers),
+            None => insert_anonymous(headers),
         }
         let trusted = self.0.options.trusted_proxies.trusts(peer);
         hop::set_forwarded(headers, peer, trusted, host);
@@ -285,23 +285,6 @@ impl Gateway {
             Ok(None) => cors::allow_preflight(origin, asked),
             Err(rejection) => problem::rejection(&rejection),
         }
-    }
-}
-
-/// The §10.1 headers of a public route: present, as always, and all `-` (no credential was
-/// checked, so none names anyone), as forward auth answers a public route.
-fn anonymous(headers: &mut HeaderMap) {
-    for name in [
-        identity::USER_ID,
-        identity::WORKSPACE_ID,
-        identity::KEY_ID,
-        identity::TOKEN_ID,
-        identity::KEY_TYPE,
-        identity::ENVIRONMENT,
-        identity::PERMISSIONS,
-        identity::NAME,
-    ] {
-        headers.insert(HeaderName::from_static(name), HeaderValue::from_static("-"));
     }
 }
 

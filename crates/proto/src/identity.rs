@@ -41,13 +41,30 @@ pub const NAME: &str = "x-latchkey-name";
 /// On a denial: the verify code (`NOT_FOUND`, `INSUFFICIENT_PERMISSIONS`, …).
 pub const CODE: &str = "x-latchkey-code";
 
+/// The §10.1 headers, in the order of the SPEC's table.
+pub const HEADERS: [&str; 8] = [
+    USER_ID,
+    WORKSPACE_ID,
+    KEY_ID,
+    TOKEN_ID,
+    KEY_TYPE,
+    ENVIRONMENT,
+    PERMISSIONS,
+    NAME,
+];
+
 const PREFIX: &str = "x-latchkey-";
+
+/// Whether a request carries any `X-Latchkey-*` header.
+pub fn carries_any(headers: &HeaderMap) -> bool {
+    headers.keys().any(|k| k.as_str().starts_with(PREFIX))
+}
 
 /// Removes every `X-Latchkey-*` header: what a client sends under these names is never
 /// believed, nor passed on.
 pub fn strip_inbound(headers: &mut HeaderMap) {
     // The usual request carries none: look before allocating.
-    if !headers.keys().any(|k| k.as_str().starts_with(PREFIX)) {
+    if !carries_any(headers) {
         return;
     }
     let forged: Vec<HeaderName> = headers
@@ -57,6 +74,14 @@ pub fn strip_inbound(headers: &mut HeaderMap) {
         .collect();
     for name in forged {
         headers.remove(name);
+    }
+}
+
+/// The §10.1 headers of a request let through without a credential (a `public` route): present,
+/// as always, and all `-`, since no credential was checked and none names anyone.
+pub fn insert_anonymous(headers: &mut HeaderMap) {
+    for name in HEADERS {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static("-"));
     }
 }
 

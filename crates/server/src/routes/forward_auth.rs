@@ -8,12 +8,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::throttle;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use latchkey_core::Permission;
-use latchkey_proto::identity::{insert_headers, CODE};
+use latchkey_proto::identity::{self, insert_anonymous, insert_headers, CODE};
 use latchkey_proto::Rejection;
 use latchkey_tower::{Admission, Asked};
 use std::net::IpAddr;
@@ -160,29 +160,10 @@ fn allowed(admission: &Admission) -> Response {
     let h = resp.headers_mut();
     match admission.identity() {
         Some(identity) => insert_headers(identity, h),
-        None => {
-            for name in IDENTITY_HEADERS {
-                h.insert(HeaderName::from_static(name), HeaderValue::from_static("-"));
-            }
-        }
+        None => insert_anonymous(h),
     }
     resp
 }
-
-/// The §10.1 headers, in the order of the SPEC's table.
-pub const IDENTITY_HEADERS: [&str; 8] = {
-    use latchkey_proto::identity::*;
-    [
-        USER_ID,
-        WORKSPACE_ID,
-        KEY_ID,
-        TOKEN_ID,
-        KEY_TYPE,
-        ENVIRONMENT,
-        PERMISSIONS,
-        NAME,
-    ]
-};
 
 /// nginx's `auth_request` accepts 2xx, 401 and 403 and turns anything else into 500. So 404
 /// (no route), 429 (throttled) and 400 (a bad request) become 403, keeping their
@@ -236,10 +217,7 @@ impl Question {
         uri: &axum::http::Uri,
         headers: &HeaderMap,
     ) -> Result<Self, String> {
-        if headers
-            .keys()
-            .any(|k| k.as_str().starts_with("x-latchkey-"))
-        {
+        if identity::carries_any(headers) {
             return Err(FORGED.into());
         }
         let suffix = uri.path().strip_prefix(PREFIX).unwrap_or("");
@@ -368,7 +346,7 @@ fn own_query(query: &str) -> Result<(Vec<Permission>, bool), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::{Method, Uri};
+    use axum::http::{HeaderName, Method, Uri};
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -547,7 +525,7 @@ mod tests {
             keep_credentials: false,
         });
         assert_eq!(resp.status(), 200);
-        for name in IDENTITY_HEADERS {
+        for name in identity::HEADERS {
             assert_eq!(resp.headers()[name], "-", "{name}");
         }
     }
