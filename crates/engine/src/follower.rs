@@ -114,7 +114,7 @@ impl Follower {
                         "change of an unknown kind in the log (a newer node?); clearing the cache"
                     );
                     engine.cache.clear();
-                    engine.origins.apply(None);
+                    engine.origins.forget();
                 }
             }
             // After the cache dropped what it names: a subscriber that asks again gets the new answer.

@@ -145,9 +145,7 @@ impl Engine {
     /// Drops what `changes` made stale (and reloads the signing keys when they changed).
     pub(crate) fn apply(&self, changes: &[Change]) {
         self.cache.apply_all(changes);
-        for c in changes {
-            self.origins.apply(Some(c));
-        }
+        self.origins.apply(changes);
         if changes.contains(&Change::SigningKeys) {
             let engine = self.clone();
             tokio::spawn(async move {

@@ -47,11 +47,16 @@ impl PublishableOrigins {
         }))
     }
 
-    /// Forgets the lists when a key changed (or when everything must be forgotten: `None`).
-    pub fn apply(&self, change: Option<&Change>) {
-        if matches!(change, Some(Change::Key(_)) | None) {
-            self.epoch.fetch_add(1, Ordering::AcqRel);
-            *self.lists.lock().expect("origins lock") = None;
+    /// Forgets the lists when any of `changes` is a key's.
+    pub fn apply(&self, changes: &[Change]) {
+        if changes.iter().any(|c| matches!(c, Change::Key(_))) {
+            self.forget();
         }
+    }
+
+    /// Forgets the lists (a key changed, or everything must be forgotten).
+    pub fn forget(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        *self.lists.lock().expect("origins lock") = None;
     }
 }

@@ -171,25 +171,29 @@ pub fn existing_secret(config: &Config) -> anyhow::Result<Secret> {
         return Ok(s.clone());
     }
     let path = config.data_dir.join("secret");
-    match std::fs::read_to_string(&path) {
-        Ok(s) if s.trim().len() >= 32 => Ok(Secret::new(s.trim())),
-        Ok(_) => bail!("{} is shorter than 32 characters", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+    read_secret(&path)?.ok_or_else(|| {
+        anyhow::anyhow!(
             "no server secret: set LATCHKEY_SECRET (or `secret` in latchkey.toml) to the one \
              `latchkey serve` uses, or point --data-dir at its data directory ({} does not exist)",
             path.display()
-        ),
+        )
+    })
+}
+
+/// The secret in `path`; `None` when there is no such file.
+fn read_secret(path: &Path) -> anyhow::Result<Option<Secret>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if s.trim().len() >= 32 => Ok(Some(Secret::new(s.trim()))),
+        Ok(_) => bail!("{} is shorter than 32 characters", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
 /// The single-node secret: generated once, readable by the owner only.
 fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
-    match std::fs::read_to_string(path) {
-        Ok(s) if s.trim().len() >= 32 => return Ok(Secret::new(s.trim())),
-        Ok(_) => bail!("{} is shorter than 32 characters", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    if let Some(s) = read_secret(path)? {
+        return Ok(s);
     }
     let mut s = String::new();
     base62::push_random(48, &mut s);
