@@ -75,6 +75,21 @@ impl Rate {
         self.window_seconds
     }
 
+    /// The emission interval T in nanoseconds: what one unit occupies of the window.
+    pub fn interval_ns(&self) -> u64 {
+        self.interval_ns
+    }
+
+    /// `limit · T`: how far ahead of now the state may run.
+    pub fn capacity_ns(&self) -> u64 {
+        self.capacity_ns
+    }
+
+    /// What a TAT means at `now` (for state kept elsewhere, e.g. in Redis).
+    pub fn standing(&self, tat: u64, now: u64) -> State {
+        self.state(tat, now)
+    }
+
     /// What `tat` means at `now`: units left, and how long until fully rested.
     fn state(&self, tat: u64, now: u64) -> State {
         let used = tat.saturating_sub(now);
