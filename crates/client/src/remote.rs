@@ -122,7 +122,10 @@ impl RemoteVerifier {
         }
         let generation = inner.generation.load(Ordering::Acquire);
         let answer = Arc::new(inner.client.verify(request).await?);
-        if inner.live.load(Ordering::Acquire)
+        // A metered answer is never reused: each verification must be charged by the server,
+        // and its `RateLimit` fields are only true once.
+        if answer.ratelimits.is_empty()
+            && inner.live.load(Ordering::Acquire)
             && inner.generation.load(Ordering::Acquire) == generation
         {
             inner.cache.insert(
@@ -305,6 +308,7 @@ mod tests {
                 permissions: vec![],
                 expires_at: None,
                 metadata: None,
+                ratelimits: vec![],
             }),
             pair: false,
         }

@@ -189,10 +189,76 @@ impl Limiter {
             });
     }
 
+    /// What charging `cost` at `now` would answer, without charging it.
+    pub fn peek(&self, rate: &Rate, now: u64, cost: u32) -> Charged {
+        let current = self.tat.load(Ordering::Acquire);
+        let next = current
+            .max(now)
+            .saturating_add(rate.interval_ns.saturating_mul(u64::from(cost)));
+        let over = (next - now).saturating_sub(rate.capacity_ns);
+        Charged {
+            allowed: over == 0,
+            state: rate.state(current, now),
+            retry_after_ns: over,
+        }
+    }
+
+    /// Whether the limit is fully rested at `now`: its state then equals a fresh limiter's, so
+    /// it can be forgotten without losing anything.
+    pub fn is_rested(&self, now: u64) -> bool {
+        self.tat.load(Ordering::Acquire) <= now
+    }
+
     /// The standing at `now`, charging nothing.
     pub fn state(&self, rate: &Rate, now: u64) -> State {
         rate.state(self.tat.load(Ordering::Acquire), now)
     }
+}
+
+/// A limit as it is set on a key or a member (`ratelimits: [{name, limit, window_seconds,
+/// auto_apply}]`, SPEC §11.1) and stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedLimit {
+    pub name: String,
+    pub limit: u32,
+    pub window_seconds: u64,
+    /// Charged on every verification (the default); otherwise only when a verify request
+    /// names it.
+    #[serde(default = "auto_apply_default")]
+    pub auto_apply: bool,
+}
+
+fn auto_apply_default() -> bool {
+    true
+}
+
+/// At most this many limits on one key or one member: each is charged on the verification path.
+pub const MAX_LIMITS: usize = 10;
+/// Limit names: what a `RateLimit` header and a verify request name them by.
+pub const MAX_NAME_LEN: usize = 64;
+
+impl NamedLimit {
+    /// Its rate (validated where the limit was set, so stored limits always have one).
+    pub fn rate(&self) -> Result<Rate, RateError> {
+        Rate::new(self.limit, self.window_seconds)
+    }
+}
+
+/// Whether `name` can name a limit: 1–64 of `A-Z a-z 0-9 _ - .` (safe in an sf-string and in
+/// a Redis key without escaping).
+pub fn valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// A limit a verify request names, with what to charge it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Named<'a> {
+    pub name: &'a str,
+    pub cost: u32,
 }
 
 /// One limit a request must pass.
@@ -216,12 +282,7 @@ pub fn charge_all(charges: &[Charge<'_>], now: u64, out: &mut [Charged]) -> bool
                 earlier.state = done.limiter.state(&done.rate, now);
             }
             for (later, slot) in charges.iter().zip(out.iter_mut()).skip(i + 1) {
-                let state = later.limiter.state(&later.rate, now);
-                *slot = Charged {
-                    allowed: state.remaining >= later.cost,
-                    state,
-                    retry_after_ns: 0,
-                };
+                *slot = later.limiter.peek(&later.rate, now, later.cost);
             }
             return false;
         }

@@ -146,6 +146,39 @@ impl Validator {
         }
     }
 
+    /// A key's or a member's rate limits (SPEC §11.1): valid names, each once, at most
+    /// [`MAX_LIMITS`](crate::ratelimit::MAX_LIMITS), each a rate the limiter can keep.
+    pub fn ratelimits(&mut self, field: &str, limits: &[crate::ratelimit::NamedLimit]) {
+        use crate::ratelimit::{valid_name, RateError, MAX_LIMITS};
+        if limits.len() > MAX_LIMITS {
+            self.error(field, format!("at most {MAX_LIMITS} limits"));
+        }
+        for (i, l) in limits.iter().enumerate() {
+            if !valid_name(&l.name) {
+                self.error(
+                    &format!("{field}[{i}].name"),
+                    "1 to 64 letters, digits, '_', '-' or '.'",
+                );
+            } else if limits[..i].iter().any(|o| o.name == l.name) {
+                self.error(&format!("{field}[{i}].name"), "each name once");
+            }
+            match l.rate() {
+                Ok(_) => {}
+                Err(RateError::ZeroLimit) => {
+                    self.error(&format!("{field}[{i}].limit"), "at least 1")
+                }
+                Err(RateError::Window) => self.error(
+                    &format!("{field}[{i}].window_seconds"),
+                    "1 to 31622400 seconds (366 days)",
+                ),
+                Err(RateError::TooDense) => self.error(
+                    &format!("{field}[{i}].limit"),
+                    "at most one request per microsecond of the window",
+                ),
+            }
+        }
+    }
+
     pub fn finish(self) -> Result<(), Vec<FieldError>> {
         if self.errors.is_empty() {
             Ok(())

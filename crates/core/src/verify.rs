@@ -23,11 +23,15 @@ pub enum Denial {
     InsufficientPermissions,
     PairRequired,
     PairMismatch,
+    /// A rate limit of the key or its member is spent (SPEC §11.1).
+    RateLimited,
+    /// The key's or its member's credits are spent (SPEC §11.2).
+    UsageExceeded,
 }
 
 impl Denial {
     /// Every denial, for the list of verify codes the API documents.
-    pub const ALL: [Denial; 11] = [
+    pub const ALL: [Denial; 13] = [
         Denial::NotFound,
         Denial::Revoked,
         Denial::Disabled,
@@ -39,6 +43,8 @@ impl Denial {
         Denial::InsufficientPermissions,
         Denial::PairRequired,
         Denial::PairMismatch,
+        Denial::RateLimited,
+        Denial::UsageExceeded,
     ];
 
     /// The `code` of `POST /v1/verify`.
@@ -55,6 +61,8 @@ impl Denial {
             Denial::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
             Denial::PairRequired => "PAIR_REQUIRED",
             Denial::PairMismatch => "PAIR_MISMATCH",
+            Denial::RateLimited => "RATE_LIMITED",
+            Denial::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
 
@@ -63,8 +71,13 @@ impl Denial {
         Denial::ALL.into_iter().find(|d| d.verify_code() == code)
     }
 
+    /// A limit or a quota (HTTP 429), not a verdict on the credential.
+    pub fn is_limit(self) -> bool {
+        matches!(self, Denial::RateLimited | Denial::UsageExceeded)
+    }
+
     /// True when the credential itself is unusable (HTTP 401); false when it is valid but not
-    /// enough for this request (HTTP 403).
+    /// enough for this request (HTTP 403, or 429 for [`is_limit`](Self::is_limit)).
     pub fn is_authentication_failure(self) -> bool {
         matches!(
             self,
@@ -121,6 +134,9 @@ pub struct Demand<'a> {
     pub environment: Option<Environment>,
     pub origin: Option<&'a str>,
     pub ip: Option<IpAddr>,
+    /// Limits named by `POST /v1/verify`, each with its cost (the auto-applied ones are
+    /// charged 1 whether named or not).
+    pub ratelimits: &'a [crate::ratelimit::Named<'a>],
 }
 
 /// The permissions a key can exercise right now, as a checkable set.

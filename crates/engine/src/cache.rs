@@ -149,6 +149,8 @@ pub struct CachedKey {
     pub key: Arc<KeyEntry>,
     pub principal: Arc<Principal>,
     pub workspace: Arc<Workspace>,
+    /// The key's and the member's rate limits, bound to their state.
+    pub limits: crate::limits::Bound,
     workspace_version: Version,
     user_version: Version,
     workspace_seen: AtomicU64,
@@ -160,12 +162,14 @@ impl CachedKey {
         key: Arc<KeyEntry>,
         principal: Arc<Principal>,
         workspace: Arc<Workspace>,
+        limits: crate::limits::Bound,
         read_under: &Stamp,
     ) -> Self {
         Self {
             key,
             principal,
             workspace,
+            limits,
             workspace_version: read_under.workspace.clone(),
             user_version: read_under.user.clone(),
             workspace_seen: AtomicU64::new(read_under.workspace_seen),
@@ -469,6 +473,7 @@ mod tests {
             allowed_origins: vec![],
             allowed_ips: vec![],
             metadata: serde_json::json!({}),
+            ratelimits: vec![],
             enabled: true,
             expires_at: None,
             revoked_at: None,
@@ -488,6 +493,7 @@ mod tests {
             is_instance_verifier: false,
             role: Some("admin".into()),
             permissions: PermissionSet::default(),
+            ratelimits: vec![],
         };
         let workspace = Workspace {
             id: "ws_1".into(),
@@ -503,6 +509,7 @@ mod tests {
             Arc::new(key),
             Arc::new(principal),
             Arc::new(workspace),
+            crate::limits::Bound::default(),
             &cache.stamp("ws_1", "usr_1"),
         ))
     }
@@ -585,6 +592,7 @@ mod tests {
             is_instance_verifier: false,
             role: Some("member".into()),
             permissions: PermissionSet::default(),
+            ratelimits: vec![],
         })
     }
 

@@ -2,9 +2,11 @@
 //! the protected service, or a [`Rejection`] to answer with (SPEC §10.1).
 
 use crate::credentials::Presented;
-use crate::resolve::{Refusal, Resolved};
+use crate::limits::Report;
+use crate::resolve::{Refusal, Resolved, Verified};
 use crate::{now, Engine};
-use latchkey_core::{Demand, PermissionSet};
+use latchkey_core::{Demand, Denial, PermissionSet};
+use latchkey_proto::ratelimit::Fields;
 use latchkey_proto::{Identity, Rejection};
 
 impl Engine {
@@ -15,20 +17,29 @@ impl Engine {
         presented: &Presented<'_>,
         demand: &Demand<'_>,
         source: &'static str,
-    ) -> Result<Identity, Rejection> {
+    ) -> Result<(Identity, Option<Fields>), Rejection> {
         if presented.is_empty() {
             self.counters.verification("NOT_FOUND", source);
             return Err(Rejection::missing_credential());
         }
         match self.authenticate(presented, demand, false).await {
-            Ok((primary, pair)) => {
+            Ok(Verified {
+                primary,
+                pair,
+                limits,
+            }) => {
                 self.counters.verification("VALID", source);
                 let at = now();
                 self.usage.touch(&primary.key, at);
                 if let Some(p) = &pair {
                     self.usage.touch(&p.key, at);
                 }
-                Ok(identity(&primary, pair.as_ref()))
+                Ok((identity(&primary, pair.as_ref()), limits.fields()))
+            }
+            Err(Refusal::Limited(_, report)) => {
+                self.counters
+                    .verification(Denial::RateLimited.verify_code(), source);
+                Err(limited(&report))
             }
             Err(Refusal::Denied(_, denial)) => {
                 self.counters.verification(denial.verify_code(), source);
@@ -39,6 +50,15 @@ impl Engine {
             }
             Err(Refusal::Unchecked(_)) => Err(Rejection::Unavailable),
         }
+    }
+}
+
+/// The 429 of a spent rate limit.
+pub fn limited(report: &Report) -> Rejection {
+    Rejection::Limited {
+        denial: Denial::RateLimited,
+        retry_after: report.retry_after_seconds(),
+        fields: report.fields(),
     }
 }
 

@@ -9,11 +9,13 @@
 //! `metrics` facade and count only where the process installed a recorder.
 
 pub mod cache;
+pub mod clock;
 pub mod credentials;
 pub mod enforce;
 mod error;
 pub mod feed;
 pub mod follower;
+pub mod limits;
 pub mod origins;
 pub mod resolve;
 pub mod signing;
@@ -21,7 +23,7 @@ pub mod usage;
 
 pub use credentials::{presented_credentials, Ambiguous, Presented};
 pub use error::EngineError;
-pub use resolve::{Refusal, Resolved};
+pub use resolve::{Refusal, Resolved, Verified};
 
 use cache::VerifyCache;
 use latchkey_core::{Demand, Denial, KeyHasher, Secret};
@@ -73,6 +75,10 @@ pub struct Parts {
     pub feed: feed::ChangeFeed,
     /// The origins of active publishable keys, for CORS preflights.
     pub origins: origins::PublishableOrigins,
+    /// Rate-limit state by limit (SPEC §11.1).
+    pub limits: limits::Registry,
+    /// The time limits and credits are measured in.
+    pub clock: clock::Clock,
     /// Wakes the follower after this node's own writes: their entries are in the log at once,
     /// and the change stream should not wait for the next poll to hand them on.
     pub(crate) wake_follower: tokio::sync::Notify,
@@ -109,6 +115,16 @@ impl Engine {
 
     /// An engine whose signing keys are not loaded yet (the caller loads or creates them).
     pub fn new(store: SqlStore, secret: &Secret, options: EngineOptions) -> Self {
+        Self::with_clock(store, secret, options, clock::Clock::system())
+    }
+
+    /// [`Engine::new`] on a given clock (a manual one in tests).
+    pub fn with_clock(
+        store: SqlStore,
+        secret: &Secret,
+        options: EngineOptions,
+        clock: clock::Clock,
+    ) -> Self {
         Self(Arc::new(Parts {
             hasher: KeyHasher::new(secret.expose().as_bytes()),
             store,
@@ -118,6 +134,8 @@ impl Engine {
             counters: Counters::register(),
             feed: feed::ChangeFeed::default(),
             origins: origins::PublishableOrigins::default(),
+            limits: limits::Registry::default(),
+            clock,
             wake_follower: tokio::sync::Notify::new(),
             issuer: OnceLock::new(),
             options,
@@ -173,8 +191,17 @@ impl Engine {
         presented: &Presented<'_>,
         demand: &Demand<'_>,
         lone_ok: bool,
-    ) -> Result<(Resolved, Option<Resolved>), Refusal> {
+    ) -> Result<Verified, Refusal> {
         resolve::authenticate(self, presented, demand, lone_ok).await
+    }
+
+    /// Whether credentials admitted earlier are still valid, charging no limit.
+    pub async fn recheck(
+        &self,
+        presented: &Presented<'_>,
+        demand: &Demand<'_>,
+    ) -> Result<(Resolved, Option<Resolved>), Refusal> {
+        resolve::check_credentials(self, presented, demand, false).await
     }
 
     /// Starts what keeps the engine right while it runs: the change-log follower, the usage
@@ -201,6 +228,7 @@ impl Engine {
                 loop {
                     tick.tick().await;
                     engine.cache.tick();
+                    engine.limits.prune(engine.clock.now_ns());
                 }
             })
         };

@@ -4,6 +4,7 @@
 
 use crate::cache::{CachedKey, KeyEntry};
 use crate::credentials::Presented;
+use crate::limits::{self, Bound, Report};
 use crate::{now, Engine, EngineError};
 use latchkey_core::token::looks_like_jwt;
 use latchkey_core::verify::{self, Effective};
@@ -20,6 +21,8 @@ pub struct Resolved {
     pub token: Option<Arc<TokenRecord>>,
     pub principal: Arc<Principal>,
     pub workspace: Arc<Workspace>,
+    /// The key's and its owner's rate limits.
+    pub limits: Bound,
 }
 
 impl Resolved {
@@ -29,6 +32,7 @@ impl Resolved {
             token,
             principal: cached.principal.clone(),
             workspace: cached.workspace.clone(),
+            limits: cached.limits.clone(),
         }
     }
 
@@ -215,6 +219,7 @@ pub async fn resolve_key_by_id(engine: &Engine, id: &str) -> Result<Option<Resol
         Arc::new(KeyEntry::new(record, engine.cache.generation()).ok_or(EngineError::Internal)?);
     let (principal, workspace) = load_standing(engine, &key).await?;
     Ok(Some(Resolved {
+        limits: engine.limits.bind(&key, &principal),
         key,
         token: None,
         principal,
@@ -243,7 +248,8 @@ async fn load_key(engine: &Engine, hash: KeyHash) -> Result<Option<Arc<CachedKey
             // This request gets the fresh standing; the entry goes, so the next one reads the
             // key from the database too.
             engine.cache.forget_key(&hash);
-            let fresh = CachedKey::new(cached.key.clone(), principal, workspace, &stamp);
+            let limits = engine.limits.bind(&cached.key, &principal);
+            let fresh = CachedKey::new(cached.key.clone(), principal, workspace, limits, &stamp);
             return Ok(Some(Arc::new(fresh)));
         }
         None => {
@@ -264,7 +270,8 @@ async fn load_key(engine: &Engine, hash: KeyHash) -> Result<Option<Arc<CachedKey
     let (key, epoch) = key;
     let stamp = engine.cache.stamp(&key.workspace_id, &key.owner_id);
     let (principal, workspace) = load_standing(engine, &key).await?;
-    let cached = Arc::new(CachedKey::new(key, principal, workspace, &stamp));
+    let limits = engine.limits.bind(&key, &principal);
+    let cached = Arc::new(CachedKey::new(key, principal, workspace, limits, &stamp));
     engine.cache.insert_key(hash, cached.clone(), epoch);
     Ok(Some(cached))
 }
@@ -312,9 +319,20 @@ async fn load_workspace(engine: &Engine, ws: &str) -> Result<Arc<Workspace>, Eng
 pub enum Refusal {
     /// They were checked and refused (with the credential, when it was found).
     Denied(Option<Resolved>, Denial),
+    /// They are valid, but a rate limit is spent (`RATE_LIMITED`): where each limit stands.
+    Limited(Resolved, Box<Report>),
     /// They could not be checked (the database is unreachable): never a verdict, so never
     /// answered as an invalid credential.
     Unchecked(EngineError),
+}
+
+/// Credentials that passed, with where their rate limits stand after this request.
+pub struct Verified {
+    /// The presented credential; for a pair, its access token.
+    pub primary: Resolved,
+    /// The API key of a pair.
+    pub pair: Option<Resolved>,
+    pub limits: Report,
 }
 
 /// Checks presented credentials against a demand: each must be valid; a pair must be of the
@@ -322,6 +340,32 @@ pub enum Refusal {
 /// (unless `lone_ok`: the exchanges that produce the token of a pair). On success the primary
 /// credential is the token of a pair.
 pub async fn authenticate(
+    engine: &Engine,
+    presented: &Presented<'_>,
+    demand: &Demand<'_>,
+    lone_ok: bool,
+) -> Result<Verified, Refusal> {
+    let (primary, pair) = check_credentials(engine, presented, demand, lone_ok).await?;
+    // Last, once every other check passed: a refused request must not spend a limit.
+    let none = Bound::default();
+    let report = {
+        let halves = [&primary.limits, pair.as_ref().map_or(&none, |p| &p.limits)];
+        let plan = limits::plan(&halves, demand.ratelimits);
+        limits::charge_local(&plan, engine.clock.now_ns())
+    };
+    if !report.allowed() {
+        return Err(Refusal::Limited(primary, Box::new(report)));
+    }
+    Ok(Verified {
+        primary,
+        pair,
+        limits: report,
+    })
+}
+
+/// [`authenticate`] without charging any limit: whether credentials already admitted are still
+/// good (a long-lived stream re-checking its caller).
+pub async fn check_credentials(
     engine: &Engine,
     presented: &Presented<'_>,
     demand: &Demand<'_>,

@@ -114,6 +114,7 @@ impl Gateway {
             }
             _ => None,
         };
+        let ratelimit = admission.ratelimit().cloned();
         let client_side = self.hand_on(&mut req, &admission, peer_ip);
         match self.0.options.upstream.join(&target) {
             Ok(uri) => *req.uri_mut() = uri,
@@ -137,6 +138,10 @@ impl Gateway {
         }
         if let Some(origin) = readable_by {
             cors::allow_response(resp.headers_mut(), origin);
+        }
+        // Latchkey's limits, not the upstream's: they replace any fields it sent.
+        if let Some(fields) = ratelimit {
+            fields.insert(resp.headers_mut());
         }
         resp.map(|body| body.boxed())
     }

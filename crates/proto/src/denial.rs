@@ -24,6 +24,14 @@ pub const AMBIGUOUS_CREDENTIALS: &str =
 pub enum Rejection {
     /// The credential was checked: missing (`presented: false`), invalid, or not enough.
     Denied { denial: Denial, presented: bool },
+    /// A rate limit (`RATE_LIMITED`) or the credits (`USAGE_EXCEEDED`) of a valid credential
+    /// are spent: 429 with `Retry-After` and the `RateLimit` fields (SPEC §11).
+    Limited {
+        denial: Denial,
+        /// Seconds until the request would pass (at least 1).
+        retry_after: u64,
+        fields: Option<crate::ratelimit::Fields>,
+    },
     /// The request itself is wrong (`ambiguous_credentials`, `credentials_in_query`).
     BadRequest { code: &'static str, detail: String },
     /// No route of the route table matches, and there is no default.
@@ -63,6 +71,22 @@ pub fn forbidden_code(d: Denial) -> Option<&'static str> {
     }
 }
 
+/// The §3 `code` of a 429: `rate_limited` or `usage_exceeded`.
+pub fn limit_code(d: Denial) -> &'static str {
+    match d {
+        Denial::UsageExceeded => "usage_exceeded",
+        _ => "rate_limited",
+    }
+}
+
+/// The 429 detail of each code.
+pub fn limit_detail(d: Denial) -> &'static str {
+    match d {
+        Denial::UsageExceeded => "This credential has no credits left",
+        _ => "Rate limit exceeded; retry after the time in Retry-After",
+    }
+}
+
 impl Rejection {
     pub fn missing_credential() -> Self {
         Rejection::Denied {
@@ -91,6 +115,7 @@ impl Rejection {
                 StatusCode::UNAUTHORIZED
             }
             Rejection::Denied { .. } => StatusCode::FORBIDDEN,
+            Rejection::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Rejection::NoRoute => StatusCode::NOT_FOUND,
             Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -103,6 +128,7 @@ impl Rejection {
             Rejection::Denied { denial, .. } => {
                 forbidden_code(*denial).unwrap_or("invalid_credentials")
             }
+            Rejection::Limited { denial, .. } => limit_code(*denial),
             Rejection::BadRequest { code, .. } => code,
             Rejection::NoRoute => "not_found",
             Rejection::Unavailable => "unavailable",
@@ -112,7 +138,9 @@ impl Rejection {
     /// `X-Latchkey-Code`: the verify code of a denial.
     pub fn verify_code(&self) -> Option<&'static str> {
         match self {
-            Rejection::Denied { denial, .. } => Some(denial.verify_code()),
+            Rejection::Denied { denial, .. } | Rejection::Limited { denial, .. } => {
+                Some(denial.verify_code())
+            }
             Rejection::NoRoute => Some("NOT_FOUND"),
             _ => None,
         }
@@ -124,6 +152,7 @@ impl Rejection {
                 Some(code) => forbidden_detail(code),
                 None => INVALID_CREDENTIALS,
             },
+            Rejection::Limited { denial, .. } => limit_detail(*denial),
             Rejection::BadRequest { detail, .. } => detail,
             Rejection::NoRoute => "Not found",
             Rejection::Unavailable => "Credentials cannot be checked right now; retry shortly",
@@ -179,6 +208,16 @@ impl Rejection {
                         "Bearer realm=\"latchkey\", error=\"insufficient_scope\"",
                     ),
                 );
+            }
+            Rejection::Limited {
+                retry_after,
+                fields,
+                ..
+            } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+                if let Some(f) = fields {
+                    f.insert(h);
+                }
             }
             Rejection::Unavailable => {
                 h.insert(

@@ -3,6 +3,7 @@
 use crate::list::Page;
 use crate::patch::Patch;
 use crate::Timestamp;
+use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::{Environment, KeyType, Permission, Secret};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -37,6 +38,9 @@ pub struct CreateKey {
     /// A JSON object, at most 4096 bytes, returned by verify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// Named rate limits (SPEC §11.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<NamedLimit>>,
 }
 
 /// `PATCH /v1/keys/{id}`: only what is given changes.
@@ -58,6 +62,9 @@ pub struct UpdateKey {
     pub allowed_ips: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// The whole new list of rate limits (`Some(vec![])` removes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<NamedLimit>>,
 }
 
 impl UpdateKey {
@@ -144,6 +151,8 @@ pub struct Key {
     pub allowed_origins: Vec<String>,
     pub allowed_ips: Vec<String>,
     pub metadata: Map<String, Value>,
+    #[serde(default)]
+    pub ratelimits: Vec<NamedLimit>,
     pub enabled: bool,
     pub status: KeyStatus,
     pub expires_at: Option<Timestamp>,

@@ -2,6 +2,7 @@
 //! structured-field lists (RFC 9651): `RateLimit-Policy: "burst";q=100;w=60` names each limit,
 //! `RateLimit: "burst";r=0;t=12` says where each stands. Both go on refusals and successes alike.
 
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::fmt::Write as _;
 
 pub const RATELIMIT: &str = "ratelimit";
@@ -33,6 +34,33 @@ pub fn state_field(limits: &[Standing<'_>]) -> String {
     list(limits, |out, l| {
         let _ = write!(out, ";r={};t={}", l.remaining, l.reset_seconds);
     })
+}
+
+/// Both fields, rendered once for a request's limits; what a front door puts on its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fields {
+    pub policy: String,
+    pub state: String,
+}
+
+impl Fields {
+    /// `None` when the request was charged no limit (then no field is sent).
+    pub fn of(limits: &[Standing<'_>]) -> Option<Self> {
+        (!limits.is_empty()).then(|| Self {
+            policy: policy_field(limits),
+            state: state_field(limits),
+        })
+    }
+
+    /// Sets both headers (replacing any an upstream sent).
+    pub fn insert(&self, headers: &mut HeaderMap) {
+        for (name, value) in [(RATELIMIT_POLICY, &self.policy), (RATELIMIT, &self.state)] {
+            // Always valid: names are printable ASCII and the rest are digits.
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        }
+    }
 }
 
 fn list(limits: &[Standing<'_>], params: impl Fn(&mut String, &Standing<'_>)) -> String {

@@ -17,6 +17,34 @@ pub struct VerifyRequest {
     pub origin: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// Limits to charge besides the auto-applied ones (SPEC §11.1).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ratelimits: Vec<LimitCharge>,
+}
+
+/// A limit a verify request names, and what to charge it (default 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitCharge {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
+}
+
+/// Where one of the credential's limits stands after the verification (SPEC §11.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitAnswer {
+    pub name: String,
+    pub limit: u32,
+    /// Beside the SPEC's fields: what `RateLimit-Policy` needs (`w`).
+    pub window_seconds: u64,
+    pub remaining: u32,
+    /// When the limit is fully rested again.
+    pub reset_at: String,
+    pub exceeded: bool,
+    /// Beside the SPEC's fields: for a limit that refused, the seconds until the request
+    /// would pass (`Retry-After`); 0 otherwise.
+    #[serde(default)]
+    pub retry_after_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -34,4 +62,36 @@ pub struct VerifyAnswer {
     pub permissions: Vec<String>,
     pub expires_at: Option<String>,
     pub metadata: Option<Value>,
+    #[serde(default)]
+    pub ratelimits: Vec<LimitAnswer>,
+}
+
+impl VerifyAnswer {
+    /// The `RateLimit` fields of the answer's limits, as the verifying server would send them.
+    pub fn ratelimit_fields(&self, now_unix: i64) -> Option<crate::ratelimit::Fields> {
+        let standings: Vec<crate::ratelimit::Standing<'_>> = self
+            .ratelimits
+            .iter()
+            .map(|l| crate::ratelimit::Standing {
+                name: &l.name,
+                limit: l.limit,
+                window_seconds: l.window_seconds,
+                remaining: l.remaining,
+                reset_seconds: chrono::DateTime::parse_from_rfc3339(&l.reset_at)
+                    .map(|t| u64::try_from(t.timestamp() - now_unix).unwrap_or(0))
+                    .unwrap_or(0),
+            })
+            .collect();
+        crate::ratelimit::Fields::of(&standings)
+    }
+
+    /// `Retry-After` of a `RATE_LIMITED` answer, at least 1 s.
+    pub fn retry_after_seconds(&self) -> u64 {
+        self.ratelimits
+            .iter()
+            .map(|l| l.retry_after_seconds)
+            .max()
+            .unwrap_or(0)
+            .max(1)
+    }
 }

@@ -50,6 +50,9 @@ pub struct Workspace {
 pub struct PutMember {
     /// `admin`, `developer`, `member`, `viewer` or a custom role of the workspace.
     pub role: String,
+    /// The member's rate limits; `None` leaves them as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<latchkey_core::ratelimit::NamedLimit>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,9 @@ pub struct Member {
     pub active: bool,
     /// When the user joined the workspace.
     pub created_at: Timestamp,
+    /// Shared by all of the member's keys and tokens in the workspace.
+    #[serde(default)]
+    pub ratelimits: Vec<latchkey_core::ratelimit::NamedLimit>,
 }
 
 /// `PUT /v1/workspaces/{id}/roles/{role}`: the role's whole permission list.

@@ -72,6 +72,7 @@ fn fill_key_cache(state: &AppState, valid_key: &str, n: usize) -> u64 {
             Arc::new(key),
             cached.principal.clone(),
             cached.workspace.clone(),
+            cached.limits.clone(),
             &cached.stamp(),
         );
         state.engine.cache.insert_key(hash, Arc::new(entry), epoch);
@@ -93,6 +94,7 @@ fn fill_principal_cache(state: &AppState, workspaces: usize, per_workspace: usiz
                 is_instance_verifier: false,
                 role: Some("member".into()),
                 permissions: Default::default(),
+                ratelimits: vec![],
             };
             let stamp = state.engine.cache.stamp(&p.workspace_id, &p.user_id);
             state

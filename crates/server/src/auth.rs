@@ -7,9 +7,9 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 use latchkey_core::issuance::{ip_intersection, Grants, Issuer};
-use latchkey_core::{Demand, Environment, Permission, PermissionSet};
+use latchkey_core::{Demand, Denial, Environment, Permission, PermissionSet};
 pub use latchkey_engine::credentials::{basic_credentials, query_has_credential};
-pub use latchkey_engine::{Presented, Refusal, Resolved};
+pub use latchkey_engine::{Presented, Refusal, Resolved, Verified};
 use latchkey_store::Actor;
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -30,6 +30,14 @@ pub fn refusal_error(refusal: Refusal, state: &AppState, source: &'static str) -
             count_verification(state, d.verify_code(), source);
             ApiError::from_denial(d)
         }
+        Refusal::Limited(_, report) => {
+            count_verification(state, Denial::RateLimited.verify_code(), source);
+            ApiError::Limited {
+                denial: Denial::RateLimited,
+                retry_after: report.retry_after_seconds(),
+                fields: report.fields(),
+            }
+        }
         Refusal::Unchecked(e) => e.into(),
     }
 }
@@ -43,7 +51,7 @@ pub async fn authenticate_request(
     presented: &Presented<'_>,
     lone_ok: bool,
     source: &'static str,
-) -> Result<(Resolved, Option<Resolved>), ApiError> {
+) -> Result<Verified, ApiError> {
     crate::throttle::admit_credential(state, ip)?;
     let demand = request_demand(parts, ip);
     state
@@ -111,9 +119,15 @@ impl Caller {
             return Err(ApiError::Unauthenticated { presented: false });
         }
         let ip = client_ip(parts, state);
-        let (resolved, pair) =
-            authenticate_request(state, parts, ip, &presented, lone_ok, "auth").await?;
+        let Verified {
+            primary: resolved,
+            pair,
+            limits,
+        } = authenticate_request(state, parts, ip, &presented, lone_ok, "auth").await?;
         count_verification(state, "VALID", "auth");
+        if let Some(fields) = limits.fields() {
+            crate::ratelimit_headers::report(parts, fields);
+        }
         let at = now();
         state.engine.usage.touch(&resolved.key, at);
         if let Some(p) = &pair {

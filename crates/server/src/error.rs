@@ -38,6 +38,13 @@ pub enum ApiError {
     RateLimited {
         retry_after: u64,
     },
+    /// 429 of the credential's own rate limit (`rate_limited`) or credits (`usage_exceeded`),
+    /// with `Retry-After` and the `RateLimit` fields (SPEC §11).
+    Limited {
+        denial: Denial,
+        retry_after: u64,
+        fields: Option<latchkey_proto::ratelimit::Fields>,
+    },
     Internal,
 }
 
@@ -97,7 +104,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::Limited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +134,10 @@ impl ApiError {
             ApiError::RateLimited { retry_after } => (
                 "rate_limited",
                 format!("Too many failed attempts from this address; retry in {retry_after} s"),
+            ),
+            ApiError::Limited { denial, .. } => (
+                latchkey_proto::denial::limit_code(*denial),
+                latchkey_proto::denial::limit_detail(*denial).into(),
             ),
             ApiError::Internal => ("internal_error", "Internal server error".into()),
         };
@@ -189,6 +202,16 @@ impl IntoResponse for ApiError {
             }
             ApiError::RateLimited { retry_after } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            ApiError::Limited {
+                retry_after,
+                fields,
+                ..
+            } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                if let Some(f) = fields {
+                    f.insert(h);
+                }
             }
             _ => {}
         }

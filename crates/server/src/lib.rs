@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics_layer;
 pub mod password;
+pub mod ratelimit_headers;
 pub mod routes;
 pub mod service;
 pub mod state;

@@ -14,7 +14,7 @@ use sqlx::AnyConnection;
 
 const KEY_COLUMNS: &str = "id, hash, redacted, name, key_type, environment, workspace_id, \
     owner_id, permissions, allowed_origins, allowed_ips, metadata, enabled, expires_at, \
-    revoked_at, rolled_to, created_by, created_at, updated_at, last_used_at";
+    revoked_at, rolled_to, created_by, created_at, updated_at, last_used_at, ratelimits";
 
 #[derive(sqlx::FromRow)]
 struct KeyRow {
@@ -38,6 +38,7 @@ struct KeyRow {
     created_at: i64,
     updated_at: i64,
     last_used_at: Option<i64>,
+    ratelimits: String,
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -62,6 +63,7 @@ impl TryFrom<KeyRow> for ApiKeyRecord {
             allowed_origins: from_json(&r.allowed_origins, "allowed_origins")?,
             allowed_ips: from_json::<Vec<IpNet>>(&r.allowed_ips, "allowed_ips")?,
             metadata: from_json(&r.metadata, "metadata")?,
+            ratelimits: from_json(&r.ratelimits, "ratelimits")?,
             enabled: r.enabled != 0,
             id: r.id,
             hash: r.hash,
@@ -80,7 +82,7 @@ impl TryFrom<KeyRow> for ApiKeyRecord {
     }
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("plain data serialises")
 }
 
@@ -89,8 +91,8 @@ pub(crate) async fn insert_key(conn: &mut AnyConnection, k: &NewApiKey) -> Resul
     sqlx::query(
         "INSERT INTO api_keys (id, hash, redacted, name, key_type, environment, workspace_id, \
          owner_id, permissions, allowed_origins, allowed_ips, metadata, enabled, expires_at, \
-         created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $15)",
+         created_by, created_at, updated_at, ratelimits) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $15, $16)",
     )
     .bind(&k.id)
     .bind(&k.hash)
@@ -107,6 +109,7 @@ pub(crate) async fn insert_key(conn: &mut AnyConnection, k: &NewApiKey) -> Resul
     .bind(k.expires_at)
     .bind(&k.created_by)
     .bind(t)
+    .bind(to_json(&k.ratelimits))
     .execute(&mut *conn)
     .await
     .map_err(StoreError::unique("key"))?;
@@ -269,10 +272,18 @@ impl SqlStore {
             k.metadata = v.clone();
             fields.push("metadata");
         }
+        let ratelimits_before = p
+            .ratelimits
+            .as_ref()
+            .map(|v| std::mem::replace(&mut k.ratelimits, v.clone()));
+        if ratelimits_before.is_some() {
+            fields.push("ratelimits");
+        }
         k.updated_at = now();
         sqlx::query(
             "UPDATE api_keys SET name = $1, permissions = $2, expires_at = $3, enabled = $4, \
-             allowed_origins = $5, allowed_ips = $6, metadata = $7, updated_at = $8 WHERE id = $9",
+             allowed_origins = $5, allowed_ips = $6, metadata = $7, updated_at = $8, \
+             ratelimits = $9 WHERE id = $10",
         )
         .bind(&k.name)
         .bind(k.permissions.as_ref().map(to_json))
@@ -282,18 +293,18 @@ impl SqlStore {
         .bind(to_json(&k.allowed_ips))
         .bind(k.metadata.to_string())
         .bind(k.updated_at)
+        .bind(to_json(&k.ratelimits))
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        let mut detail = json!({"fields": fields});
+        if let Some(before) = ratelimits_before {
+            // Limits are what a customer pays for: the audit says what they were and became.
+            detail["ratelimits"] = json!({"from": before, "to": k.ratelimits});
+        }
         let mut log = Log::new(actor);
-        log.event(
-            Some(&k.workspace_id),
-            "key.updated",
-            "key",
-            id,
-            json!({"fields": fields}),
-        )
-        .change(Change::Key(k.hash.clone()));
+        log.event(Some(&k.workspace_id), "key.updated", "key", id, detail)
+            .change(Change::Key(k.hash.clone()));
         let changes = log.write(&mut tx).await?;
         tx.commit().await?;
         Ok((k, changes))

@@ -1,6 +1,7 @@
 //! Rows as stored and the inputs of writes. JSON columns are decoded here, once.
 
 use latchkey_core::ipnet::IpNet;
+use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
 use latchkey_core::{ids, ApiKey, Environment, KeyHasher, KeyType, PermissionSet};
 use serde_json::Value;
@@ -117,6 +118,7 @@ pub struct Member {
     pub role: String,
     pub active: bool,
     pub created_at: i64,
+    pub ratelimits: Vec<NamedLimit>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +153,8 @@ pub struct Principal {
     pub role: Option<String>,
     /// Role permissions plus grants; everything for an instance admin.
     pub permissions: PermissionSet,
+    /// The member's own rate limits, shared by all of the user's keys and tokens here.
+    pub ratelimits: Vec<NamedLimit>,
 }
 
 impl Principal {
@@ -179,6 +183,7 @@ pub struct ApiKeyRecord {
     pub allowed_origins: Vec<String>,
     pub allowed_ips: Vec<IpNet>,
     pub metadata: Value,
+    pub ratelimits: Vec<NamedLimit>,
     pub enabled: bool,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -253,6 +258,7 @@ pub struct NewApiKey {
     pub allowed_origins: Vec<String>,
     pub allowed_ips: Vec<IpNet>,
     pub metadata: Value,
+    pub ratelimits: Vec<NamedLimit>,
     pub expires_at: Option<i64>,
     pub created_by: Option<String>,
 }
@@ -281,6 +287,7 @@ impl NewApiKey {
             allowed_origins: vec![],
             allowed_ips: vec![],
             metadata: Value::Object(Default::default()),
+            ratelimits: vec![],
             expires_at: None,
             created_by: None,
         }
@@ -297,6 +304,7 @@ pub struct KeyPatch {
     pub allowed_origins: Option<Vec<String>>,
     pub allowed_ips: Option<Vec<IpNet>>,
     pub metadata: Option<Value>,
+    pub ratelimits: Option<Vec<NamedLimit>>,
 }
 
 #[derive(Debug, Clone, Default)]

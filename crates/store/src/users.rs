@@ -294,7 +294,8 @@ impl SqlStore {
             return Ok(None);
         };
         let role_row = sqlx::query(
-            "SELECT m.role AS role, r.permissions AS permissions FROM members m \
+            "SELECT m.role AS role, r.permissions AS permissions, m.ratelimits AS ratelimits \
+             FROM members m \
              LEFT JOIN roles r ON r.workspace_id = m.workspace_id AND r.name = m.role \
              WHERE m.workspace_id = $1 AND m.user_id = $2",
         )
@@ -302,16 +303,18 @@ impl SqlStore {
         .bind(user_id)
         .fetch_optional(&self.read)
         .await?;
-        let (role, mut permissions) = match role_row {
+        let (role, mut permissions, ratelimits) = match role_row {
             Some(r) => {
+                let ratelimits =
+                    from_json(&r.try_get::<String, _>("ratelimits")?, "member ratelimits")?;
                 let perms: Option<String> = r.try_get("permissions")?;
                 let set = match perms {
                     Some(p) => from_json::<PermissionSet>(&p, "role permissions")?,
                     None => PermissionSet::default(),
                 };
-                (Some(r.try_get::<String, _>("role")?), set)
+                (Some(r.try_get::<String, _>("role")?), set, ratelimits)
             }
-            None => (None, PermissionSet::default()),
+            None => (None, PermissionSet::default(), vec![]),
         };
         if role.is_some() {
             let grants = sqlx::query(
@@ -346,6 +349,7 @@ impl SqlStore {
             is_instance_verifier,
             role,
             permissions,
+            ratelimits,
         }))
     }
 }

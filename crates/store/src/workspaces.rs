@@ -1,13 +1,14 @@
 //! Workspaces, their roles, members and grants, and the first-start bootstrap.
 
 use crate::audit::Log;
-use crate::keys::{from_json, insert_key};
+use crate::keys::{from_json, insert_key, to_json};
 use crate::query::ListQuery;
 use crate::users::insert_user;
 use crate::{
     now, Actor, Backend, Bootstrap, Change, Grant, Member, Page, PageRequest, Result, Role,
     SqlStore, StoreError, Workspace, WorkspacePatch, WriteTx,
 };
+use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::{ids, roles, PermissionSet};
 use serde_json::json;
 use sqlx::any::AnyRow;
@@ -40,12 +41,13 @@ fn member_from_row(r: &AnyRow) -> Result<Member> {
         role: r.try_get("role")?,
         active: r.try_get::<i64, _>("active")? != 0,
         created_at: r.try_get("created_at")?,
+        ratelimits: from_json(&r.try_get::<String, _>("ratelimits")?, "member ratelimits")?,
     })
 }
 
 const MEMBER_SELECT: &str = "SELECT m.workspace_id AS workspace_id, m.user_id AS user_id, \
-    u.email AS email, u.name AS name, m.role AS role, u.active AS active, m.created_at AS created_at \
-    FROM members m JOIN users u ON u.id = m.user_id";
+    u.email AS email, u.name AS name, m.role AS role, u.active AS active, m.created_at AS created_at, \
+    m.ratelimits AS ratelimits FROM members m JOIN users u ON u.id = m.user_id";
 
 async fn fetch_ws(conn: &mut AnyConnection, id: &str) -> Result<Workspace> {
     let row = sqlx::query(&format!(
@@ -346,12 +348,14 @@ impl SqlStore {
         Ok(Page::from_rows(list, page.limit, |m| m.user_id.clone()))
     }
 
-    /// Adds a member or changes their role. Returns the member and whether they were added.
+    /// Adds a member or changes their role and, when `ratelimits` is given, their limits.
+    /// Returns the member and whether they were added.
     pub async fn put_member(
         &self,
         ws: &str,
         user: &str,
         role: &str,
+        ratelimits: Option<&[NamedLimit]>,
         actor: &Actor,
     ) -> Result<(Member, bool, Vec<Change>)> {
         let mut tx = self.begin_write().await?;
@@ -359,40 +363,61 @@ impl SqlStore {
         let before = fetch_member(&mut tx, ws, user).await?;
         let mut log = Log::new(actor);
         match &before {
-            Some(m) if m.role == role => {}
             Some(m) => {
-                keep_last_admin(&mut tx, m).await?;
-                sqlx::query(
-                    "UPDATE members SET role = $1 WHERE workspace_id = $2 AND user_id = $3",
-                )
-                .bind(role)
-                .bind(ws)
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
-                log.event(
-                    Some(ws),
-                    "member.role_changed",
-                    "user",
-                    user,
-                    json!({"from": m.role, "to": role}),
-                );
-            }
-            None => {
-                sqlx::query("INSERT INTO members (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                if m.role != role {
+                    keep_last_admin(&mut tx, m).await?;
+                    sqlx::query(
+                        "UPDATE members SET role = $1 WHERE workspace_id = $2 AND user_id = $3",
+                    )
+                    .bind(role)
                     .bind(ws)
                     .bind(user)
-                    .bind(role)
-                    .bind(now())
                     .execute(&mut *tx)
                     .await?;
-                log.event(
-                    Some(ws),
-                    "member.added",
-                    "user",
-                    user,
-                    json!({"role": role}),
-                );
+                    log.event(
+                        Some(ws),
+                        "member.role_changed",
+                        "user",
+                        user,
+                        json!({"from": m.role, "to": role}),
+                    );
+                }
+                if let Some(limits) = ratelimits.filter(|l| *l != m.ratelimits.as_slice()) {
+                    sqlx::query(
+                        "UPDATE members SET ratelimits = $1 WHERE workspace_id = $2 AND user_id = $3",
+                    )
+                    .bind(to_json(&limits))
+                    .bind(ws)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                    log.event(
+                        Some(ws),
+                        "member.updated",
+                        "user",
+                        user,
+                        json!({"ratelimits": {"from": m.ratelimits, "to": limits}}),
+                    );
+                }
+            }
+            None => {
+                let limits = ratelimits.unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO members (workspace_id, user_id, role, created_at, ratelimits) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(ws)
+                .bind(user)
+                .bind(role)
+                .bind(now())
+                .bind(to_json(&limits))
+                .execute(&mut *tx)
+                .await?;
+                let mut detail = json!({"role": role});
+                if !limits.is_empty() {
+                    detail["ratelimits"] = json!(limits);
+                }
+                log.event(Some(ws), "member.added", "user", user, detail);
             }
         }
         log.change(Change::Principal {

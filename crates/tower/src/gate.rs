@@ -9,6 +9,7 @@ use http::{header, HeaderMap};
 use latchkey_core::route::{RouteDecision, RouteTable};
 use latchkey_core::{Demand, Permission};
 use latchkey_engine::credentials::{presented_credentials, query_has_credential};
+use latchkey_proto::ratelimit::Fields;
 use latchkey_proto::{Identity, Rejection};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub enum Admission {
     Verified {
         identity: Identity,
         keep_credentials: bool,
+        /// The `RateLimit` fields of the limits it was charged, for the answer.
+        ratelimit: Option<Fields>,
     },
 }
 
@@ -39,6 +42,14 @@ impl Admission {
     pub fn identity(&self) -> Option<&Identity> {
         match self {
             Admission::Verified { identity, .. } => Some(identity),
+            Admission::Public { .. } => None,
+        }
+    }
+
+    /// The `RateLimit-Policy`/`RateLimit` fields to answer with.
+    pub fn ratelimit(&self) -> Option<&Fields> {
+        match self {
+            Admission::Verified { ratelimit, .. } => ratelimit.as_ref(),
             Admission::Public { .. } => None,
         }
     }
@@ -142,14 +153,16 @@ impl Gate {
                 .get(header::ORIGIN)
                 .and_then(|v| v.to_str().ok()),
             ip: asked.ip,
+            ratelimits: &[],
         };
-        let identity = self
+        let (identity, ratelimit) = self
             .verifier
             .check_as(&presented, &demand, self.source)
             .await?;
         Ok(Admission::Verified {
             identity,
             keep_credentials,
+            ratelimit,
         })
     }
 }

@@ -7,6 +7,7 @@ use axum::extract::ConnectInfo;
 use http::{Request, Response};
 use latchkey_core::route::RouteTable;
 use latchkey_proto::identity::strip_inbound;
+use latchkey_proto::ratelimit::Fields;
 use latchkey_proto::Rejection;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -82,11 +83,15 @@ where
         let gate = self.gate.clone();
         Box::pin(async move {
             match authorize(&gate, &mut req).await {
-                Ok(principal) => {
+                Ok((principal, ratelimit)) => {
                     if let Some(p) = principal {
                         req.extensions_mut().insert(p);
                     }
-                    inner.call(req).await
+                    let mut resp = inner.call(req).await?;
+                    if let Some(fields) = ratelimit {
+                        fields.insert(resp.headers_mut());
+                    }
+                    Ok(resp)
                 }
                 Err(rejection) => Ok(rejection.to_response().map(ResBody::from)),
             }
@@ -94,8 +99,12 @@ where
     }
 }
 
-/// `Ok(None)`: a public route, passed without a credential.
-async fn authorize<B>(gate: &Gate, req: &mut Request<B>) -> Result<Option<Principal>, Rejection> {
+/// `Ok(None)`: a public route, passed without a credential. With the `RateLimit` fields of
+/// the limits charged, for the answer.
+async fn authorize<B>(
+    gate: &Gate,
+    req: &mut Request<B>,
+) -> Result<(Option<Principal>, Option<Fields>), Rejection> {
     strip_inbound(req.headers_mut());
     let asked = Asked {
         method: req.method().as_str(),
@@ -108,10 +117,9 @@ async fn authorize<B>(gate: &Gate, req: &mut Request<B>) -> Result<Option<Princi
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),
     };
-    Ok(gate
-        .admit(&asked, &[])
-        .await?
-        .identity()
-        .cloned()
-        .map(Principal))
+    let admission = gate.admit(&asked, &[]).await?;
+    Ok((
+        admission.identity().cloned().map(Principal),
+        admission.ratelimit().cloned(),
+    ))
 }

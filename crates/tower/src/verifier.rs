@@ -4,6 +4,7 @@
 use latchkey_client::{Client, ClientError, ClientOptions, RemoteVerifier};
 use latchkey_core::{Demand, Denial, PermissionSet, Secret};
 use latchkey_engine::{Engine, EngineOptions, Presented, Upkeep, UpkeepIntervals};
+use latchkey_proto::ratelimit::Fields;
 use latchkey_proto::{Identity, Rejection, VerifyAnswer, VerifyRequest};
 use latchkey_store::{OpenOptions, SqlStore};
 use std::sync::Arc;
@@ -140,7 +141,7 @@ impl Verifier {
         &self,
         presented: &Presented<'_>,
         demand: &Demand<'_>,
-    ) -> Result<Identity, Rejection> {
+    ) -> Result<(Identity, Option<Fields>), Rejection> {
         self.check_as(presented, demand, "tower").await
     }
 
@@ -151,7 +152,7 @@ impl Verifier {
         presented: &Presented<'_>,
         demand: &Demand<'_>,
         source: &'static str,
-    ) -> Result<Identity, Rejection> {
+    ) -> Result<(Identity, Option<Fields>), Rejection> {
         match &self.0 {
             Kind::Embedded { engine, .. } => engine.check(presented, demand, source).await,
             Kind::Remote(remote) => {
@@ -168,9 +169,13 @@ impl Verifier {
                         .collect(),
                     origin: demand.origin.map(str::to_owned),
                     ip: demand.ip.map(|ip| ip.to_string()),
+                    ratelimits: vec![],
                 };
                 match remote.verify(&request).await {
-                    Ok(answer) => identity_of(&answer),
+                    Ok(answer) => {
+                        let fields = answer.ratelimit_fields(latchkey_engine::now());
+                        identity_of(&answer, fields)
+                    }
                     Err(ClientError::Refused { status }) => {
                         tracing::error!(status, "the Latchkey server refused this verifier's key");
                         Err(Rejection::Unavailable)
@@ -186,13 +191,23 @@ impl Verifier {
 }
 
 /// The identity in a verify answer, or the denial it names.
-fn identity_of(a: &VerifyAnswer) -> Result<Identity, Rejection> {
+fn identity_of(
+    a: &VerifyAnswer,
+    fields: Option<Fields>,
+) -> Result<(Identity, Option<Fields>), Rejection> {
     if !a.valid {
         let denial = Denial::from_verify_code(&a.code).unwrap_or_else(|| {
             // A code this version does not know is still a refusal.
             tracing::warn!(code = %a.code, "unknown verify code");
             Denial::NotFound
         });
+        if denial.is_limit() {
+            return Err(Rejection::Limited {
+                denial,
+                retry_after: a.retry_after_seconds(),
+                fields,
+            });
+        }
         return Err(Rejection::Denied {
             denial,
             presented: true,
@@ -203,7 +218,7 @@ fn identity_of(a: &VerifyAnswer) -> Result<Identity, Rejection> {
         Rejection::Unavailable
     };
     let text = |v: &Option<String>| v.clone().ok_or_else(malformed);
-    Ok(Identity {
+    let identity = Identity {
         user_id: text(&a.owner_id)?,
         workspace_id: text(&a.workspace_id)?,
         key_id: text(&a.key_id)?,
@@ -221,5 +236,6 @@ fn identity_of(a: &VerifyAnswer) -> Result<Identity, Rejection> {
         permissions: PermissionSet::parse_all(a.permissions.iter().map(String::as_str))
             .map_err(|_| malformed())?,
         name: a.name.clone().unwrap_or_default(),
-    })
+    };
+    Ok((identity, fields))
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{value_parser, Args, Subcommand};
 use latchkey_client::{Call, Client, ClientError, ClientOptions};
+use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
 use latchkey_core::{Environment, KeyType, Permission, Secret};
 use latchkey_proto::keys::{CreateKey, CreatedKey, Key, KeyFilter, KeyStatus, RollKey, UpdateKey};
@@ -146,6 +147,32 @@ pub struct KeyRestrictions {
     /// Arbitrary JSON object stored with the key and returned by verify
     #[arg(long, value_name = "JSON", value_parser = parse_json)]
     pub metadata: Option<Value>,
+    /// A rate limit, NAME=LIMIT/WINDOW_SECONDS (e.g. burst=100/60), charged on every
+    /// verification; add ",manual" for one charged only when a verify request names it
+    /// (repeatable; on update, replaces the key's limits)
+    #[arg(long = "ratelimit", value_name = "NAME=LIMIT/SECONDS", value_parser = parse_ratelimit)]
+    pub ratelimits: Vec<NamedLimit>,
+}
+
+/// `burst=100/60` or `tokens=1000/3600,manual`.
+fn parse_ratelimit(s: &str) -> std::result::Result<NamedLimit, String> {
+    let (spec, auto_apply) = match s.strip_suffix(",manual") {
+        Some(spec) => (spec, false),
+        None => (s, true),
+    };
+    let bad = || format!("expected NAME=LIMIT/WINDOW_SECONDS[,manual], e.g. burst=100/60: {s:?}");
+    let (name, rate) = spec.split_once('=').ok_or_else(bad)?;
+    let (limit, window) = rate.split_once('/').ok_or_else(bad)?;
+    Ok(NamedLimit {
+        name: name.trim().to_owned(),
+        limit: limit.trim().parse().map_err(|_| bad())?,
+        window_seconds: window
+            .trim()
+            .trim_end_matches('s')
+            .parse()
+            .map_err(|_| bad())?,
+        auto_apply,
+    })
 }
 
 #[derive(Debug, Args)]
@@ -451,7 +478,14 @@ async fn workspaces(client: &Client, json: bool, cmd: WorkspacesCommand) -> Resu
             show_list(json, call, page.all, "members", member_table).await
         }
         WorkspacesCommand::SetMember { id, user_id, role } => {
-            let call = workspaces.put_member(&id, &user_id, &PutMember { role: role.clone() });
+            let call = workspaces.put_member(
+                &id,
+                &user_id,
+                &PutMember {
+                    role: role.clone(),
+                    ratelimits: None,
+                },
+            );
             show(json, call, |_: &Member| {
                 format!("{user_id} is now {role} in {id}\n")
             })
@@ -502,6 +536,7 @@ fn create_key_body(args: CreateKeyArgs) -> CreateKey {
         allowed_origins: non_empty(r.allowed_origins),
         allowed_ips: non_empty(r.allowed_ips),
         metadata: r.metadata,
+        ratelimits: non_empty(r.ratelimits),
     }
 }
 
@@ -515,9 +550,10 @@ fn update_key_body(args: UpdateKeyArgs) -> Result<UpdateKey> {
         allowed_origins: non_empty(r.allowed_origins),
         allowed_ips: non_empty(r.allowed_ips),
         metadata: r.metadata,
+        ratelimits: non_empty(r.ratelimits),
     };
     if body.is_empty() {
-        bail!("nothing to update: pass --name, --enabled, --permission, --expires-at, --allowed-origin, --allowed-ip or --metadata");
+        bail!("nothing to update: pass --name, --enabled, --permission, --expires-at, --allowed-origin, --allowed-ip, --metadata or --ratelimit");
     }
     Ok(body)
 }

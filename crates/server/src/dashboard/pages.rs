@@ -523,6 +523,7 @@ pub async fn create_key(
         allowed_origins: list(&f.allowed_origins),
         allowed_ips: None,
         metadata: None,
+        ratelimits: None,
     };
     match service::keys::create(&state, &user.caller, &req).await {
         Ok(issued) => {
@@ -806,7 +807,10 @@ pub async fn change_role(
     DashForm(f): DashForm<RoleForm>,
 ) -> Response {
     let c = &user.caller;
-    let req = PutMemberRequest { role: f.role };
+    let req = PutMemberRequest {
+        role: f.role,
+        ratelimits: None,
+    };
     let r = service::workspaces::put_member(&state, c, c.workspace_id(), &user_id, &req)
         .await
         .map(|_| ());
@@ -849,7 +853,10 @@ pub async fn add_member(
         instance_role: None,
         is_instance_admin: None,
     };
-    let role = PutMemberRequest { role: f.role };
+    let role = PutMemberRequest {
+        role: f.role,
+        ratelimits: None,
+    };
     let r = service::workspaces::add_member_by_email(&state, c, c.workspace_id(), new_user, &role)
         .await
         .map(|_| ());
@@ -982,7 +989,7 @@ pub struct AuditQuery {
     cursor: Option<String>,
 }
 
-const ACTIONS: [&str; 20] = [
+const ACTIONS: [&str; 21] = [
     "key.created",
     "key.updated",
     "key.rolled",
@@ -997,6 +1004,7 @@ const ACTIONS: [&str; 20] = [
     "workspace.updated",
     "member.added",
     "member.role_changed",
+    "member.updated",
     "member.removed",
     "role.updated",
     "grant.created",

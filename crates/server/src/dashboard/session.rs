@@ -135,6 +135,7 @@ pub async fn session_caller(
         allowed_origins: vec![],
         allowed_ips: vec![],
         metadata: serde_json::json!({}),
+        ratelimits: vec![],
         enabled: true,
         expires_at: None,
         revoked_at: None,
@@ -150,6 +151,8 @@ pub async fn session_caller(
             token: None,
             principal: Arc::new(principal),
             workspace: Arc::new(workspace),
+            // A person at the dashboard is not metered: limits are on keys and members' keys.
+            limits: Default::default(),
         },
         pair: None,
         ip,

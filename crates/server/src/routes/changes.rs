@@ -180,13 +180,11 @@ impl OwnCredential {
             environment: None,
             origin: self.origin.as_deref(),
             ip: self.ip,
+            ratelimits: &[],
         };
-        // An outage is no verdict: the stream then ends too, and the client reconnects.
-        state
-            .engine
-            .authenticate(&presented, &demand, false)
-            .await
-            .is_ok()
+        // An outage is no verdict: the stream then ends too, and the client reconnects. The
+        // stream was charged when it opened; staying open costs nothing more.
+        state.engine.recheck(&presented, &demand).await.is_ok()
     }
 }
 

@@ -162,6 +162,9 @@ fn allowed(admission: &Admission) -> Response {
         Some(identity) => insert_headers(identity, h),
         None => insert_anonymous(h),
     }
+    if let Some(fields) = admission.ratelimit() {
+        fields.insert(h);
+    }
     resp
 }
 

@@ -10,13 +10,14 @@ use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use crate::routes::nullable;
 use crate::routes::schema::{
     EnvironmentName, GraceSeconds, IpNetworkList, KeyId, KeyStatusName, KeyTypeName, Limit,
-    Metadata, Name, OriginList, PermissionList, Timestamp, UserId, WorkspaceId,
+    Metadata, Name, OriginList, PermissionList, RateLimitList, Timestamp, UserId, WorkspaceId,
 };
 use crate::routes::views::{CreatedKey, KeyView, List};
 use crate::service;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::{Environment, KeyType};
 use serde::Deserialize;
 use serde_json::Value;
@@ -53,6 +54,9 @@ pub struct CreateKeyRequest {
     pub allowed_ips: Option<Vec<String>>,
     #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<Value>,
+    /// Named rate limits of the key (SPEC §11.1).
+    #[schema(value_type = Option<RateLimitList>)]
+    pub ratelimits: Option<Vec<NamedLimit>>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -76,6 +80,10 @@ pub struct UpdateKeyRequest {
     pub allowed_ips: Option<Vec<String>>,
     #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<Value>,
+    /// The key's whole list of rate limits (`[]` for none). A limit kept by name keeps what
+    /// was spent of it.
+    #[schema(value_type = Option<RateLimitList>)]
+    pub ratelimits: Option<Vec<NamedLimit>>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -179,7 +179,7 @@ pub fn router(state: AppState) -> Router {
 /// handler between its commit and the cache invalidation that follows it (this node would
 /// serve the old answer until its change-log poll). `POST /v1/verify` and forward auth (whatever
 /// the method it is asked about) only read.
-async fn edge(req: Request, next: Next) -> Response {
+async fn edge(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = metrics_layer::method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().cloned();
@@ -188,6 +188,8 @@ async fn edge(req: Request, next: Next) -> Response {
     let writes = !matches!(method, "GET" | "HEAD" | "OPTIONS")
         && route != "/v1/verify"
         && !route.starts_with(forward_auth::PREFIX);
+    let limits = crate::ratelimit_headers::Slot::default();
+    req.extensions_mut().insert(limits.clone());
     let mut resp = match refusal(&req) {
         Some(refused) => refused.into_response(),
         // A panic in the spawned task comes back as a `JoinError`.
@@ -199,6 +201,7 @@ async fn edge(req: Request, next: Next) -> Response {
             .await
             .unwrap_or_else(|_| ApiError::Internal.into_response()),
     };
+    crate::ratelimit_headers::apply(&limits, &mut resp);
     // Responses are never cached: some carry a secret shown once.
     resp.headers_mut()
         .entry(header::CACHE_CONTROL)

@@ -305,6 +305,76 @@ schema!(
         .into()
 );
 
+fn limit_name() -> ObjectBuilder {
+    string()
+        .pattern(Some(format!(
+            "^[A-Za-z0-9_.-]{{1,{}}}$",
+            latchkey_core::ratelimit::MAX_NAME_LEN
+        )))
+        .examples([json!("burst")])
+}
+
+schema!(
+    /// `Validator::ratelimits`: a key's or a member's named rate limits (SPEC §11.1).
+    RateLimitList,
+    || ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .property("name", limit_name())
+                .required("name")
+                .property(
+                    "limit",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1))
+                        .description(Some("Requests allowed per window (and at once, from rest)."))
+                )
+                .required("limit")
+                .property(
+                    "window_seconds",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1))
+                        .maximum(Some(latchkey_core::ratelimit::MAX_WINDOW_SECONDS))
+                )
+                .required("window_seconds")
+                .property(
+                    "auto_apply",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .default(Some(json!(true)))
+                        .description(Some(
+                            "Charged on every verification; otherwise only when a verify request names it."
+                        ))
+                )
+                .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+        )
+        .max_items(Some(latchkey_core::ratelimit::MAX_LIMITS))
+        .into()
+);
+
+schema!(
+    /// `POST /v1/verify`'s `ratelimits`: limits to charge besides the auto-applied ones.
+    LimitChargeList,
+    || ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .property("name", limit_name())
+                .required("name")
+                .property(
+                    "cost",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0))
+                        .maximum(Some(crate::routes::verify::MAX_COST))
+                        .default(Some(json!(1)))
+                )
+                .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+        )
+        .max_items(Some(2 * latchkey_core::ratelimit::MAX_LIMITS))
+        .into()
+);
+
 schema!(
     /// `POST /v1/keys/{id}/roll`.
     GraceSeconds,
@@ -464,6 +534,8 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         entry::<IpNetworkList>(),
         entry::<Limit>(),
         entry::<GraceSeconds>(),
+        entry::<RateLimitList>(),
+        entry::<LimitChargeList>(),
         entry::<KeyTtlSeconds>(),
     ]
 }

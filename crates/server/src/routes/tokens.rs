@@ -2,7 +2,8 @@
 //! long-lived environment tokens (`/v1/tokens`, Plutu's "Generate" and "Renew").
 
 use crate::auth::{
-    authenticate_request, client_ip, presented_credentials, Caller, LoneCaller, Presented, Resolved,
+    authenticate_request, client_ip, presented_credentials, Caller, LoneCaller, Presented,
+    Resolved, Verified,
 };
 use crate::error::responses::{
     Authenticated, Conflict, JsonBody, NotFound, OptionalJsonBody, Unprocessable,
@@ -79,7 +80,9 @@ pub async fn exchange_key(
         return Err(ApiError::Unauthenticated { presented: false });
     }
     let ip = client_ip(parts, state);
-    let (resolved, _) = authenticate_request(state, parts, ip, &key, true, "exchange").await?;
+    let Verified {
+        primary: resolved, ..
+    } = authenticate_request(state, parts, ip, &key, true, "exchange").await?;
     if resolved.key.key_type == KeyType::Publishable {
         return Err(ApiError::insufficient_permissions());
     }

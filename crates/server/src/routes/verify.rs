@@ -5,22 +5,25 @@
 //! ([`Caller::verifies_everywhere`]); any other `latchkey:verify` holder only keys of its own
 //! workspace (others answer `NOT_FOUND`, as if they did not exist).
 
-use crate::auth::{count_verification, Caller, Presented, Refusal};
+use crate::auth::{count_verification, Caller, Presented, Refusal, Verified};
 use crate::error::responses::{Authenticated, JsonBody};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::now;
+use crate::routes::schema::LimitChargeList;
 use crate::routes::schema::{
     EnvironmentName, IpAddress, KeyId, KeyTypeName, Permission as PermissionSchema, PermissionList,
     Timestamp, TokenId, UserId, VerifyCode, WorkspaceId,
 };
-use crate::routes::views::ts_opt;
+use crate::routes::views::{ts, ts_opt};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use latchkey_core::permission::VERIFY;
+use latchkey_core::ratelimit::{valid_name, Named, MAX_LIMITS};
 use latchkey_core::token::looks_like_jwt;
 use latchkey_core::{Demand, Denial, Environment, Permission, Validator};
+use latchkey_engine::limits::Report;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -45,6 +48,59 @@ pub struct VerifyRequest {
     /// The client IP the credential was presented from.
     #[schema(value_type = Option<IpAddress>)]
     pub ip: Option<String>,
+    /// Limits of the key or its member to charge, by name, besides the auto-applied ones (a
+    /// name the credential does not carry charges nothing). An auto-applied limit named here
+    /// is charged its `cost` instead of 1.
+    #[schema(value_type = Option<LimitChargeList>)]
+    pub ratelimits: Option<Vec<LimitChargeBody>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitChargeBody {
+    pub name: String,
+    #[serde(default, deserialize_with = "crate::routes::integer::option")]
+    pub cost: Option<u32>,
+}
+
+/// The largest `cost` of one verification.
+pub const MAX_COST: u32 = 1_000_000;
+
+/// Where one of the credential's limits stands after this verification (SPEC §11.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitAnswerView<'a> {
+    pub name: &'a str,
+    pub limit: u32,
+    /// The limit's window (`w` of `RateLimit-Policy`).
+    pub window_seconds: u64,
+    pub remaining: u32,
+    /// When the limit is fully rested again.
+    #[schema(value_type = Timestamp)]
+    pub reset_at: String,
+    /// This limit refused the verification.
+    pub exceeded: bool,
+    /// For a limit that refused: seconds until the same request would pass; otherwise 0.
+    pub retry_after_seconds: u64,
+}
+
+fn limit_answers(report: &Report, now: i64) -> Vec<LimitAnswerView<'_>> {
+    report
+        .entries
+        .iter()
+        .map(|e| LimitAnswerView {
+            name: &e.name,
+            limit: e.limit,
+            window_seconds: e.window_seconds,
+            remaining: e.remaining,
+            reset_at: ts(now + e.reset_ns.div_ceil(1_000_000_000) as i64),
+            exceeded: e.exceeded,
+            retry_after_seconds: if e.exceeded {
+                e.retry_after_ns.div_ceil(1_000_000_000).max(1)
+            } else {
+                0
+            },
+        })
+        .collect()
 }
 
 /// Borrows from the resolved credential (serialized before the handler returns), so the answer
@@ -54,7 +110,7 @@ pub struct VerifyResponse<'a> {
     pub valid: bool,
     /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `DISABLED`, `INSUFFICIENT_PERMISSIONS`,
     /// `ENVIRONMENT_MISMATCH`, `ORIGIN_NOT_ALLOWED`, `IP_NOT_ALLOWED`, `PAIR_REQUIRED`,
-    /// `PAIR_MISMATCH`, `FORBIDDEN`.
+    /// `PAIR_MISMATCH`, `FORBIDDEN`, `RATE_LIMITED`, `USAGE_EXCEEDED`.
     #[schema(value_type = VerifyCode)]
     pub code: &'static str,
     #[schema(value_type = Option<KeyId>)]
@@ -77,6 +133,8 @@ pub struct VerifyResponse<'a> {
     pub expires_at: Option<String>,
     /// The key's metadata (any JSON value, as stored).
     pub metadata: Option<&'a Value>,
+    /// The credential's rate limits charged by this verification, as they stand after it.
+    pub ratelimits: Vec<LimitAnswerView<'a>>,
 }
 
 #[utoipa::path(post, path = "/v1/verify", tag = "verify", request_body = VerifyRequest,
@@ -120,26 +178,63 @@ pub async fn verify(
             None
         }
     });
+    let named = body.ratelimits.as_deref().unwrap_or_default();
+    if named.len() > 2 * MAX_LIMITS {
+        v.error("ratelimits", format!("at most {} limits", 2 * MAX_LIMITS));
+    }
+    for (i, n) in named.iter().enumerate() {
+        if !valid_name(&n.name) {
+            v.error(
+                &format!("ratelimits[{i}].name"),
+                "1 to 64 letters, digits, '_', '-' or '.'",
+            );
+        }
+        if n.cost.is_some_and(|c| c > MAX_COST) {
+            v.error(&format!("ratelimits[{i}].cost"), format!("0 to {MAX_COST}"));
+        }
+    }
     v.finish()?;
     let required: Vec<_> = required.iter().cloned().collect();
+    let named: Vec<Named<'_>> = named
+        .iter()
+        .map(|n| Named {
+            name: &n.name,
+            cost: n.cost.unwrap_or(1),
+        })
+        .collect();
     let demand = Demand {
         permissions: &required,
         environment: body.environment,
         origin: body.origin.as_deref(),
         ip,
+        ratelimits: &named,
     };
 
     let in_scope = |ws: &str| caller.verifies_everywhere() || caller.workspace_id() == ws;
-    let (resolved, outcome) = match state.engine.authenticate(&presented, &demand, false).await {
-        Ok((primary, pair)) => {
-            let visible = in_scope(&primary.key.workspace_id);
-            let listing = latchkey_engine::enforce::listing(&primary, pair.as_ref());
-            (visible.then_some(primary), Ok(listing))
-        }
-        Err(Refusal::Denied(r, d)) => (r.filter(|r| in_scope(&r.key.workspace_id)), Err(d)),
-        // No verdict: the caller must not take an outage for "invalid key".
-        Err(Refusal::Unchecked(e)) => return Err(e.into()),
-    };
+    let (resolved, outcome, report) =
+        match state.engine.authenticate(&presented, &demand, false).await {
+            Ok(Verified {
+                primary,
+                pair,
+                limits,
+            }) => {
+                let visible = in_scope(&primary.key.workspace_id);
+                let listing = latchkey_engine::enforce::listing(&primary, pair.as_ref());
+                (visible.then_some(primary), Ok(listing), limits)
+            }
+            Err(Refusal::Denied(r, d)) => (
+                r.filter(|r| in_scope(&r.key.workspace_id)),
+                Err(d),
+                Report::default(),
+            ),
+            Err(Refusal::Limited(r, report)) => (
+                in_scope(&r.key.workspace_id).then_some(r),
+                Err(Denial::RateLimited),
+                *report,
+            ),
+            // No verdict: the caller must not take an outage for "invalid key".
+            Err(Refusal::Unchecked(e)) => return Err(e.into()),
+        };
     let Some(r) = resolved else {
         count_verification(&state, Denial::NotFound.verify_code(), "verify");
         return Ok(ApiJson(VerifyResponse {
@@ -174,6 +269,7 @@ pub async fn verify(
             .collect(),
         expires_at: ts_opt(r.expires_at()),
         metadata: Some(&k.metadata),
+        ratelimits: limit_answers(&report, state.engine.clock.unix()),
     })
     .into_response())
 }

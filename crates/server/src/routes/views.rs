@@ -3,12 +3,13 @@
 
 use super::schema::{
     EnvironmentName, EventId, GrantId, InstanceRoleName, KeyId, KeyStatusName, KeyTypeName,
-    Metadata, Permission, RoleName, Timestamp, UserId, WorkspaceId,
+    Metadata, Permission, RateLimitList, RoleName, Timestamp, UserId, WorkspaceId,
 };
 use crate::now;
 use crate::service::keys::IssuedKey;
 use crate::state::AppState;
 use chrono::{DateTime, SecondsFormat};
+use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
 use latchkey_store::{ApiKeyRecord, AuditEvent, Grant, Member, Page, Role, User, Workspace};
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,8 @@ pub struct KeyView {
     pub allowed_ips: Vec<String>,
     #[schema(value_type = Metadata)]
     pub metadata: Value,
+    #[schema(value_type = RateLimitList)]
+    pub ratelimits: Vec<NamedLimit>,
     pub enabled: bool,
     /// `active`, `expired`, `revoked` or `disabled`.
     #[schema(value_type = KeyStatusName)]
@@ -82,6 +85,7 @@ impl KeyView {
             allowed_origins: k.allowed_origins.clone(),
             allowed_ips: k.allowed_ips.iter().map(ToString::to_string).collect(),
             metadata: k.metadata.clone(),
+            ratelimits: k.ratelimits.clone(),
             enabled: k.enabled,
             status: k.status(now).as_str().into(),
             expires_at: ts_opt(k.expires_at),
@@ -200,11 +204,14 @@ pub struct MemberView {
     pub active: bool,
     #[schema(value_type = Timestamp)]
     pub created_at: String,
+    #[schema(value_type = RateLimitList)]
+    pub ratelimits: Vec<NamedLimit>,
 }
 
 impl From<&Member> for MemberView {
     fn from(m: &Member) -> Self {
         Self {
+            ratelimits: m.ratelimits.clone(),
             user_id: m.user_id.clone(),
             email: m.email.clone(),
             name: m.name.clone(),

@@ -6,8 +6,8 @@ use crate::error::responses::{Authenticated, Conflict, JsonBody, NotFound, Unpro
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::routes::schema::{
-    GrantId, KeyTtlSeconds, Limit, Name, Permission as PermissionSchema, PermissionList, RoleName,
-    UserId, WorkspaceId,
+    GrantId, KeyTtlSeconds, Limit, Name, Permission as PermissionSchema, PermissionList,
+    RateLimitList, RoleName, UserId, WorkspaceId,
 };
 use crate::routes::views::PageParams;
 use crate::routes::views::{GrantView, List, MemberView, RoleView, WorkspaceView};
@@ -46,6 +46,10 @@ pub struct PutMemberRequest {
     /// A role of this workspace.
     #[schema(value_type = RoleName)]
     pub role: String,
+    /// The member's rate limits, shared by all of their keys and tokens in the workspace
+    /// (SPEC §11.1); left as they are when not given, `[]` removes them.
+    #[schema(value_type = Option<RateLimitList>)]
+    pub ratelimits: Option<Vec<latchkey_core::ratelimit::NamedLimit>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

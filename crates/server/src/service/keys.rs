@@ -15,6 +15,7 @@ use crate::state::AppState;
 use latchkey_core::ipnet::IpNet;
 use latchkey_core::issuance::Issuer;
 use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN};
+use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::{ids, ApiKey, Environment, KeyType, PermissionSet, Validator};
 use latchkey_store::{ApiKeyRecord, KeyFilter, KeyPatch, KeyStatus, NewApiKey, Page};
 use serde_json::Value;
@@ -128,6 +129,7 @@ pub struct NewKeyFields {
     pub allowed_ips: Vec<IpNet>,
     pub metadata: Value,
     pub expires_at: Option<i64>,
+    pub ratelimits: Vec<NamedLimit>,
 }
 
 pub fn new_key_fields(
@@ -167,7 +169,10 @@ pub fn new_key_fields(
         .and_then(|s| parse_time(v, "expires_at", s));
     let expires_at = expiry(v, "expires_at", requested_expiry, max_ttl);
     let expires_at = issuer.expiry(v, "expires_at", expires_at);
+    let ratelimits = body.ratelimits.clone().unwrap_or_default();
+    v.ratelimits("ratelimits", &ratelimits);
     NewKeyFields {
+        ratelimits,
         name,
         permissions,
         allowed_origins,
@@ -232,8 +237,10 @@ pub async fn create(
         allowed_ips,
         metadata,
         expires_at,
+        ratelimits,
     } = fields;
     let new = NewApiKey {
+        ratelimits,
         permissions,
         allowed_origins,
         allowed_ips,
@@ -367,6 +374,10 @@ pub async fn update(
         v.metadata("metadata", m);
         patch.metadata = Some(m.clone());
     }
+    if let Some(l) = &body.ratelimits {
+        v.ratelimits("ratelimits", l);
+        patch.ratelimits = Some(l.clone());
+    }
     v.finish()?;
     let (rec, changes) = state.store.update_key(id, &patch, &caller.actor()).await?;
     state.changed(&changes);
@@ -419,6 +430,7 @@ pub async fn roll(
         allowed_origins: old.allowed_origins.clone(),
         allowed_ips: issuer.carry_ips(&old.allowed_ips),
         metadata: old.metadata.clone(),
+        ratelimits: old.ratelimits.clone(),
         expires_at,
         created_by: Some(caller.resolved.key.id.clone()),
     };

@@ -238,10 +238,19 @@ pub async fn put_member(
         current.as_deref(),
         &admin_role(state, id).await?,
     )?;
+    if let Some(l) = &body.ratelimits {
+        v.ratelimits("ratelimits", l);
+    }
     v.finish()?;
     let (member, added, changes) = state
         .store
-        .put_member(id, user_id, &body.role, &caller.actor())
+        .put_member(
+            id,
+            user_id,
+            &body.role,
+            body.ratelimits.as_deref(),
+            &caller.actor(),
+        )
         .await?;
     state.changed(&changes);
     Ok(PutMember { member, added })

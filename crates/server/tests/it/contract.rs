@@ -183,9 +183,12 @@ async fn openapi_declares_the_constraints_of_important_fields() {
     );
     let codes = values(field(&doc, "VerifyResponse", "code"));
     assert!(
-        codes.len() == 12
+        codes.len() == 14
             && codes.contains(&"VALID".into())
             && codes.contains(&"PAIR_MISMATCH".into())
+            && codes.contains(&"RATE_LIMITED".into())
+            && codes.contains(&"USAGE_EXCEEDED".into()),
+        "{codes:?}"
     );
     for (schema, name) in [
         ("CreateUserRequest", "instance_role"),

@@ -5,6 +5,7 @@
 
 use crate::harness::{each_backend, TestServer};
 use latchkey_client::{Call, Client, ClientError, ClientOptions};
+use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
 use latchkey_core::{Environment, KeyType, Permission, Secret};
 use latchkey_proto::audit::{AuditEvent, AuditFilter};
@@ -194,6 +195,7 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
         // Members, roles, grants.
         let as_dev = PutMember {
             role: "developer".into(),
+            ratelimits: Some(vec![limit("member-burst", 1000, 60, true)]),
         };
         let m = checked(
             "PUT /v1/workspaces/{id}/members/{user} (added)",
@@ -203,6 +205,7 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
         assert_eq!(m.role, "developer");
         let as_viewer = PutMember {
             role: "viewer".into(),
+            ratelimits: None,
         };
         checked(
             "PUT /v1/workspaces/{id}/members/{user} (changed)",
@@ -221,6 +224,7 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
                 &gateway.id,
                 &PutMember {
                     role: "member".into(),
+                    ratelimits: None,
                 },
             ),
         )
@@ -304,6 +308,10 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
             allowed_origins: Some(vec!["https://app.example.com".into()]),
             allowed_ips: Some(vec!["10.0.0.1".into(), "192.168.0.0/16".into()]),
             metadata: Some(json!({"team": "web", "tier": 2})),
+            ratelimits: Some(vec![
+                limit("burst", 100, 60, true),
+                limit("tokens", 10_000, 86_400, false),
+            ]),
         };
         let created = checked("POST /v1/keys", admin.keys().create(&every_field)).await;
         assert!(created.secret.expose().starts_with("pk_test_"));
@@ -318,6 +326,7 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
             allowed_origins: Some(vec!["https://*.example.com".into()]),
             allowed_ips: Some(vec![]),
             metadata: Some(json!({})),
+            ratelimits: Some(vec![limit("burst", 50, 60, true)]),
         };
         let k = checked("PATCH /v1/keys/{id}", admin.keys().update(&id, &update_all)).await;
         assert_eq!(k.status, KeyStatus::Disabled);
@@ -576,4 +585,13 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
         srv.stop().await;
     })
     .await;
+}
+
+fn limit(name: &str, limit: u32, window_seconds: u64, auto_apply: bool) -> NamedLimit {
+    NamedLimit {
+        name: name.into(),
+        limit,
+        window_seconds,
+        auto_apply,
+    }
 }
