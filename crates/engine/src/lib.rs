@@ -15,6 +15,7 @@ mod error;
 pub mod feed;
 pub mod follower;
 pub mod origins;
+pub mod redis_limits;
 pub mod resolve;
 pub mod signing;
 pub mod usage;
