@@ -1,13 +1,16 @@
 //! Rate limits kept in Redis, exact across nodes (SPEC §11.1 "Cluster"): one script call charges
-//! all of a request's limits with `charge_all`'s arithmetic and all-or-none rule.
+//! all of a request's limits with `charge_all`'s arithmetic and all-or-none rule, and
+//! [`ClusterLimiter`] falls back to the node's own limits while Redis does not answer.
 //!
 //! Works against a single Redis (or a primary behind a proxy or Sentinel). Redis Cluster would
 //! need every key of one request in one hash slot, which the keys here do not promise.
 
 use latchkey_core::ratelimit::{Charged, Rate};
+use metrics::{Counter, Gauge};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// How long opening a connection may take. Redis sits next to the nodes; a connect slower than
 /// this is an outage, and a node that starts while Redis is away must not hold its start up.
@@ -17,6 +20,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 /// by the local limiter: a round trip is well under a millisecond, and this bounds what an
 /// outage adds to a verification.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// While Redis is down, how often one request tries it again (the others answer locally): often
+/// enough to come back within a second or two, rare enough that an outage costs Redis and the
+/// node next to nothing.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The script: `charge_all` in Lua. Its header says why every number is kept as two parts.
 const CHARGE_SCRIPT: &str = include_str!("redis_limits.lua");
@@ -69,8 +77,8 @@ impl RedisLimits {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT))
-            // One attempt per reconnect: the caller paces the attempts while Redis is down, and
-            // the manager's own backoff would only delay noticing it is back.
+            // One attempt per reconnect: [`ClusterLimiter`] paces the attempts while Redis is
+            // down, and the manager's own backoff would only delay noticing it is back.
             .set_number_of_retries(0);
         Ok(Self {
             conn: ConnectionManager::new_lazy_with_config(client, config)?,
@@ -119,6 +127,22 @@ impl RedisLimits {
         }
         let reply: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
         decode(limits, &reply)
+    }
+
+    /// Whether Redis answers, asked up to twice. The manager remakes a failed connection only
+    /// when a call finds it failed, so after an outage the first PING may only report the last
+    /// failed attempt (and start a new one), which the second PING then uses. A PING, not a
+    /// charge, because only a PING is safe to repeat.
+    async fn ping_twice(&self) -> Result<(), ClusterError> {
+        let ping = || async {
+            redis::cmd("PING")
+                .query_async::<()>(&mut self.conn.clone())
+                .await
+        };
+        if ping().await.is_err() {
+            ping().await?;
+        }
+        Ok(())
     }
 }
 
@@ -177,6 +201,161 @@ fn decode(limits: &[ClusterCharge<'_>], reply: &[String]) -> Result<Vec<Charged>
         .collect()
 }
 
+/// The limiter a node holds when `[ratelimit] store` is set: Redis while it answers, the node's
+/// own limits while it does not, and back to Redis by itself. Health is two atomics, so a
+/// healthy request takes no lock; while Redis is down one request per [`PROBE_INTERVAL`] tries
+/// it and the rest go straight to the local limits. What was charged locally during an outage
+/// stays local: Redis resumes from its own state (or from rest, if it restarted empty).
+pub struct ClusterLimiter {
+    /// `None`: no store configured, every charge is local (and not counted as a fallback).
+    store: Option<RedisLimits>,
+    up: AtomicBool,
+    /// While down, the earliest time (ns after `epoch`) the next probe may go out; taken by a
+    /// compare-and-swap, so one request probes.
+    next_probe_ns: AtomicU64,
+    epoch: Instant,
+    /// `latchkey_ratelimit_fallbacks_total`: requests answered locally because Redis was down.
+    fallbacks: Counter,
+    /// `latchkey_ratelimit_store_up`: 1 while Redis answers, 0 while it does not.
+    store_up: Gauge,
+}
+
+impl ClusterLimiter {
+    /// Every charge local: no store is configured.
+    pub fn local_only() -> Self {
+        Self::new(None, false)
+    }
+
+    /// Redis at `url`, keys under `prefix`. An unreachable Redis is not an error: the limiter
+    /// starts down (warns once) and moves to Redis when it answers. Only a URL that cannot be
+    /// used fails. Returns within `CONNECT_TIMEOUT + CALL_TIMEOUT`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, ClusterError> {
+        let store = RedisLimits::lazy(url, prefix)?;
+        let reached = store.load_script().await;
+        let limiter = Self::new(Some(store), reached.is_ok());
+        if let Err(error) = reached {
+            // The URL is never logged: it may carry a password.
+            tracing::warn!(%error, "rate-limit store unreachable at start: each node limits alone until it answers");
+            limiter.next_probe_ns.store(
+                limiter.elapsed_ns() + PROBE_INTERVAL.as_nanos() as u64,
+                Ordering::Relaxed,
+            );
+        }
+        Ok(limiter)
+    }
+
+    fn new(store: Option<RedisLimits>, up: bool) -> Self {
+        let limiter = Self {
+            store,
+            up: AtomicBool::new(up),
+            next_probe_ns: AtomicU64::new(0),
+            epoch: Instant::now(),
+            fallbacks: metrics::counter!("latchkey_ratelimit_fallbacks_total"),
+            store_up: metrics::gauge!("latchkey_ratelimit_store_up"),
+        };
+        if limiter.store.is_some() {
+            limiter.store_up.set(if up { 1.0 } else { 0.0 });
+        }
+        limiter
+    }
+
+    /// Whether charges currently go to Redis.
+    pub fn store_up(&self) -> bool {
+        self.store.is_some() && self.up.load(Ordering::Relaxed)
+    }
+
+    /// Charges the request's limits in Redis, or, while Redis does not answer (or none is
+    /// configured), returns what `local` answers: the caller's `charge_all` on the node's own
+    /// limiters for the same limits. Never fails, and never waits longer than [`CALL_TIMEOUT`].
+    pub async fn charge(
+        &self,
+        limits: &[ClusterCharge<'_>],
+        local: impl FnOnce() -> Vec<Charged>,
+    ) -> Vec<Charged> {
+        let Some(store) = &self.store else {
+            return local();
+        };
+        let up = self.up.load(Ordering::Acquire);
+        if !up && !self.take_probe() {
+            self.fallbacks.increment(1);
+            return local();
+        }
+        let charged = if up {
+            store.charge(limits, None).await
+        } else {
+            // The probe: is Redis back? Then charge there; both within one CALL_TIMEOUT.
+            bounded(async {
+                store.ping_twice().await?;
+                store.eval(limits, None).await
+            })
+            .await
+        };
+        match charged {
+            Ok(charged) => {
+                self.mark_up();
+                charged
+            }
+            Err(error) => {
+                // A call that timed out may have been charged in Redis all the same: then this
+                // request counts twice, which errs towards refusing, never towards admitting.
+                self.mark_down(&error);
+                self.fallbacks.increment(1);
+                local()
+            }
+        }
+    }
+
+    fn elapsed_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Whether this request is the one that tries Redis again now.
+    fn take_probe(&self) -> bool {
+        let now = self.elapsed_ns();
+        let due = self.next_probe_ns.load(Ordering::Relaxed);
+        now >= due
+            && self
+                .next_probe_ns
+                .compare_exchange(
+                    due,
+                    now + PROBE_INTERVAL.as_nanos() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    fn mark_up(&self) {
+        // One load on the healthy path; the swap only when coming back, so one request logs.
+        if !self.up.load(Ordering::Relaxed)
+            && self
+                .up
+                .compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.store_up.set(1.0);
+            tracing::info!("rate-limit store answers again: limits are cluster-wide again");
+        }
+    }
+
+    fn mark_down(&self, error: &ClusterError) {
+        // The next probe is set before `up` falls (released by the swap, acquired by the load in
+        // `charge`), so a request that sees "down" does not probe again at once.
+        self.next_probe_ns.store(
+            self.elapsed_ns() + PROBE_INTERVAL.as_nanos() as u64,
+            Ordering::Relaxed,
+        );
+        if self
+            .up
+            .compare_exchange(true, false, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.store_up.set(0.0);
+            tracing::warn!(%error, "rate-limit store unreachable: each node limits alone until it answers");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Against a real Redis: the shared one at `LATCHKEY_TEST_REDIS_URL` (default
@@ -187,8 +366,8 @@ mod tests {
     use latchkey_core::ratelimit::{charge_all, Charge, Limiter, State, MAX_WINDOW_SECONDS};
     use rand::{Rng, SeedableRng};
     use std::collections::HashMap;
+    use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
-    use std::time::Instant;
 
     const S: u64 = 1_000_000_000;
 
@@ -503,5 +682,252 @@ mod tests {
             allowed, 100,
             "200 charges from two nodes against a limit of 100"
         );
+    }
+
+    /// A `redis-server` of the test's own, killed (SIGKILL) when dropped.
+    struct OwnRedis {
+        child: std::process::Child,
+    }
+
+    impl OwnRedis {
+        async fn start(port: u16) -> Self {
+            let child = std::process::Command::new("/usr/bin/redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(["--requirepass", PASSWORD])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("/usr/bin/redis-server starts");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "redis-server on {port} did not listen"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Self { child }
+        }
+
+        fn kill(mut self) {
+            self.child.kill().unwrap();
+            self.child.wait().unwrap();
+        }
+    }
+
+    impl Drop for OwnRedis {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// A local fallback that counts how often it answered.
+    fn local_answer(count: &AtomicUsize) -> Vec<Charged> {
+        count.fetch_add(1, Ordering::Relaxed);
+        vec![Charged {
+            allowed: true,
+            state: State {
+                remaining: 7,
+                reset_ns: 0,
+            },
+            retry_after_ns: 0,
+        }]
+    }
+
+    /// Charges until Redis answers (the fallback was not used), within a bound.
+    async fn until_redis_answers(limiter: &ClusterLimiter, request: &[ClusterCharge<'_>]) {
+        let locally = AtomicUsize::new(0);
+        // The first probe after Redis is back moves to it: within one interval, and some slack
+        // for a busy machine.
+        let deadline = Instant::now() + PROBE_INTERVAL + Duration::from_millis(700);
+        loop {
+            let before = locally.load(Ordering::Relaxed);
+            let got = limiter.charge(request, || local_answer(&locally)).await;
+            if locally.load(Ordering::Relaxed) == before {
+                assert!(got[0].allowed && got[0].state.remaining >= 990, "{got:?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the limiter did not return to Redis"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(limiter.store_up());
+    }
+
+    const SLACK: Duration = Duration::from_millis(150);
+
+    /// The own servers' password: it is in the URL, and must never reach a log line.
+    const PASSWORD: &str = "pw-not-for-logs";
+
+    fn own_url(port: u16) -> String {
+        format!("redis://:{PASSWORD}@127.0.0.1:{port}")
+    }
+
+    /// What the code under test logs on this thread (a current-thread runtime polls everything
+    /// there), until the guard is dropped.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Logs {
+        fn capture(&self) -> tracing::subscriber::DefaultGuard {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(self.clone())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_default(subscriber)
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+
+        /// One warning for the outage, one note for the recovery, and no secret.
+        fn assert_one_outage(&self) {
+            let text = self.text();
+            assert_eq!(text.matches("WARN").count(), 1, "{text}");
+            assert_eq!(text.matches("unreachable").count(), 1, "{text}");
+            assert_eq!(text.matches("answers again").count(), 1, "{text}");
+            assert!(
+                !text.contains(PASSWORD) && !text.contains("redis://"),
+                "{text}"
+            );
+        }
+    }
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+        type Writer = Logs;
+
+        fn make_writer(&'a self) -> Logs {
+            self.clone()
+        }
+    }
+
+    fn one_limit() -> [ClusterCharge<'static>; 1] {
+        [ClusterCharge {
+            key: "k",
+            rate: Rate::new(1_000, 60).unwrap(),
+            cost: 1,
+        }]
+    }
+
+    #[tokio::test]
+    async fn an_outage_falls_back_locally_and_recovers_by_itself() {
+        let logs = Logs::default();
+        let _capture = logs.capture();
+        let port = free_port();
+        let server = OwnRedis::start(port).await;
+        let limiter = ClusterLimiter::connect(&own_url(port), "outage:")
+            .await
+            .unwrap();
+        assert!(limiter.store_up());
+        let request = one_limit();
+        let locally = AtomicUsize::new(0);
+        let got = limiter.charge(&request, || local_answer(&locally)).await;
+        assert_eq!(
+            (locally.load(Ordering::Relaxed), got[0].state.remaining),
+            (0, 999)
+        );
+
+        server.kill();
+        // Past one probe interval, so the outage is probed again and still logged once.
+        let deadline = Instant::now() + PROBE_INTERVAL + Duration::from_millis(300);
+        let mut i = 0;
+        while Instant::now() < deadline {
+            i += 1;
+            let started = Instant::now();
+            let got = limiter.charge(&request, || local_answer(&locally)).await;
+            assert!(
+                started.elapsed() < CALL_TIMEOUT + SLACK,
+                "request {i} took {:?}",
+                started.elapsed()
+            );
+            assert_eq!(got[0].state.remaining, 7, "answered locally");
+            assert_eq!(locally.load(Ordering::Relaxed), i);
+            assert!(!limiter.store_up());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let _server = OwnRedis::start(port).await;
+        until_redis_answers(&limiter, &request).await;
+        logs.assert_one_outage();
+    }
+
+    #[tokio::test]
+    async fn a_store_away_at_start_is_used_once_it_answers() {
+        let logs = Logs::default();
+        let _capture = logs.capture();
+        let port = free_port();
+        let started = Instant::now();
+        let limiter = ClusterLimiter::connect(&own_url(port), "late:")
+            .await
+            .unwrap();
+        assert!(started.elapsed() < CONNECT_TIMEOUT + CALL_TIMEOUT + SLACK);
+        assert!(!limiter.store_up());
+        let request = one_limit();
+        let locally = AtomicUsize::new(0);
+        let started = Instant::now();
+        let got = limiter.charge(&request, || local_answer(&locally)).await;
+        assert!(started.elapsed() < CALL_TIMEOUT + SLACK);
+        assert_eq!(
+            (locally.load(Ordering::Relaxed), got[0].state.remaining),
+            (1, 7)
+        );
+
+        let _server = OwnRedis::start(port).await;
+        until_redis_answers(&limiter, &request).await;
+        logs.assert_one_outage();
+    }
+
+    /// The engine holds one limiter for every request, and handlers' futures must be `Send`.
+    #[test]
+    fn the_limiter_is_shared_and_its_charge_is_send() {
+        fn shared<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        let limiter = ClusterLimiter::local_only();
+        shared(&limiter);
+        send(limiter.charge(&one_limit(), Vec::new));
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_refused_and_none_configured_is_local() {
+        assert!(ClusterLimiter::connect("http://nowhere", "p:")
+            .await
+            .is_err());
+        let limiter = ClusterLimiter::local_only();
+        assert!(!limiter.store_up());
+        let locally = AtomicUsize::new(0);
+        let request = [ClusterCharge {
+            key: "k",
+            rate: Rate::new(1, 60).unwrap(),
+            cost: 1,
+        }];
+        limiter.charge(&request, || local_answer(&locally)).await;
+        assert_eq!(locally.load(Ordering::Relaxed), 1);
     }
 }
