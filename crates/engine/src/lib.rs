@@ -17,6 +17,7 @@ pub mod feed;
 pub mod follower;
 pub mod limits;
 pub mod origins;
+pub mod redis_limits;
 pub mod resolve;
 pub mod signing;
 pub mod usage;
