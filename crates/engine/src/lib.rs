@@ -80,6 +80,8 @@ pub struct Parts {
     pub limits: limits::Registry,
     /// The time limits and credits are measured in.
     pub clock: clock::Clock,
+    /// `[ratelimit] store`: limits kept in Redis, exact across nodes; unset, each node's own.
+    cluster_limits: OnceLock<redis_limits::ClusterLimiter>,
     /// Wakes the follower after this node's own writes: their entries are in the log at once,
     /// and the change stream should not wait for the next poll to hand them on.
     pub(crate) wake_follower: tokio::sync::Notify,
@@ -137,10 +139,29 @@ impl Engine {
             origins: origins::PublishableOrigins::default(),
             limits: limits::Registry::default(),
             clock,
+            cluster_limits: OnceLock::new(),
             wake_follower: tokio::sync::Notify::new(),
             issuer: OnceLock::new(),
             options,
         }))
+    }
+
+    /// Keeps rate limits in Redis at `url` (keys under `prefix`), exact across every node that
+    /// does the same (SPEC §11.1). Redis unreachable is not an error: limits are local until
+    /// it answers. Only the first call takes effect.
+    pub async fn use_ratelimit_store(
+        &self,
+        url: &str,
+        prefix: &str,
+    ) -> Result<(), redis_limits::ClusterError> {
+        let limiter = redis_limits::ClusterLimiter::connect(url, prefix).await?;
+        let _ = self.cluster_limits.set(limiter);
+        Ok(())
+    }
+
+    /// The cluster-wide limiter, when `[ratelimit] store` is set.
+    pub fn cluster_limits(&self) -> Option<&redis_limits::ClusterLimiter> {
+        self.cluster_limits.get()
     }
 
     /// Sets the `iss`/`aud` access tokens must carry (once; later calls are ignored).

@@ -9,6 +9,7 @@
 //! check takes no lock and allocates nothing. Entries are forgotten only when no cache entry
 //! holds them and they are at rest, which loses nothing: a rested limiter is a fresh one.
 
+use crate::redis_limits::ClusterCharge;
 use latchkey_core::ratelimit::{charge_all, Charge, Charged, Limiter, Named, NamedLimit, Rate};
 use latchkey_proto::ratelimit::{Fields, Standing};
 use latchkey_store::{ApiKeyRecord, Principal};
@@ -214,11 +215,40 @@ impl Report {
     }
 }
 
+/// Charges `plan`: in Redis when the engine has a cluster store that answers, else on this
+/// node's state. All pass, or none is charged.
+pub async fn charge(engine: &crate::Engine, plan: &Plan<'_>) -> Report {
+    if plan.is_empty() {
+        return Report::default();
+    }
+    let Some(cluster) = engine.cluster_limits() else {
+        return charge_local(plan, engine.clock.now_ns());
+    };
+    let charges: SmallVec<[ClusterCharge<'_>; 4]> = plan
+        .iter()
+        .map(|(l, cost)| ClusterCharge {
+            key: &l.id,
+            rate: l.rate,
+            cost: *cost,
+        })
+        .collect();
+    let outcomes = cluster
+        .charge(&charges, || {
+            local_outcomes(plan, engine.clock.now_ns()).into_vec()
+        })
+        .await;
+    Report::of(plan, &outcomes)
+}
+
 /// Charges `plan` on this node's state at `now_ns`: all pass, or none is charged.
 pub fn charge_local(plan: &Plan<'_>, now_ns: u64) -> Report {
     if plan.is_empty() {
         return Report::default();
     }
+    Report::of(plan, &local_outcomes(plan, now_ns))
+}
+
+fn local_outcomes(plan: &Plan<'_>, now_ns: u64) -> SmallVec<[Charged; 4]> {
     let charges: SmallVec<[Charge<'_>; 4]> = plan
         .iter()
         .map(|(l, cost)| Charge {
@@ -239,5 +269,5 @@ pub fn charge_local(plan: &Plan<'_>, now_ns: u64) -> Report {
         charges.len(),
     );
     charge_all(&charges, now_ns, &mut out);
-    Report::of(plan, &out)
+    out
 }

@@ -165,8 +165,8 @@ fn increment(limit: &ClusterCharge<'_>) -> u64 {
 }
 
 /// The script's `{now, allowed_i, tat_i…}` as `charge_all` reports it: the state of each TAT at
-/// `now` by core's arithmetic, and for the refused limit (the first not allowed: every one
-/// before it was charged) how long until its cost would fit.
+/// `now` by core's arithmetic, and for each limit that would not take its cost (the one that
+/// refused, and any later one, only read, that is short too) how long until it would.
 fn decode(limits: &[ClusterCharge<'_>], reply: &[String]) -> Result<Vec<Charged>, ClusterError> {
     let number = |text: &String| text.parse::<u64>().map_err(|_| ClusterError::Reply);
     let (now, pairs) = reply.split_first().ok_or(ClusterError::Reply)?;
@@ -174,7 +174,6 @@ fn decode(limits: &[ClusterCharge<'_>], reply: &[String]) -> Result<Vec<Charged>
         return Err(ClusterError::Reply);
     }
     let now = number(now)?;
-    let mut refused = false;
     limits
         .iter()
         .zip(pairs.chunks_exact(2))
@@ -185,10 +184,9 @@ fn decode(limits: &[ClusterCharge<'_>], reply: &[String]) -> Result<Vec<Charged>
                 _ => return Err(ClusterError::Reply),
             };
             let tat = number(&pair[1])?;
-            let retry_after_ns = if allowed || refused {
+            let retry_after_ns = if allowed {
                 0
             } else {
-                refused = true;
                 let next = tat.max(now).saturating_add(increment(limit));
                 (next - now).saturating_sub(limit.rate.capacity_ns())
             };

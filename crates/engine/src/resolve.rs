@@ -351,7 +351,7 @@ pub async fn authenticate(
     let report = {
         let halves = [&primary.limits, pair.as_ref().map_or(&none, |p| &p.limits)];
         let plan = limits::plan(&halves, demand.ratelimits);
-        limits::charge_local(&plan, engine.clock.now_ns())
+        limits::charge(engine, &plan).await
     };
     if !report.allowed() {
         return Err(Refusal::Limited(primary, Box::new(report)));

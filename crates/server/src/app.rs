@@ -50,6 +50,12 @@ impl App {
                 cache_ttl: config.cache_ttl,
             },
         );
+        if let Some(store) = &config.ratelimit {
+            engine
+                .use_ratelimit_store(store.url.expose(), &store.prefix)
+                .await
+                .context("[ratelimit] store")?;
+        }
         let gate = latchkey_tower::Gate::new(
             latchkey_tower::Verifier::from_engine(engine.clone()),
             config.routes.clone(),

@@ -81,6 +81,14 @@ pub struct ServerArgs {
     /// What a request that matches no route needs: a permission, or `public` [default: 404].
     #[arg(long, env = "LATCHKEY_DEFAULT_PERMISSION")]
     pub default_permission: Option<DefaultAccess>,
+    /// Redis that keeps rate limits exact across every node given the same one,
+    /// `redis://[:password@]host[:port][/db]` [default: none; each node limits alone].
+    #[arg(long, env = "LATCHKEY_RATELIMIT_STORE", value_name = "URL")]
+    pub ratelimit_store: Option<String>,
+    /// Prefix of the rate-limit keys in that Redis, to share one Redis between deployments
+    /// [default: latchkey:ratelimit:].
+    #[arg(long, env = "LATCHKEY_RATELIMIT_PREFIX")]
+    pub ratelimit_prefix: Option<String>,
 }
 
 /// `latchkey.toml`: every setting above, plus `secret`.
@@ -110,7 +118,28 @@ struct FileConfig {
     throttle: ThrottleSection,
     #[serde(default)]
     gateway: GatewaySection,
+    #[serde(default)]
+    ratelimit: RatelimitSection,
 }
+
+/// `[ratelimit]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatelimitSection {
+    store: Option<String>,
+    prefix: Option<String>,
+}
+
+/// Where rate limits are kept across nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatelimitStore {
+    /// A `redis://` URL; it may carry a password, so `Debug` never shows it.
+    pub url: Secret,
+    pub prefix: String,
+}
+
+/// The default key prefix of `[ratelimit] prefix`.
+pub const RATELIMIT_PREFIX: &str = "latchkey:ratelimit:";
 
 /// `[gateway]`, with its `[[gateway.routes]]`: the route table is forward auth's too.
 #[derive(Debug, Default, Deserialize)]
@@ -223,6 +252,8 @@ pub struct Config {
     pub gateway: GatewayFile,
     /// The configuration file read, if any: SIGHUP reads its routes again.
     pub config_file: Option<PathBuf>,
+    /// `[ratelimit] store`: `None`, each node keeps its own limits.
+    pub ratelimit: Option<RatelimitStore>,
 }
 
 impl Config {
@@ -247,6 +278,7 @@ impl Config {
             routes: None,
             gateway: GatewayFile::default(),
             config_file: None,
+            ratelimit: None,
         }
     }
 
@@ -306,7 +338,29 @@ impl Config {
         if throttle.credential_failures == 0 || throttle.credential_window.is_zero() {
             bail!("[throttle] credential_failures and credential_window_seconds must be positive");
         }
+        let ratelimit = match args
+            .ratelimit_store
+            .clone()
+            .or(file.ratelimit.store.take())
+            .filter(|s| !s.is_empty())
+        {
+            Some(url) => {
+                if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
+                    bail!("[ratelimit] store must be a redis:// URL");
+                }
+                Some(RatelimitStore {
+                    url: Secret::new(url),
+                    prefix: args
+                        .ratelimit_prefix
+                        .clone()
+                        .or(file.ratelimit.prefix.take())
+                        .unwrap_or_else(|| RATELIMIT_PREFIX.into()),
+                })
+            }
+            None => None,
+        };
         Ok(Self {
+            ratelimit,
             proxy_trusted,
             throttle,
             routes,

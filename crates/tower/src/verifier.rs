@@ -89,6 +89,14 @@ impl Verifier {
         })
     }
 
+    /// The engine of an embedded verifier (`None` when remote).
+    pub fn engine(&self) -> Option<&Engine> {
+        match &self.0 {
+            Kind::Embedded { engine, .. } => Some(engine),
+            Kind::Remote(_) => None,
+        }
+    }
+
     /// At a Latchkey server, with an instance verifier's API key (or any key holding
     /// `latchkey:verify`, for its own workspace only). Needs a Tokio runtime: it starts
     /// following the change stream at once.

@@ -172,6 +172,13 @@ pub async fn run(args: &GatewayArgs, cacert: Option<PathBuf>) -> anyhow::Result<
                 Verifier::embedded_with(&config.database_url(), secret.expose(), options)
                     .await
                     .context("opening the deployment's database")?;
+            // An embedded gateway is a node: it charges the same limits as `serve` does.
+            if let (Some(store), Some(engine)) = (&config.ratelimit, verifier.engine()) {
+                engine
+                    .use_ratelimit_store(store.url.expose(), &store.prefix)
+                    .await
+                    .context("[ratelimit] store")?;
+            }
             (verifier, "embedded")
         }
     };

@@ -25,6 +25,7 @@ mod process;
 mod proto_contract;
 mod proxies;
 mod publishable;
+mod ratelimit_cluster;
 mod ratelimits;
 mod secrets_in_logs;
 mod tenancy;

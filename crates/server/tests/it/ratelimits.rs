@@ -426,3 +426,66 @@ async fn concurrent_verifications_pass_exactly_the_limit() {
     })
     .await;
 }
+
+/// The fields as an independent RFC 9651 parser reads them: PyPI's `http-sf` (pinned in
+/// `.ci/run`), run by the Python in LATCHKEY_TEST_PYTHON.
+fn parsed_by_http_sf(fields: &[String]) -> Value {
+    let python = std::env::var("LATCHKEY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import sys, json, http_sf\n\
+             print(json.dumps([http_sf.parse(f.encode(), tltype='list') for f in sys.argv[1:]]))",
+        ])
+        .args(fields)
+        .output()
+        .unwrap_or_else(|e| panic!("{python} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "http-sf parses the fields (.ci/run installs it; LATCHKEY_TEST_PYTHON names the Python): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_fields_are_structured_field_lists_to_an_independent_parser() {
+    each_backend(|srv| async move {
+        let (key, _, _) = limited_key(
+            &srv,
+            json!([
+                {"name": "burst", "limit": 2, "window_seconds": 60},
+                {"name": "daily", "limit": 10000, "window_seconds": 86400}
+            ]),
+        )
+        .await;
+        let fields = |r: &Resp| {
+            vec![
+                header(r, "ratelimit-policy").expect("RateLimit-Policy"),
+                header(r, "ratelimit").expect("RateLimit"),
+            ]
+        };
+        let ok = srv.call(Method::GET, "/v1/me", Some(&key), None).await;
+        assert_eq!(ok.status, 200);
+        let parsed = parsed_by_http_sf(&fields(&ok));
+        assert_eq!(
+            parsed[0],
+            json!([["burst", {"q": 2, "w": 60}], ["daily", {"q": 10000, "w": 86400}]])
+        );
+        assert_eq!(parsed[1][0], json!(["burst", {"r": 1, "t": 30}]));
+        assert_eq!(parsed[1][1], json!(["daily", {"r": 9999, "t": 9}]));
+
+        srv.get("/v1/me", &key).await.expect(200);
+        let refused = srv.call(Method::GET, "/v1/me", Some(&key), None).await;
+        assert_eq!(refused.status, 429);
+        let parsed = parsed_by_http_sf(&fields(&refused));
+        let burst = &parsed[1][0];
+        assert_eq!(
+            (burst[0].clone(), burst[1]["r"].clone()),
+            (json!("burst"), json!(0))
+        );
+        // Refused: nothing more was charged, so daily still shows two spent.
+        assert_eq!(parsed[1][1][1]["r"], 9998);
+    })
+    .await;
+}

@@ -1,0 +1,290 @@
+//! Rate limits across nodes (SPEC §11.1 "Cluster"): with `[ratelimit] store` two nodes charge
+//! one limit exactly; without it each node limits alone (what docs/configuration.md says N
+//! nodes allow); and a Redis killed mid-run costs no request an error: the nodes fall back to
+//! their own limits at once and return to Redis by themselves.
+//!
+//! The shared Redis (LATCHKEY_TEST_REDIS_URL, default 127.0.0.1:6379) is used under a prefix of
+//! the test's own, deleted afterwards; the outage test starts and kills a Redis of its own.
+
+use crate::harness::{each_backend_with, eventually, random_suffix, TestServer};
+use latchkey_core::Secret;
+use latchkey_server::config::RatelimitStore;
+use latchkey_server::Config;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn shared_redis() -> String {
+    std::env::var("LATCHKEY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Deletes every key under `prefix` when dropped (also when the test fails).
+struct Prefix(String);
+
+impl Prefix {
+    fn new() -> Self {
+        Self(format!("latchkey-test:{}:", random_suffix()))
+    }
+}
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(shared_redis()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.0))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
+fn with_store(url: String, prefix: String) -> impl Fn(&mut Config) {
+    move |c: &mut Config| {
+        c.ratelimit = Some(RatelimitStore {
+            url: Secret::new(url.clone()),
+            prefix: prefix.clone(),
+        })
+    }
+}
+
+async fn metered_key(srv: &TestServer, limit: u32) -> String {
+    let ws = srv.workspace_of(&srv.admin_key).await;
+    let key = srv
+        .key_for(
+            &ws,
+            &srv.admin_user_id,
+            json!({"ratelimits": [{"name": "shared", "limit": limit, "window_seconds": 3600}]}),
+        )
+        .await;
+    key["key"].as_str().unwrap().to_owned()
+}
+
+/// `n` concurrent verifications of `key`, alternating between `nodes`: how many were VALID
+/// (every other answer must be RATE_LIMITED).
+async fn valid_of(nodes: &[Arc<TestServer>], key: &str, n: usize) -> usize {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (node, key) = (nodes[i % nodes.len()].clone(), key.to_owned());
+            tokio::spawn(async move { node.verify(json!({"key": key})).await["code"].clone() })
+        })
+        .collect();
+    let mut valid = 0;
+    for t in tasks {
+        match t.await.unwrap().as_str() {
+            Some("VALID") => valid += 1,
+            Some("RATE_LIMITED") => {}
+            other => panic!("unexpected code {other:?}"),
+        }
+    }
+    valid
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_redis_pass_exactly_the_limit() {
+    let prefix = Prefix::new();
+    each_backend_with(
+        with_store(shared_redis(), prefix.0.clone()),
+        |srv| async move {
+            let key = metered_key(&srv, 100).await;
+            let other = srv.another_node().await;
+            let nodes = [Arc::new(srv), Arc::new(other)];
+            assert_eq!(valid_of(&nodes, &key, 200).await, 100);
+            // Both nodes see the limit spent.
+            for node in &nodes {
+                assert_eq!(
+                    node.verify(json!({"key": key})).await["code"],
+                    "RATE_LIMITED"
+                );
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn without_a_store_each_node_limits_alone() {
+    each_backend_with(
+        |_| {},
+        |srv| async move {
+            let key = metered_key(&srv, 50).await;
+            let other = srv.another_node().await;
+            let nodes = [Arc::new(srv), Arc::new(other)];
+            // What docs/configuration.md states: N nodes allow up to N times the limit.
+            assert_eq!(valid_of(&nodes, &key, 200).await, 100);
+        },
+    )
+    .await;
+}
+
+/// A Redis of the test's own, on a port of its own, that can be killed and started again.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Self { port, child: None };
+        r.spawn();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(
+            std::env::var("LATCHKEY_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()),
+        )
+        .args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (Debian's redis-server package)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill_9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+async fn store_up(srv: &TestServer) -> Option<f64> {
+    let text = srv
+        .http
+        .get(format!("{}/metrics", srv.url))
+        .header("authorization", format!("Bearer {}", srv.admin_key))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("latchkey_ratelimit_store_up"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn a_redis_killed_mid_run_costs_no_request_and_the_nodes_come_back_to_it() {
+    let mut redis = OwnRedis::start();
+    let url = redis.url();
+    let srv = TestServer::start_with(
+        &crate::harness::backends()[0],
+        with_store(url, "lk:".into()),
+    )
+    .await;
+    let other = srv.another_node().await;
+    let nodes = [Arc::new(srv), Arc::new(other)];
+    let roomy = metered_key(&nodes[0], 1_000_000).await;
+    assert_eq!(store_up(&nodes[0]).await, Some(1.0));
+
+    let answered = |r: reqwest::Response| {
+        assert!(
+            r.status().is_success(),
+            "no request fails for an outage: {}",
+            r.status()
+        );
+    };
+    for node in &nodes {
+        answered(
+            node.request(reqwest::Method::GET, "/v1/me")
+                .bearer_auth(&roomy)
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    redis.kill_9();
+    // Every request still answers, and at once (each waits at most the store's call timeout).
+    for i in 0..40 {
+        let node = &nodes[i % 2];
+        let r = node
+            .request(reqwest::Method::GET, "/v1/me")
+            .bearer_auth(&roomy)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.headers().contains_key("ratelimit"),
+            "still limited, locally"
+        );
+        answered(r);
+    }
+    assert_eq!(store_up(&nodes[0]).await, Some(0.0));
+
+    // Back: the nodes find it by themselves (a request probes about once a second).
+    redis.spawn();
+    eventually("the nodes use Redis again", Duration::from_secs(15), || {
+        let nodes = nodes.clone();
+        let roomy = roomy.clone();
+        async move {
+            for node in &nodes {
+                let _ = node
+                    .request(reqwest::Method::GET, "/v1/me")
+                    .bearer_auth(&roomy)
+                    .send()
+                    .await;
+            }
+            store_up(&nodes[0]).await == Some(1.0)
+        }
+    })
+    .await;
+    // Each node probes on its own schedule; once both charge Redis, a limit is exact again
+    // (while one still limits alone, a fresh limit of 10 lets more than 10 through).
+    eventually(
+        "both nodes charge Redis again",
+        Duration::from_secs(15),
+        || {
+            let nodes = nodes.clone();
+            async move {
+                let exact = metered_key(&nodes[0], 10).await;
+                let valid = valid_of(&nodes, &exact, 40).await;
+                assert!(valid >= 10, "never fewer than the limit: {valid}");
+                valid == 10
+            }
+        },
+    )
+    .await;
+}
