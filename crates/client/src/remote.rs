@@ -125,6 +125,7 @@ impl RemoteVerifier {
         // A metered answer is never reused: each verification must be charged by the server,
         // and its `RateLimit` fields are only true once.
         if answer.ratelimits.is_empty()
+            && answer.credits.is_empty()
             && inner.live.load(Ordering::Acquire)
             && inner.generation.load(Ordering::Acquire) == generation
         {
@@ -309,6 +310,7 @@ mod tests {
                 expires_at: None,
                 metadata: None,
                 ratelimits: vec![],
+                credits: vec![],
             }),
             pair: false,
         }

@@ -2,6 +2,7 @@
 //! whether a credential may do something. Pure functions and plain data; no IO, no async.
 
 pub mod base62;
+pub mod credits;
 pub mod delegation;
 pub mod hash;
 pub mod ids;

@@ -137,6 +137,8 @@ pub struct Demand<'a> {
     /// Limits named by `POST /v1/verify`, each with its cost (the auto-applied ones are
     /// charged 1 whether named or not).
     pub ratelimits: &'a [crate::ratelimit::Named<'a>],
+    /// The credits a successful verification costs (SPEC §11.2); `None` = 1.
+    pub cost: Option<u32>,
 }
 
 /// The permissions a key can exercise right now, as a checkable set.

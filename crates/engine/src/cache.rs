@@ -474,6 +474,7 @@ mod tests {
             allowed_ips: vec![],
             metadata: serde_json::json!({}),
             ratelimits: vec![],
+            credits: None,
             enabled: true,
             expires_at: None,
             revoked_at: None,
@@ -494,6 +495,7 @@ mod tests {
             role: Some("admin".into()),
             permissions: PermissionSet::default(),
             ratelimits: vec![],
+            credits: None,
         };
         let workspace = Workspace {
             id: "ws_1".into(),
@@ -593,6 +595,7 @@ mod tests {
             role: Some("member".into()),
             permissions: PermissionSet::default(),
             ratelimits: vec![],
+            credits: None,
         })
     }
 

@@ -37,9 +37,9 @@ impl Engine {
                 Ok((identity(&primary, pair.as_ref()), limits.fields()))
             }
             Err(Refusal::Limited(_, report)) => {
-                self.counters
-                    .verification(Denial::RateLimited.verify_code(), source);
-                Err(limited(&report))
+                let denial = report.refusal().unwrap_or(Denial::RateLimited);
+                self.counters.verification(denial.verify_code(), source);
+                Err(limited(&report, self.clock.unix()))
             }
             Err(Refusal::Denied(_, denial)) => {
                 self.counters.verification(denial.verify_code(), source);
@@ -53,11 +53,11 @@ impl Engine {
     }
 }
 
-/// The 429 of a spent rate limit.
-pub fn limited(report: &Report) -> Rejection {
+/// The 429 of a spent rate limit or spent credits.
+pub fn limited(report: &Report, now_unix: i64) -> Rejection {
     Rejection::Limited {
-        denial: Denial::RateLimited,
-        retry_after: report.retry_after_seconds(),
+        denial: report.refusal().unwrap_or(Denial::RateLimited),
+        retry_after: report.retry_after_seconds(now_unix),
         fields: report.fields(),
     }
 }

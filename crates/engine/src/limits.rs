@@ -10,9 +10,14 @@
 //! holds them and they are at rest, which loses nothing: a rested limiter is a fresh one.
 
 use crate::redis_limits::ClusterCharge;
+use crate::resolve::Resolved;
+use crate::EngineError;
+use latchkey_core::credits::Credits;
 use latchkey_core::ratelimit::{charge_all, Charge, Charged, Limiter, Named, NamedLimit, Rate};
+use latchkey_core::Denial;
 use latchkey_proto::ratelimit::{Fields, Standing};
 use latchkey_store::{ApiKeyRecord, Principal};
+use latchkey_store::{CreditCharge, CreditHolder, CreditOutcome};
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -155,10 +160,23 @@ pub struct Entry {
     pub retry_after_ns: u64,
 }
 
+/// One holder's credits in a request (SPEC §11.2).
+#[derive(Debug, Clone)]
+pub struct CreditEntry {
+    pub scope: Scope,
+    /// The balance after this request (refused: as it stands).
+    pub remaining: i64,
+    /// These credits refused the request.
+    pub exceeded: bool,
+    /// The next refill (unix seconds), if the credits have one.
+    pub refills_at: Option<i64>,
+}
+
 /// Where a request's limits stand after it was charged (or refused).
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub entries: SmallVec<[Entry; 4]>,
+    pub credits: SmallVec<[CreditEntry; 2]>,
 }
 
 impl Report {
@@ -179,23 +197,51 @@ impl Report {
                     retry_after_ns: c.retry_after_ns,
                 })
                 .collect(),
+            credits: SmallVec::new(),
         }
     }
 
-    /// Whether every limit passed (also when there were none).
+    /// Whether every limit passed and every holder could pay (also when there were none).
     pub fn allowed(&self) -> bool {
-        !self.entries.iter().any(|e| e.exceeded)
+        self.refusal().is_none()
     }
 
-    /// `Retry-After` of a refusal: until the last refusing limit passes, at least 1 s.
-    pub fn retry_after_seconds(&self) -> u64 {
-        self.entries
-            .iter()
-            .filter(|e| e.exceeded)
-            .map(|e| e.retry_after_ns.div_ceil(1_000_000_000))
-            .max()
-            .unwrap_or(0)
-            .max(1)
+    /// What refused the request: a rate limit, else the credits.
+    pub fn refusal(&self) -> Option<Denial> {
+        if self.entries.iter().any(|e| e.exceeded) {
+            Some(Denial::RateLimited)
+        } else if self.credits.iter().any(|c| c.exceeded) {
+            Some(Denial::UsageExceeded)
+        } else {
+            None
+        }
+    }
+
+    /// `Retry-After` of a refusal, at least 1 s: until the last refusing rate limit passes, or
+    /// until the refill of the credits that refused. `None` for credits that never refill.
+    pub fn retry_after_seconds(&self, now_unix: i64) -> Option<u64> {
+        match self.refusal()? {
+            Denial::UsageExceeded => self
+                .credits
+                .iter()
+                .filter(|c| c.exceeded)
+                .map(|c| {
+                    c.refills_at
+                        .map(|t| u64::try_from(t - now_unix).unwrap_or(0))
+                })
+                .max()
+                .flatten()
+                .map(|s| s.max(1)),
+            _ => Some(
+                self.entries
+                    .iter()
+                    .filter(|e| e.exceeded)
+                    .map(|e| e.retry_after_ns.div_ceil(1_000_000_000))
+                    .max()
+                    .unwrap_or(0)
+                    .max(1),
+            ),
+        }
     }
 
     /// The `RateLimit-Policy` and `RateLimit` fields (none when no limit was charged).
@@ -213,6 +259,88 @@ impl Report {
             .collect();
         Fields::of(&standings)
     }
+}
+
+/// Charges the credits of `primary` (and the other half of a pair): the key's, each distinct
+/// key once, and the owner's membership's, all or none, in the database (see
+/// [`SqlStore::charge_credits`](latchkey_store::SqlStore::charge_credits)). Adds where they
+/// stand to `report`.
+pub async fn charge_credits(
+    engine: &crate::Engine,
+    primary: &Resolved,
+    pair: Option<&Resolved>,
+    cost: u32,
+    report: &mut Report,
+) -> Result<(), EngineError> {
+    let now = engine.clock.unix();
+    let mut holders: SmallVec<[(CreditCharge<'_>, Scope, Option<i64>); 3]> = SmallVec::new();
+    let mut add = |holder, workspace_id, scope, credits: &Option<Credits>| {
+        if let Some(c) = credits {
+            holders.push((
+                CreditCharge {
+                    holder,
+                    workspace_id,
+                    cost: i64::from(cost),
+                    refill: c.refill.map(|r| (r.last_boundary(now), r.amount)),
+                },
+                scope,
+                c.refill.map(|r| r.next_boundary(now)),
+            ));
+        }
+    };
+    for r in std::iter::once(primary).chain(pair) {
+        if pair.is_some_and(|p| std::ptr::eq(p, r) && p.key.id == primary.key.id) {
+            continue;
+        }
+        add(
+            CreditHolder::Key(&r.key.id),
+            &r.key.workspace_id,
+            Scope::Key,
+            &r.key.credits,
+        );
+    }
+    add(
+        CreditHolder::Member {
+            workspace_id: &primary.key.workspace_id,
+            user_id: &primary.key.owner_id,
+        },
+        &primary.key.workspace_id,
+        Scope::Member,
+        &primary.principal.credits,
+    );
+    if holders.is_empty() {
+        return Ok(());
+    }
+    let charges: SmallVec<[CreditCharge<'_>; 3]> = holders.iter().map(|h| h.0).collect();
+    match engine.store.charge_credits(&charges).await? {
+        CreditOutcome::Charged(balances) => {
+            for ((_, scope, refills_at), remaining) in holders.iter().zip(balances) {
+                report.credits.push(CreditEntry {
+                    scope: *scope,
+                    remaining,
+                    exceeded: false,
+                    refills_at: *refills_at,
+                });
+            }
+        }
+        CreditOutcome::Exhausted { index, remaining } => {
+            let (_, scope, refills_at) = holders[index];
+            report.credits.push(CreditEntry {
+                scope,
+                remaining,
+                exceeded: true,
+                refills_at,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `primary` (or the other half of a pair) or its owner has credits to charge.
+pub fn has_credits(primary: &Resolved, pair: Option<&Resolved>) -> bool {
+    primary.key.credits.is_some()
+        || primary.principal.credits.is_some()
+        || pair.is_some_and(|p| p.key.credits.is_some())
 }
 
 /// Charges `plan`: in Redis when the engine has a cluster store that answers, else on this

@@ -319,7 +319,8 @@ async fn load_workspace(engine: &Engine, ws: &str) -> Result<Arc<Workspace>, Eng
 pub enum Refusal {
     /// They were checked and refused (with the credential, when it was found).
     Denied(Option<Resolved>, Denial),
-    /// They are valid, but a rate limit is spent (`RATE_LIMITED`): where each limit stands.
+    /// They are valid, but a rate limit (`RATE_LIMITED`) or the credits (`USAGE_EXCEEDED`)
+    /// are spent: where each stands.
     Limited(Resolved, Box<Report>),
     /// They could not be checked (the database is unreachable): never a verdict, so never
     /// answered as an invalid credential.
@@ -353,6 +354,16 @@ pub async fn authenticate(
         let plan = limits::plan(&halves, demand.ratelimits);
         limits::charge(engine, &plan).await
     };
+    let mut report = report;
+    // Credits after the rate limits: a request a rate limit refuses spends none (SPEC §11.2).
+    if report.allowed() && limits::has_credits(&primary, pair.as_ref()) {
+        let cost = demand.cost.unwrap_or(1);
+        if let Err(e) =
+            limits::charge_credits(engine, &primary, pair.as_ref(), cost, &mut report).await
+        {
+            return Err(Refusal::Unchecked(e));
+        }
+    }
     if !report.allowed() {
         return Err(Refusal::Limited(primary, Box::new(report)));
     }

@@ -28,8 +28,9 @@ pub enum Rejection {
     /// are spent: 429 with `Retry-After` and the `RateLimit` fields (SPEC §11).
     Limited {
         denial: Denial,
-        /// Seconds until the request would pass (at least 1).
-        retry_after: u64,
+        /// Seconds until the request would pass (at least 1); `None` for credits that never
+        /// refill (no wait helps).
+        retry_after: Option<u64>,
         fields: Option<crate::ratelimit::Fields>,
     },
     /// The request itself is wrong (`ambiguous_credentials`, `credentials_in_query`).
@@ -214,7 +215,9 @@ impl Rejection {
                 fields,
                 ..
             } => {
-                h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+                if let Some(s) = retry_after {
+                    h.insert(header::RETRY_AFTER, HeaderValue::from(*s));
+                }
                 if let Some(f) = fields {
                     f.insert(h);
                 }

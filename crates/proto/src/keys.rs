@@ -3,6 +3,7 @@
 use crate::list::Page;
 use crate::patch::Patch;
 use crate::Timestamp;
+use latchkey_core::credits::Credits;
 use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::{Environment, KeyType, Permission, Secret};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,9 @@ pub struct CreateKey {
     /// Named rate limits (SPEC §11.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratelimits: Option<Vec<NamedLimit>>,
+    /// Credits (SPEC §11.2); none = unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<Credits>,
 }
 
 /// `PATCH /v1/keys/{id}`: only what is given changes.
@@ -65,6 +69,9 @@ pub struct UpdateKey {
     /// The whole new list of rate limits (`Some(vec![])` removes them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratelimits: Option<Vec<NamedLimit>>,
+    /// New credits, or [`Patch::Clear`] for unlimited.
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub credits: Patch<Credits>,
 }
 
 impl UpdateKey {
@@ -153,6 +160,9 @@ pub struct Key {
     pub metadata: Map<String, Value>,
     #[serde(default)]
     pub ratelimits: Vec<NamedLimit>,
+    /// The balance as it stands, and the refill; `None` = unlimited.
+    #[serde(default)]
+    pub credits: Option<Credits>,
     pub enabled: bool,
     pub status: KeyStatus,
     pub expires_at: Option<Timestamp>,

@@ -20,6 +20,9 @@ pub struct VerifyRequest {
     /// Limits to charge besides the auto-applied ones (SPEC §11.1).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ratelimits: Vec<LimitCharge>,
+    /// The credits a successful verification costs (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
 }
 
 /// A limit a verify request names, and what to charge it (default 1).
@@ -64,6 +67,19 @@ pub struct VerifyAnswer {
     pub metadata: Option<Value>,
     #[serde(default)]
     pub ratelimits: Vec<LimitAnswer>,
+    #[serde(default)]
+    pub credits: Vec<CreditsAnswer>,
+}
+
+/// Where the credits of the key or its member stand after the verification (SPEC §11.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditsAnswer {
+    /// `key` or `member`.
+    pub owner: String,
+    pub remaining: i64,
+    pub exceeded: bool,
+    /// The next refill, if the credits have one.
+    pub refills_at: Option<String>,
 }
 
 impl VerifyAnswer {
@@ -85,13 +101,26 @@ impl VerifyAnswer {
         crate::ratelimit::Fields::of(&standings)
     }
 
-    /// `Retry-After` of a `RATE_LIMITED` answer, at least 1 s.
-    pub fn retry_after_seconds(&self) -> u64 {
-        self.ratelimits
-            .iter()
-            .map(|l| l.retry_after_seconds)
-            .max()
-            .unwrap_or(0)
-            .max(1)
+    /// `Retry-After` of a `RATE_LIMITED` or `USAGE_EXCEEDED` answer, at least 1 s; `None` for
+    /// credits that never refill.
+    pub fn retry_after_seconds(&self, now_unix: i64) -> Option<u64> {
+        if self.code == "USAGE_EXCEEDED" {
+            return self
+                .credits
+                .iter()
+                .filter(|c| c.exceeded)
+                .filter_map(|c| c.refills_at.as_deref())
+                .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| u64::try_from(t.timestamp() - now_unix).unwrap_or(0).max(1))
+                .max();
+        }
+        Some(
+            self.ratelimits
+                .iter()
+                .map(|l| l.retry_after_seconds)
+                .max()
+                .unwrap_or(0)
+                .max(1),
+        )
     }
 }

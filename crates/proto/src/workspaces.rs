@@ -53,6 +53,9 @@ pub struct PutMember {
     /// The member's rate limits; `None` leaves them as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratelimits: Option<Vec<latchkey_core::ratelimit::NamedLimit>>,
+    /// The member's credits; [`Patch::Clear`] for unlimited, [`Patch::Keep`] leaves them.
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub credits: Patch<latchkey_core::credits::Credits>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +71,8 @@ pub struct Member {
     /// Shared by all of the member's keys and tokens in the workspace.
     #[serde(default)]
     pub ratelimits: Vec<latchkey_core::ratelimit::NamedLimit>,
+    #[serde(default)]
+    pub credits: Option<latchkey_core::credits::Credits>,
 }
 
 /// `PUT /v1/workspaces/{id}/roles/{role}`: the role's whole permission list.

@@ -95,6 +95,7 @@ fn fill_principal_cache(state: &AppState, workspaces: usize, per_workspace: usiz
                 role: Some("member".into()),
                 permissions: Default::default(),
                 ratelimits: vec![],
+                credits: None,
             };
             let stamp = state.engine.cache.stamp(&p.workspace_id, &p.user_id);
             state

@@ -31,10 +31,11 @@ pub fn refusal_error(refusal: Refusal, state: &AppState, source: &'static str) -
             ApiError::from_denial(d)
         }
         Refusal::Limited(_, report) => {
-            count_verification(state, Denial::RateLimited.verify_code(), source);
+            let denial = report.refusal().unwrap_or(Denial::RateLimited);
+            count_verification(state, denial.verify_code(), source);
             ApiError::Limited {
-                denial: Denial::RateLimited,
-                retry_after: report.retry_after_seconds(),
+                denial,
+                retry_after: report.retry_after_seconds(state.engine.clock.unix()),
                 fields: report.fields(),
             }
         }

@@ -42,7 +42,7 @@ pub enum ApiError {
     /// with `Retry-After` and the `RateLimit` fields (SPEC §11).
     Limited {
         denial: Denial,
-        retry_after: u64,
+        retry_after: Option<u64>,
         fields: Option<latchkey_proto::ratelimit::Fields>,
     },
     Internal,
@@ -208,7 +208,9 @@ impl IntoResponse for ApiError {
                 fields,
                 ..
             } => {
-                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                if let Some(s) = retry_after {
+                    h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+                }
                 if let Some(f) = fields {
                     f.insert(h);
                 }

@@ -6,6 +6,7 @@ use crate::{
     now, Actor, ApiKeyRecord, Change, KeyFilter, KeyPatch, KeyStatus, NewApiKey, Page, PageRequest,
     Result, SqlStore, StoreError,
 };
+use latchkey_core::credits::Credits;
 use latchkey_core::ipnet::IpNet;
 use latchkey_core::PermissionSet;
 use serde::de::DeserializeOwned;
@@ -14,7 +15,8 @@ use sqlx::AnyConnection;
 
 const KEY_COLUMNS: &str = "id, hash, redacted, name, key_type, environment, workspace_id, \
     owner_id, permissions, allowed_origins, allowed_ips, metadata, enabled, expires_at, \
-    revoked_at, rolled_to, created_by, created_at, updated_at, last_used_at, ratelimits";
+    revoked_at, rolled_to, created_by, created_at, updated_at, last_used_at, ratelimits, \
+    credits_remaining, credits_refill";
 
 #[derive(sqlx::FromRow)]
 struct KeyRow {
@@ -39,6 +41,35 @@ struct KeyRow {
     updated_at: i64,
     last_used_at: Option<i64>,
     ratelimits: String,
+    credits_remaining: Option<i64>,
+    credits_refill: Option<String>,
+}
+
+/// `credits` from its two columns.
+pub(crate) fn credits_of(remaining: Option<i64>, refill: Option<&str>) -> Result<Option<Credits>> {
+    let Some(remaining) = remaining else {
+        return Ok(None);
+    };
+    Ok(Some(Credits {
+        remaining,
+        refill: refill.map(|r| from_json(r, "credits_refill")).transpose()?,
+    }))
+}
+
+/// The three columns of `credits` as set now: the balance, the refill, and the boundary it was
+/// last refilled at (now's, so setting credits never triggers a refill at once).
+pub(crate) fn credit_columns(
+    c: Option<&Credits>,
+    now: i64,
+) -> (Option<i64>, Option<String>, Option<i64>) {
+    match c {
+        None => (None, None, None),
+        Some(c) => (
+            Some(c.remaining),
+            c.refill.as_ref().map(to_json),
+            c.refill.as_ref().map(|r| r.last_boundary(now)),
+        ),
+    }
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -64,6 +95,7 @@ impl TryFrom<KeyRow> for ApiKeyRecord {
             allowed_ips: from_json::<Vec<IpNet>>(&r.allowed_ips, "allowed_ips")?,
             metadata: from_json(&r.metadata, "metadata")?,
             ratelimits: from_json(&r.ratelimits, "ratelimits")?,
+            credits: credits_of(r.credits_remaining, r.credits_refill.as_deref())?,
             enabled: r.enabled != 0,
             id: r.id,
             hash: r.hash,
@@ -88,11 +120,14 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
 
 pub(crate) async fn insert_key(conn: &mut AnyConnection, k: &NewApiKey) -> Result<()> {
     let t = now();
+    let credits = credit_columns(k.credits.as_ref(), t);
     sqlx::query(
         "INSERT INTO api_keys (id, hash, redacted, name, key_type, environment, workspace_id, \
          owner_id, permissions, allowed_origins, allowed_ips, metadata, enabled, expires_at, \
-         created_by, created_at, updated_at, ratelimits) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $15, $16)",
+         created_by, created_at, updated_at, ratelimits, credits_remaining, credits_refill, \
+         credits_refilled_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $15, $16, \
+         $17, $18, $19)",
     )
     .bind(&k.id)
     .bind(&k.hash)
@@ -110,6 +145,9 @@ pub(crate) async fn insert_key(conn: &mut AnyConnection, k: &NewApiKey) -> Resul
     .bind(&k.created_by)
     .bind(t)
     .bind(to_json(&k.ratelimits))
+    .bind(credits.0)
+    .bind(credits.1)
+    .bind(credits.2)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::unique("key"))?;
@@ -279,6 +317,13 @@ impl SqlStore {
         if ratelimits_before.is_some() {
             fields.push("ratelimits");
         }
+        let credits_before = p
+            .credits
+            .as_ref()
+            .map(|v| std::mem::replace(&mut k.credits, v.clone()));
+        if credits_before.is_some() {
+            fields.push("credits");
+        }
         k.updated_at = now();
         sqlx::query(
             "UPDATE api_keys SET name = $1, permissions = $2, expires_at = $3, enabled = $4, \
@@ -297,10 +342,27 @@ impl SqlStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if credits_before.is_some() {
+            let (remaining, refill, refilled_at) = credit_columns(k.credits.as_ref(), k.updated_at);
+            sqlx::query(
+                "UPDATE api_keys SET credits_remaining = $1, credits_refill = $2, \
+                 credits_refilled_at = $3 WHERE id = $4",
+            )
+            .bind(remaining)
+            .bind(refill)
+            .bind(refilled_at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         let mut detail = json!({"fields": fields});
         if let Some(before) = ratelimits_before {
             // Limits are what a customer pays for: the audit says what they were and became.
             detail["ratelimits"] = json!({"from": before, "to": k.ratelimits});
+        }
+        if let Some(before) = credits_before {
+            // A manual change of credits is audited with the balance it replaced (SPEC §11.2).
+            detail["credits"] = json!({"from": before, "to": k.credits});
         }
         let mut log = Log::new(actor);
         log.event(Some(&k.workspace_id), "key.updated", "key", id, detail)

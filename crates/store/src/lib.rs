@@ -7,6 +7,7 @@
 //! can invalidate its cache at once; other nodes can follow the log.
 
 mod audit;
+mod credits;
 mod error;
 mod keys;
 mod model;
@@ -17,6 +18,7 @@ mod users;
 mod workspaces;
 
 pub use audit::CHANGES_CHANNEL;
+pub use credits::{CreditCharge, CreditHolder, CreditOutcome};
 pub use error::StoreError;
 pub use model::*;
 pub use sessions::Session;

@@ -1,5 +1,6 @@
 //! Rows as stored and the inputs of writes. JSON columns are decoded here, once.
 
+use latchkey_core::credits::Credits;
 use latchkey_core::ipnet::IpNet;
 use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
@@ -119,6 +120,7 @@ pub struct Member {
     pub active: bool,
     pub created_at: i64,
     pub ratelimits: Vec<NamedLimit>,
+    pub credits: Option<Credits>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +157,9 @@ pub struct Principal {
     pub permissions: PermissionSet,
     /// The member's own rate limits, shared by all of the user's keys and tokens here.
     pub ratelimits: Vec<NamedLimit>,
+    /// The member's credits, as read (the balance is charged in the database, never from here);
+    /// `None` = unlimited.
+    pub credits: Option<Credits>,
 }
 
 impl Principal {
@@ -184,6 +189,8 @@ pub struct ApiKeyRecord {
     pub allowed_ips: Vec<IpNet>,
     pub metadata: Value,
     pub ratelimits: Vec<NamedLimit>,
+    /// As read: the balance is charged in the database, never from a cached copy.
+    pub credits: Option<Credits>,
     pub enabled: bool,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -259,6 +266,7 @@ pub struct NewApiKey {
     pub allowed_ips: Vec<IpNet>,
     pub metadata: Value,
     pub ratelimits: Vec<NamedLimit>,
+    pub credits: Option<Credits>,
     pub expires_at: Option<i64>,
     pub created_by: Option<String>,
 }
@@ -288,6 +296,7 @@ impl NewApiKey {
             allowed_ips: vec![],
             metadata: Value::Object(Default::default()),
             ratelimits: vec![],
+            credits: None,
             expires_at: None,
             created_by: None,
         }
@@ -305,6 +314,16 @@ pub struct KeyPatch {
     pub allowed_ips: Option<Vec<IpNet>>,
     pub metadata: Option<Value>,
     pub ratelimits: Option<Vec<NamedLimit>>,
+    /// `Some(None)`: unlimited.
+    pub credits: Option<Option<Credits>>,
+}
+
+/// What `PUT /v1/workspaces/{id}/members/{user_id}` may set besides the role; `None` leaves it.
+#[derive(Debug, Clone, Default)]
+pub struct MemberSettings {
+    pub ratelimits: Option<Vec<NamedLimit>>,
+    /// `Some(None)`: unlimited.
+    pub credits: Option<Option<Credits>>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -294,7 +294,8 @@ impl SqlStore {
             return Ok(None);
         };
         let role_row = sqlx::query(
-            "SELECT m.role AS role, r.permissions AS permissions, m.ratelimits AS ratelimits \
+            "SELECT m.role AS role, r.permissions AS permissions, m.ratelimits AS ratelimits, \
+             m.credits_remaining AS credits_remaining, m.credits_refill AS credits_refill \
              FROM members m \
              LEFT JOIN roles r ON r.workspace_id = m.workspace_id AND r.name = m.role \
              WHERE m.workspace_id = $1 AND m.user_id = $2",
@@ -303,8 +304,12 @@ impl SqlStore {
         .bind(user_id)
         .fetch_optional(&self.read)
         .await?;
-        let (role, mut permissions, ratelimits) = match role_row {
+        let (role, mut permissions, ratelimits, credits) = match role_row {
             Some(r) => {
+                let credits = crate::keys::credits_of(
+                    r.try_get("credits_remaining")?,
+                    r.try_get::<Option<String>, _>("credits_refill")?.as_deref(),
+                )?;
                 let ratelimits =
                     from_json(&r.try_get::<String, _>("ratelimits")?, "member ratelimits")?;
                 let perms: Option<String> = r.try_get("permissions")?;
@@ -312,9 +317,14 @@ impl SqlStore {
                     Some(p) => from_json::<PermissionSet>(&p, "role permissions")?,
                     None => PermissionSet::default(),
                 };
-                (Some(r.try_get::<String, _>("role")?), set, ratelimits)
+                (
+                    Some(r.try_get::<String, _>("role")?),
+                    set,
+                    ratelimits,
+                    credits,
+                )
             }
-            None => (None, PermissionSet::default(), vec![]),
+            None => (None, PermissionSet::default(), vec![], None),
         };
         if role.is_some() {
             let grants = sqlx::query(
@@ -350,6 +360,7 @@ impl SqlStore {
             role,
             permissions,
             ratelimits,
+            credits,
         }))
     }
 }

@@ -1,14 +1,14 @@
 //! Workspaces, their roles, members and grants, and the first-start bootstrap.
 
 use crate::audit::Log;
-use crate::keys::{from_json, insert_key, to_json};
+use crate::keys::{credit_columns, credits_of, from_json, insert_key, to_json};
 use crate::query::ListQuery;
 use crate::users::insert_user;
+use crate::MemberSettings;
 use crate::{
     now, Actor, Backend, Bootstrap, Change, Grant, Member, Page, PageRequest, Result, Role,
     SqlStore, StoreError, Workspace, WorkspacePatch, WriteTx,
 };
-use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::{ids, roles, PermissionSet};
 use serde_json::json;
 use sqlx::any::AnyRow;
@@ -42,12 +42,17 @@ fn member_from_row(r: &AnyRow) -> Result<Member> {
         active: r.try_get::<i64, _>("active")? != 0,
         created_at: r.try_get("created_at")?,
         ratelimits: from_json(&r.try_get::<String, _>("ratelimits")?, "member ratelimits")?,
+        credits: credits_of(
+            r.try_get("credits_remaining")?,
+            r.try_get::<Option<String>, _>("credits_refill")?.as_deref(),
+        )?,
     })
 }
 
 const MEMBER_SELECT: &str = "SELECT m.workspace_id AS workspace_id, m.user_id AS user_id, \
     u.email AS email, u.name AS name, m.role AS role, u.active AS active, m.created_at AS created_at, \
-    m.ratelimits AS ratelimits FROM members m JOIN users u ON u.id = m.user_id";
+    m.ratelimits AS ratelimits, m.credits_remaining AS credits_remaining, \
+    m.credits_refill AS credits_refill FROM members m JOIN users u ON u.id = m.user_id";
 
 async fn fetch_ws(conn: &mut AnyConnection, id: &str) -> Result<Workspace> {
     let row = sqlx::query(&format!(
@@ -71,6 +76,27 @@ async fn fetch_member(conn: &mut AnyConnection, ws: &str, user: &str) -> Result<
     .as_ref()
     .map(member_from_row)
     .transpose()
+}
+
+async fn set_member_credits(
+    conn: &mut AnyConnection,
+    ws: &str,
+    user: &str,
+    credits: Option<&latchkey_core::credits::Credits>,
+) -> Result<()> {
+    let (remaining, refill, refilled_at) = credit_columns(credits, now());
+    sqlx::query(
+        "UPDATE members SET credits_remaining = $1, credits_refill = $2, credits_refilled_at = $3 \
+         WHERE workspace_id = $4 AND user_id = $5",
+    )
+    .bind(remaining)
+    .bind(refill)
+    .bind(refilled_at)
+    .bind(ws)
+    .bind(user)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 const LAST_ADMIN: &str = "the workspace would lose its last admin: make another member admin first";
@@ -355,12 +381,13 @@ impl SqlStore {
         ws: &str,
         user: &str,
         role: &str,
-        ratelimits: Option<&[NamedLimit]>,
+        settings: &MemberSettings,
         actor: &Actor,
     ) -> Result<(Member, bool, Vec<Change>)> {
         let mut tx = self.begin_write().await?;
         self.lock_workspaces(&mut tx, &[ws.to_owned()]).await?;
         let before = fetch_member(&mut tx, ws, user).await?;
+        let ratelimits = settings.ratelimits.as_deref();
         let mut log = Log::new(actor);
         match &before {
             Some(m) => {
@@ -399,6 +426,16 @@ impl SqlStore {
                         json!({"ratelimits": {"from": m.ratelimits, "to": limits}}),
                     );
                 }
+                if let Some(credits) = settings.credits.as_ref().filter(|c| **c != m.credits) {
+                    set_member_credits(&mut tx, ws, user, credits.as_ref()).await?;
+                    log.event(
+                        Some(ws),
+                        "member.updated",
+                        "user",
+                        user,
+                        json!({"credits": {"from": m.credits, "to": credits}}),
+                    );
+                }
             }
             None => {
                 let limits = ratelimits.unwrap_or_default();
@@ -416,6 +453,10 @@ impl SqlStore {
                 let mut detail = json!({"role": role});
                 if !limits.is_empty() {
                     detail["ratelimits"] = json!(limits);
+                }
+                if let Some(Some(credits)) = &settings.credits {
+                    set_member_credits(&mut tx, ws, user, Some(credits)).await?;
+                    detail["credits"] = json!(credits);
                 }
                 log.event(Some(ws), "member.added", "user", user, detail);
             }

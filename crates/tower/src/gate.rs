@@ -154,6 +154,7 @@ impl Gate {
                 .and_then(|v| v.to_str().ok()),
             ip: asked.ip,
             ratelimits: &[],
+            cost: None,
         };
         let (identity, ratelimit) = self
             .verifier

@@ -178,6 +178,7 @@ impl Verifier {
                     origin: demand.origin.map(str::to_owned),
                     ip: demand.ip.map(|ip| ip.to_string()),
                     ratelimits: vec![],
+                    cost: None,
                 };
                 match remote.verify(&request).await {
                     Ok(answer) => {
@@ -212,7 +213,7 @@ fn identity_of(
         if denial.is_limit() {
             return Err(Rejection::Limited {
                 denial,
-                retry_after: a.retry_after_seconds(),
+                retry_after: a.retry_after_seconds(latchkey_engine::now()),
                 fields,
             });
         }

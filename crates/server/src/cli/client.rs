@@ -12,6 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{value_parser, Args, Subcommand};
 use latchkey_client::{Call, Client, ClientError, ClientOptions};
+use latchkey_core::credits::{Credits, Interval, Refill};
 use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
 use latchkey_core::{Environment, KeyType, Permission, Secret};
@@ -152,6 +153,57 @@ pub struct KeyRestrictions {
     /// (repeatable; on update, replaces the key's limits)
     #[arg(long = "ratelimit", value_name = "NAME=LIMIT/SECONDS", value_parser = parse_ratelimit)]
     pub ratelimits: Vec<NamedLimit>,
+    /// Credits the key spends, one per successful verification; `unlimited` on update removes
+    /// them
+    #[arg(long, value_name = "N|unlimited", value_parser = parse_credits)]
+    pub credits: Option<Option<i64>>,
+    /// Refill the credits to AMOUNT daily (00:00 UTC) or monthly (on DAY, default 1; 31 is
+    /// the month's last day): daily:AMOUNT or monthly:AMOUNT[:DAY]
+    #[arg(long, value_name = "daily:AMOUNT|monthly:AMOUNT[:DAY]", value_parser = parse_refill, requires = "credits")]
+    pub refill: Option<Refill>,
+}
+
+fn parse_credits(s: &str) -> std::result::Result<Option<i64>, String> {
+    if s == "unlimited" {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("expected a number of credits or `unlimited`: {s:?}"))
+}
+
+/// `daily:1000`, `monthly:50000` or `monthly:50000:15`.
+fn parse_refill(s: &str) -> std::result::Result<Refill, String> {
+    let bad = || format!("expected daily:AMOUNT or monthly:AMOUNT[:DAY]: {s:?}");
+    let mut parts = s.split(':');
+    let interval = match parts.next() {
+        Some("daily") => Interval::Daily,
+        Some("monthly") => Interval::Monthly,
+        _ => return Err(bad()),
+    };
+    let amount = parts.next().and_then(|a| a.parse().ok()).ok_or_else(bad)?;
+    let day = match parts.next() {
+        Some(d) if interval == Interval::Monthly => Some(d.parse().map_err(|_| bad())?),
+        Some(_) => return Err(bad()),
+        None => None,
+    };
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(Refill {
+        interval,
+        amount,
+        day,
+    })
+}
+
+fn credits_of(r: &KeyRestrictions) -> Option<Option<Credits>> {
+    r.credits.map(|c| {
+        c.map(|remaining| Credits {
+            remaining,
+            refill: r.refill,
+        })
+    })
 }
 
 /// `burst=100/60` or `tokens=1000/3600,manual`.
@@ -484,6 +536,7 @@ async fn workspaces(client: &Client, json: bool, cmd: WorkspacesCommand) -> Resu
                 &PutMember {
                     role: role.clone(),
                     ratelimits: None,
+                    credits: Patch::Keep,
                 },
             );
             show(json, call, |_: &Member| {
@@ -525,6 +578,7 @@ async fn workspaces(client: &Client, json: bool, cmd: WorkspacesCommand) -> Resu
 
 fn create_key_body(args: CreateKeyArgs) -> CreateKey {
     let r = args.restrictions;
+    let credits = credits_of(&r);
     CreateKey {
         name: args.name,
         key_type: args.key_type,
@@ -535,6 +589,7 @@ fn create_key_body(args: CreateKeyArgs) -> CreateKey {
         expires_at: r.expires_at,
         allowed_origins: non_empty(r.allowed_origins),
         allowed_ips: non_empty(r.allowed_ips),
+        credits: credits.flatten(),
         metadata: r.metadata,
         ratelimits: non_empty(r.ratelimits),
     }
@@ -542,6 +597,7 @@ fn create_key_body(args: CreateKeyArgs) -> CreateKey {
 
 fn update_key_body(args: UpdateKeyArgs) -> Result<UpdateKey> {
     let r = args.restrictions;
+    let credits = credits_of(&r);
     let body = UpdateKey {
         name: args.name,
         enabled: args.enabled,
@@ -549,11 +605,12 @@ fn update_key_body(args: UpdateKeyArgs) -> Result<UpdateKey> {
         expires_at: r.expires_at.map_or(Patch::Keep, Patch::Set),
         allowed_origins: non_empty(r.allowed_origins),
         allowed_ips: non_empty(r.allowed_ips),
+        credits: credits.map_or(Patch::Keep, Patch::set_or_clear),
         metadata: r.metadata,
         ratelimits: non_empty(r.ratelimits),
     };
     if body.is_empty() {
-        bail!("nothing to update: pass --name, --enabled, --permission, --expires-at, --allowed-origin, --allowed-ip, --metadata or --ratelimit");
+        bail!("nothing to update: pass --name, --enabled, --permission, --expires-at, --allowed-origin, --allowed-ip, --metadata, --ratelimit or --credits");
     }
     Ok(body)
 }

@@ -524,6 +524,7 @@ pub async fn create_key(
         allowed_ips: None,
         metadata: None,
         ratelimits: None,
+        credits: None,
     };
     match service::keys::create(&state, &user.caller, &req).await {
         Ok(issued) => {
@@ -810,6 +811,7 @@ pub async fn change_role(
     let req = PutMemberRequest {
         role: f.role,
         ratelimits: None,
+        credits: None,
     };
     let r = service::workspaces::put_member(&state, c, c.workspace_id(), &user_id, &req)
         .await
@@ -856,6 +858,7 @@ pub async fn add_member(
     let role = PutMemberRequest {
         role: f.role,
         ratelimits: None,
+        credits: None,
     };
     let r = service::workspaces::add_member_by_email(&state, c, c.workspace_id(), new_user, &role)
         .await

@@ -136,6 +136,7 @@ pub async fn session_caller(
         allowed_ips: vec![],
         metadata: serde_json::json!({}),
         ratelimits: vec![],
+        credits: None,
         enabled: true,
         expires_at: None,
         revoked_at: None,

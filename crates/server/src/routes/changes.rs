@@ -181,6 +181,7 @@ impl OwnCredential {
             origin: self.origin.as_deref(),
             ip: self.ip,
             ratelimits: &[],
+            cost: None,
         };
         // An outage is no verdict: the stream then ends too, and the client reconnects. The
         // stream was charged when it opened; staying open costs nothing more.

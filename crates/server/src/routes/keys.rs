@@ -8,6 +8,7 @@ use crate::error::responses::{
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use crate::routes::nullable;
+use crate::routes::schema::CreditsSchema;
 use crate::routes::schema::{
     EnvironmentName, GraceSeconds, IpNetworkList, KeyId, KeyStatusName, KeyTypeName, Limit,
     Metadata, Name, OriginList, PermissionList, RateLimitList, Timestamp, UserId, WorkspaceId,
@@ -17,6 +18,7 @@ use crate::service;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use latchkey_core::credits::Credits;
 use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::{Environment, KeyType};
 use serde::Deserialize;
@@ -57,6 +59,9 @@ pub struct CreateKeyRequest {
     /// Named rate limits of the key (SPEC §11.1).
     #[schema(value_type = Option<RateLimitList>)]
     pub ratelimits: Option<Vec<NamedLimit>>,
+    /// Credits the key spends, one per successful verification (SPEC §11.2); none = unlimited.
+    #[schema(value_type = Option<CreditsSchema>)]
+    pub credits: Option<Credits>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -84,6 +89,10 @@ pub struct UpdateKeyRequest {
     /// was spent of it.
     #[schema(value_type = Option<RateLimitList>)]
     pub ratelimits: Option<Vec<NamedLimit>>,
+    /// New credits (the balance and the refill), or `null` for unlimited.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<CreditsSchema>)]
+    pub credits: Option<Option<Credits>>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

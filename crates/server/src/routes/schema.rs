@@ -354,6 +354,48 @@ schema!(
 );
 
 schema!(
+    /// `Validator::credits`: a balance and an optional refill (SPEC §11.2).
+    CreditsSchema,
+    || ObjectBuilder::new()
+        .property(
+            "remaining",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(latchkey_core::credits::MAX_CREDITS))
+        )
+        .required("remaining")
+        .property(
+            "refill",
+            ObjectBuilder::new()
+                .property("interval", strings(["daily", "monthly"]))
+                .required("interval")
+                .property(
+                    "amount",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1))
+                        .maximum(Some(latchkey_core::credits::MAX_CREDITS))
+                        .description(Some("The balance each refill sets."))
+                )
+                .required("amount")
+                .property(
+                    "day",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1))
+                        .maximum(Some(31))
+                        .description(Some(
+                            "Monthly only, default 1: the day of the month (UTC); past the month's end, its last day."
+                        ))
+                )
+                .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+        )
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+        .into()
+);
+
+schema!(
     /// `POST /v1/verify`'s `ratelimits`: limits to charge besides the auto-applied ones.
     LimitChargeList,
     || ArrayBuilder::new()
@@ -536,6 +578,7 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         entry::<GraceSeconds>(),
         entry::<RateLimitList>(),
         entry::<LimitChargeList>(),
+        entry::<CreditsSchema>(),
         entry::<KeyTtlSeconds>(),
     ]
 }

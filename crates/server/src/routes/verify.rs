@@ -23,7 +23,7 @@ use latchkey_core::permission::VERIFY;
 use latchkey_core::ratelimit::{valid_name, Named, MAX_LIMITS};
 use latchkey_core::token::looks_like_jwt;
 use latchkey_core::{Demand, Denial, Environment, Permission, Validator};
-use latchkey_engine::limits::Report;
+use latchkey_engine::limits::{Report, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -53,6 +53,11 @@ pub struct VerifyRequest {
     /// is charged its `cost` instead of 1.
     #[schema(value_type = Option<LimitChargeList>)]
     pub ratelimits: Option<Vec<LimitChargeBody>>,
+    /// The credits this verification costs when it succeeds (default 1; 0 only checks). Spent
+    /// from the key's credits and its owner's, when they have some.
+    #[serde(default, deserialize_with = "crate::routes::integer::option")]
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    pub cost: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +86,35 @@ pub struct LimitAnswerView<'a> {
     pub exceeded: bool,
     /// For a limit that refused: seconds until the same request would pass; otherwise 0.
     pub retry_after_seconds: u64,
+}
+
+/// Where the credits of the key or its member stand after this verification (SPEC §11.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditsAnswerView {
+    /// `key` or `member`.
+    pub owner: &'static str,
+    pub remaining: i64,
+    /// These credits refused the verification (`USAGE_EXCEEDED`).
+    pub exceeded: bool,
+    /// The next refill, if the credits have one.
+    #[schema(value_type = Option<Timestamp>)]
+    pub refills_at: Option<String>,
+}
+
+fn credit_answers(report: &Report) -> Vec<CreditsAnswerView> {
+    report
+        .credits
+        .iter()
+        .map(|c| CreditsAnswerView {
+            owner: match c.scope {
+                Scope::Key => "key",
+                Scope::Member => "member",
+            },
+            remaining: c.remaining,
+            exceeded: c.exceeded,
+            refills_at: ts_opt(c.refills_at),
+        })
+        .collect()
 }
 
 fn limit_answers(report: &Report, now: i64) -> Vec<LimitAnswerView<'_>> {
@@ -135,6 +169,8 @@ pub struct VerifyResponse<'a> {
     pub metadata: Option<&'a Value>,
     /// The credential's rate limits charged by this verification, as they stand after it.
     pub ratelimits: Vec<LimitAnswerView<'a>>,
+    /// The credits of the key and of its owner, when they have some.
+    pub credits: Vec<CreditsAnswerView>,
 }
 
 #[utoipa::path(post, path = "/v1/verify", tag = "verify", request_body = VerifyRequest,
@@ -179,6 +215,9 @@ pub async fn verify(
         }
     });
     let named = body.ratelimits.as_deref().unwrap_or_default();
+    if body.cost.is_some_and(|c| c > MAX_COST) {
+        v.error("cost", format!("0 to {MAX_COST}"));
+    }
     if named.len() > 2 * MAX_LIMITS {
         v.error("ratelimits", format!("at most {} limits", 2 * MAX_LIMITS));
     }
@@ -208,6 +247,7 @@ pub async fn verify(
         origin: body.origin.as_deref(),
         ip,
         ratelimits: &named,
+        cost: body.cost,
     };
 
     let in_scope = |ws: &str| caller.verifies_everywhere() || caller.workspace_id() == ws;
@@ -229,7 +269,7 @@ pub async fn verify(
             ),
             Err(Refusal::Limited(r, report)) => (
                 in_scope(&r.key.workspace_id).then_some(r),
-                Err(Denial::RateLimited),
+                Err(report.refusal().unwrap_or(Denial::RateLimited)),
                 *report,
             ),
             // No verdict: the caller must not take an outage for "invalid key".
@@ -270,6 +310,7 @@ pub async fn verify(
         expires_at: ts_opt(r.expires_at()),
         metadata: Some(&k.metadata),
         ratelimits: limit_answers(&report, state.engine.clock.unix()),
+        credits: credit_answers(&report),
     })
     .into_response())
 }

@@ -2,13 +2,14 @@
 //! `key` field of a creation or roll response).
 
 use super::schema::{
-    EnvironmentName, EventId, GrantId, InstanceRoleName, KeyId, KeyStatusName, KeyTypeName,
-    Metadata, Permission, RateLimitList, RoleName, Timestamp, UserId, WorkspaceId,
+    CreditsSchema, EnvironmentName, EventId, GrantId, InstanceRoleName, KeyId, KeyStatusName,
+    KeyTypeName, Metadata, Permission, RateLimitList, RoleName, Timestamp, UserId, WorkspaceId,
 };
 use crate::now;
 use crate::service::keys::IssuedKey;
 use crate::state::AppState;
 use chrono::{DateTime, SecondsFormat};
+use latchkey_core::credits::Credits;
 use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
 use latchkey_store::{ApiKeyRecord, AuditEvent, Grant, Member, Page, Role, User, Workspace};
@@ -52,6 +53,9 @@ pub struct KeyView {
     pub metadata: Value,
     #[schema(value_type = RateLimitList)]
     pub ratelimits: Vec<NamedLimit>,
+    /// The balance as it stands and the refill; `null` = unlimited.
+    #[schema(value_type = Option<CreditsSchema>)]
+    pub credits: Option<Credits>,
     pub enabled: bool,
     /// `active`, `expired`, `revoked` or `disabled`.
     #[schema(value_type = KeyStatusName)]
@@ -86,6 +90,7 @@ impl KeyView {
             allowed_ips: k.allowed_ips.iter().map(ToString::to_string).collect(),
             metadata: k.metadata.clone(),
             ratelimits: k.ratelimits.clone(),
+            credits: k.credits.clone(),
             enabled: k.enabled,
             status: k.status(now).as_str().into(),
             expires_at: ts_opt(k.expires_at),
@@ -206,11 +211,15 @@ pub struct MemberView {
     pub created_at: String,
     #[schema(value_type = RateLimitList)]
     pub ratelimits: Vec<NamedLimit>,
+    /// `null` = unlimited.
+    #[schema(value_type = Option<CreditsSchema>)]
+    pub credits: Option<Credits>,
 }
 
 impl From<&Member> for MemberView {
     fn from(m: &Member) -> Self {
         Self {
+            credits: m.credits.clone(),
             ratelimits: m.ratelimits.clone(),
             user_id: m.user_id.clone(),
             email: m.email.clone(),

@@ -6,8 +6,8 @@ use crate::error::responses::{Authenticated, Conflict, JsonBody, NotFound, Unpro
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::routes::schema::{
-    GrantId, KeyTtlSeconds, Limit, Name, Permission as PermissionSchema, PermissionList,
-    RateLimitList, RoleName, UserId, WorkspaceId,
+    CreditsSchema, GrantId, KeyTtlSeconds, Limit, Name, Permission as PermissionSchema,
+    PermissionList, RateLimitList, RoleName, UserId, WorkspaceId,
 };
 use crate::routes::views::PageParams;
 use crate::routes::views::{GrantView, List, MemberView, RoleView, WorkspaceView};
@@ -50,6 +50,11 @@ pub struct PutMemberRequest {
     /// (SPEC §11.1); left as they are when not given, `[]` removes them.
     #[schema(value_type = Option<RateLimitList>)]
     pub ratelimits: Option<Vec<latchkey_core::ratelimit::NamedLimit>>,
+    /// The member's credits, spent by all of their keys and tokens in the workspace; `null`
+    /// for unlimited, left as they are when not given.
+    #[serde(default, deserialize_with = "crate::routes::nullable")]
+    #[schema(value_type = Option<CreditsSchema>)]
+    pub credits: Option<Option<latchkey_core::credits::Credits>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -12,6 +12,7 @@ use crate::now;
 use crate::routes::keys::{CreateKeyRequest, KeyListParams, RollKeyRequest, UpdateKeyRequest};
 use crate::service::{check_id_filter, page_request, parse_time};
 use crate::state::AppState;
+use latchkey_core::credits::Credits;
 use latchkey_core::ipnet::IpNet;
 use latchkey_core::issuance::Issuer;
 use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN};
@@ -130,6 +131,7 @@ pub struct NewKeyFields {
     pub metadata: Value,
     pub expires_at: Option<i64>,
     pub ratelimits: Vec<NamedLimit>,
+    pub credits: Option<Credits>,
 }
 
 pub fn new_key_fields(
@@ -171,7 +173,11 @@ pub fn new_key_fields(
     let expires_at = issuer.expiry(v, "expires_at", expires_at);
     let ratelimits = body.ratelimits.clone().unwrap_or_default();
     v.ratelimits("ratelimits", &ratelimits);
+    if let Some(c) = &body.credits {
+        v.credits("credits", c);
+    }
     NewKeyFields {
+        credits: body.credits.clone(),
         ratelimits,
         name,
         permissions,
@@ -238,9 +244,11 @@ pub async fn create(
         metadata,
         expires_at,
         ratelimits,
+        credits,
     } = fields;
     let new = NewApiKey {
         ratelimits,
+        credits,
         permissions,
         allowed_origins,
         allowed_ips,
@@ -378,6 +386,12 @@ pub async fn update(
         v.ratelimits("ratelimits", l);
         patch.ratelimits = Some(l.clone());
     }
+    if let Some(c) = &body.credits {
+        if let Some(c) = c {
+            v.credits("credits", c);
+        }
+        patch.credits = Some(c.clone());
+    }
     v.finish()?;
     let (rec, changes) = state.store.update_key(id, &patch, &caller.actor()).await?;
     state.changed(&changes);
@@ -431,6 +445,9 @@ pub async fn roll(
         allowed_ips: issuer.carry_ips(&old.allowed_ips),
         metadata: old.metadata.clone(),
         ratelimits: old.ratelimits.clone(),
+        // The balance moves to the successor as it stands when the roll is read: a roll is
+        // not a way to get credits back.
+        credits: old.credits.clone(),
         expires_at,
         created_by: Some(caller.resolved.key.id.clone()),
     };

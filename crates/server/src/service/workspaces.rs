@@ -241,16 +241,17 @@ pub async fn put_member(
     if let Some(l) = &body.ratelimits {
         v.ratelimits("ratelimits", l);
     }
+    if let Some(Some(c)) = &body.credits {
+        v.credits("credits", c);
+    }
     v.finish()?;
+    let settings = latchkey_store::MemberSettings {
+        ratelimits: body.ratelimits.clone(),
+        credits: body.credits.clone(),
+    };
     let (member, added, changes) = state
         .store
-        .put_member(
-            id,
-            user_id,
-            &body.role,
-            body.ratelimits.as_deref(),
-            &caller.actor(),
-        )
+        .put_member(id, user_id, &body.role, &settings, &caller.actor())
         .await?;
     state.changed(&changes);
     Ok(PutMember { member, added })

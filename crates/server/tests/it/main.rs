@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod contract;
 mod credentials;
+mod credits;
 mod dashboard;
 mod durability;
 mod errors;

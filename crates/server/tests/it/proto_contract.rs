@@ -5,6 +5,7 @@
 
 use crate::harness::{each_backend, TestServer};
 use latchkey_client::{Call, Client, ClientError, ClientOptions};
+use latchkey_core::credits::{Credits, Interval, Refill};
 use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
 use latchkey_core::{Environment, KeyType, Permission, Secret};
@@ -196,6 +197,14 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
         let as_dev = PutMember {
             role: "developer".into(),
             ratelimits: Some(vec![limit("member-burst", 1000, 60, true)]),
+            credits: Patch::Set(Credits {
+                remaining: 5000,
+                refill: Some(Refill {
+                    interval: Interval::Monthly,
+                    amount: 5000,
+                    day: Some(31),
+                }),
+            }),
         };
         let m = checked(
             "PUT /v1/workspaces/{id}/members/{user} (added)",
@@ -206,6 +215,7 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
         let as_viewer = PutMember {
             role: "viewer".into(),
             ratelimits: None,
+            credits: Patch::Keep,
         };
         checked(
             "PUT /v1/workspaces/{id}/members/{user} (changed)",
@@ -225,6 +235,7 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
                 &PutMember {
                     role: "member".into(),
                     ratelimits: None,
+                    credits: Patch::Clear,
                 },
             ),
         )
@@ -312,6 +323,14 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
                 limit("burst", 100, 60, true),
                 limit("tokens", 10_000, 86_400, false),
             ]),
+            credits: Some(Credits {
+                remaining: 100,
+                refill: Some(Refill {
+                    interval: Interval::Daily,
+                    amount: 100,
+                    day: None,
+                }),
+            }),
         };
         let created = checked("POST /v1/keys", admin.keys().create(&every_field)).await;
         assert!(created.secret.expose().starts_with("pk_test_"));
@@ -327,6 +346,10 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
             allowed_ips: Some(vec![]),
             metadata: Some(json!({})),
             ratelimits: Some(vec![limit("burst", 50, 60, true)]),
+            credits: Patch::Set(Credits {
+                remaining: 7,
+                refill: None,
+            }),
         };
         let k = checked("PATCH /v1/keys/{id}", admin.keys().update(&id, &update_all)).await;
         assert_eq!(k.status, KeyStatus::Disabled);
