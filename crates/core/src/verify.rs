@@ -139,6 +139,9 @@ pub struct Demand<'a> {
     pub ratelimits: &'a [crate::ratelimit::Named<'a>],
     /// The credits a successful verification costs (SPEC §11.2); `None` = 1.
     pub cost: Option<u32>,
+    /// Only a credential of this workspace exists for this request (a verifier that sees one
+    /// workspace): any other is `NOT_FOUND`, before anything is charged to it.
+    pub within_workspace: Option<&'a str>,
 }
 
 /// The permissions a key can exercise right now, as a checkable set.

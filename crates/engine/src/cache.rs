@@ -50,9 +50,15 @@ impl KeyEntry {
         Self {
             hash: KeyHash::from_hex(NONE).expect("64 hex digits"),
             last_use_recorded: AtomicI64::new(i64::MAX),
-            generation: 0,
+            // Never a real generation: marks the entry as not stored (see `is_stored`).
+            generation: u64::MAX,
             record,
         }
+    }
+
+    /// A key read from the database (not [`detached`](Self::detached)): its use is counted.
+    pub fn is_stored(&self) -> bool {
+        self.generation != u64::MAX
     }
 
     /// Claims the recording of a use at `at` unless one was recorded less than `every` seconds
@@ -309,7 +315,8 @@ impl VerifyCache {
     /// A cached key, unless it was read from the database more than a generation ago.
     pub fn key(&self, hash: &KeyHash) -> Option<Arc<CachedKey>> {
         let cached = self.keys.as_ref()?.get(hash)?;
-        (self.generation.load(Ordering::Relaxed) <= cached.key.generation + 1).then_some(cached)
+        (self.generation.load(Ordering::Relaxed) <= cached.key.generation.saturating_add(1))
+            .then_some(cached)
     }
 
     pub fn generation(&self) -> Generation {

@@ -28,21 +28,19 @@ impl Engine {
                 pair,
                 limits,
             }) => {
-                self.counters.verification("VALID", source);
-                let at = now();
-                self.usage.touch(&primary.key, at);
+                self.record(Some(&primary), "VALID", source, limits.credits_spent);
                 if let Some(p) = &pair {
-                    self.usage.touch(&p.key, at);
+                    self.usage.touch(&p.key, now());
                 }
                 Ok((identity(&primary, pair.as_ref()), limits.fields()))
             }
-            Err(Refusal::Limited(_, report)) => {
+            Err(Refusal::Limited(found, report)) => {
                 let denial = report.refusal().unwrap_or(Denial::RateLimited);
-                self.counters.verification(denial.verify_code(), source);
+                self.record(Some(&found), denial.verify_code(), source, 0);
                 Err(limited(&report, self.clock.unix()))
             }
-            Err(Refusal::Denied(_, denial)) => {
-                self.counters.verification(denial.verify_code(), source);
+            Err(Refusal::Denied(found, denial)) => {
+                self.record(found.as_ref(), denial.verify_code(), source, 0);
                 Err(Rejection::Denied {
                     denial,
                     presented: true,

@@ -28,7 +28,7 @@ pub use resolve::{Refusal, Resolved, Verified};
 
 use cache::VerifyCache;
 use latchkey_core::{Demand, Denial, KeyHasher, Secret};
-use latchkey_store::{Change, SqlStore};
+use latchkey_store::{Change, Granularity, SqlStore};
 use metrics::Counter;
 use signing::SigningKeys;
 use std::ops::Deref;
@@ -217,6 +217,25 @@ impl Engine {
         resolve::authenticate(self, presented, demand, lone_ok).await
     }
 
+    /// Records one verification's outcome: the counter by code and source, the usage of the key
+    /// it concerned (when one was found) and, when `VALID`, its `last_used_at`.
+    pub fn record(
+        &self,
+        found: Option<&Resolved>,
+        code: &'static str,
+        source: &'static str,
+        credits_spent: i64,
+    ) {
+        self.counters.verification(code, source);
+        if let Some(r) = found {
+            let at = now();
+            self.usage.count(&r.key, at, code, credits_spent);
+            if code == "VALID" {
+                self.usage.touch(&r.key, at);
+            }
+        }
+    }
+
     /// Whether credentials admitted earlier are still valid, charging no limit.
     pub async fn recheck(
         &self,
@@ -254,9 +273,28 @@ impl Engine {
                 }
             })
         };
+        let pruner = {
+            let engine = self.clone();
+            let keep = every.usage_retention;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(600));
+                loop {
+                    tick.tick().await;
+                    let now = now();
+                    let cutoffs = [
+                        (Granularity::Minute, now - keep.minutes.as_secs() as i64),
+                        (Granularity::Hour, now - keep.hours.as_secs() as i64),
+                        (Granularity::Day, now - keep.days.as_secs() as i64),
+                    ];
+                    if let Err(e) = engine.store.prune_usage(&cutoffs).await {
+                        tracing::warn!(error = %e, "pruning old usage failed; will retry");
+                    }
+                }
+            })
+        };
         Ok(Upkeep {
             engine: self.clone(),
-            tasks: vec![changes, flusher, ager],
+            tasks: vec![changes, flusher, ager, pruner],
         })
     }
 }
@@ -266,8 +304,9 @@ impl Engine {
 pub struct UpkeepIntervals {
     /// Reading the change log without a notification (PostgreSQL also wakes it at once).
     pub change_poll: Duration,
-    /// Writing `last_used_at`.
+    /// Writing `last_used_at` and the usage counts.
     pub usage_flush: Duration,
+    pub usage_retention: UsageRetention,
 }
 
 impl Default for UpkeepIntervals {
@@ -275,6 +314,26 @@ impl Default for UpkeepIntervals {
         Self {
             change_poll: Duration::from_millis(500),
             usage_flush: Duration::from_secs(1),
+            usage_retention: UsageRetention::default(),
+        }
+    }
+}
+
+/// How long usage buckets of each granularity are kept (SPEC §11.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageRetention {
+    pub minutes: Duration,
+    pub hours: Duration,
+    pub days: Duration,
+}
+
+impl Default for UsageRetention {
+    /// Two days of minutes, 90 days of hours, five years of days.
+    fn default() -> Self {
+        Self {
+            minutes: Duration::from_secs(2 * 86_400),
+            hours: Duration::from_secs(90 * 86_400),
+            days: Duration::from_secs(5 * 365 * 86_400),
         }
     }
 }

@@ -177,6 +177,8 @@ pub struct CreditEntry {
 pub struct Report {
     pub entries: SmallVec<[Entry; 4]>,
     pub credits: SmallVec<[CreditEntry; 2]>,
+    /// The credits this request spent (its cost, once charged).
+    pub credits_spent: i64,
 }
 
 impl Report {
@@ -198,6 +200,7 @@ impl Report {
                 })
                 .collect(),
             credits: SmallVec::new(),
+            credits_spent: 0,
         }
     }
 
@@ -314,6 +317,7 @@ pub async fn charge_credits(
     let charges: SmallVec<[CreditCharge<'_>; 3]> = holders.iter().map(|h| h.0).collect();
     match engine.store.charge_credits(&charges).await? {
         CreditOutcome::Charged(balances) => {
+            report.credits_spent = i64::from(cost);
             for ((_, scope, refills_at), remaining) in holders.iter().zip(balances) {
                 report.credits.push(CreditEntry {
                     scope: *scope,

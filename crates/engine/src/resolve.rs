@@ -383,6 +383,13 @@ pub async fn check_credentials(
     lone_ok: bool,
 ) -> Result<(Resolved, Option<Resolved>), Refusal> {
     let one = |r: Result<Result<Resolved, Denial>, EngineError>| match r {
+        Ok(Ok(res))
+            if demand
+                .within_workspace
+                .is_some_and(|ws| ws != res.key.workspace_id) =>
+        {
+            Err(Refusal::Denied(None, Denial::NotFound))
+        }
         Ok(Ok(res)) => match res.decide(demand) {
             Ok(()) => Ok(res),
             Err(d) => Err(Refusal::Denied(Some(res), d)),

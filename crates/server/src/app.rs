@@ -128,6 +128,7 @@ impl App {
             .start_upkeep(UpkeepIntervals {
                 change_poll: self.config.change_poll,
                 usage_flush: self.config.usage_flush,
+                usage_retention: self.config.usage_retention,
             })
             .await?;
         let mut router = self.router();

@@ -19,20 +19,28 @@ pub fn presented_credentials(headers: &axum::http::HeaderMap) -> Result<Presente
     latchkey_engine::presented_credentials(headers).map_err(ApiError::from)
 }
 
-pub fn count_verification(state: &AppState, code: &'static str, source: &'static str) {
-    state.engine.counters.verification(code, source);
+/// Records a verification's outcome (counter, usage, `last_used_at`): see
+/// [`latchkey_engine::Engine::record`].
+pub fn count_verification(
+    state: &AppState,
+    found: Option<&Resolved>,
+    code: &'static str,
+    source: &'static str,
+    credits_spent: i64,
+) {
+    state.engine.record(found, code, source, credits_spent);
 }
 
 /// The answer of an authenticated endpoint to a refusal; `source` labels the verification counter.
 pub fn refusal_error(refusal: Refusal, state: &AppState, source: &'static str) -> ApiError {
     match refusal {
-        Refusal::Denied(_, d) => {
-            count_verification(state, d.verify_code(), source);
+        Refusal::Denied(found, d) => {
+            count_verification(state, found.as_ref(), d.verify_code(), source, 0);
             ApiError::from_denial(d)
         }
-        Refusal::Limited(_, report) => {
+        Refusal::Limited(found, report) => {
             let denial = report.refusal().unwrap_or(Denial::RateLimited);
-            count_verification(state, denial.verify_code(), source);
+            count_verification(state, Some(&found), denial.verify_code(), source, 0);
             ApiError::Limited {
                 denial,
                 retry_after: report.retry_after_seconds(state.engine.clock.unix()),
@@ -125,14 +133,18 @@ impl Caller {
             pair,
             limits,
         } = authenticate_request(state, parts, ip, &presented, lone_ok, "auth").await?;
-        count_verification(state, "VALID", "auth");
+        count_verification(
+            state,
+            Some(&resolved),
+            "VALID",
+            "auth",
+            limits.credits_spent,
+        );
         if let Some(fields) = limits.fields() {
             crate::ratelimit_headers::report(parts, fields);
         }
-        let at = now();
-        state.engine.usage.touch(&resolved.key, at);
         if let Some(p) = &pair {
-            state.engine.usage.touch(&p.key, at);
+            state.engine.usage.touch(&p.key, now());
         }
         let user_agent = parts
             .headers

@@ -89,6 +89,15 @@ pub struct ServerArgs {
     /// [default: latchkey:ratelimit:].
     #[arg(long, env = "LATCHKEY_RATELIMIT_PREFIX")]
     pub ratelimit_prefix: Option<String>,
+    /// How long per-minute usage buckets are kept, in hours [default: 48].
+    #[arg(long, env = "LATCHKEY_USAGE_MINUTE_RETENTION_HOURS")]
+    pub usage_minute_retention_hours: Option<u64>,
+    /// How long hourly usage buckets are kept, in days [default: 90].
+    #[arg(long, env = "LATCHKEY_USAGE_HOUR_RETENTION_DAYS")]
+    pub usage_hour_retention_days: Option<u64>,
+    /// How long daily usage buckets are kept, in days [default: 1825].
+    #[arg(long, env = "LATCHKEY_USAGE_DAY_RETENTION_DAYS")]
+    pub usage_day_retention_days: Option<u64>,
 }
 
 /// `latchkey.toml`: every setting above, plus `secret`.
@@ -120,6 +129,17 @@ struct FileConfig {
     gateway: GatewaySection,
     #[serde(default)]
     ratelimit: RatelimitSection,
+    #[serde(default)]
+    usage: UsageSection,
+}
+
+/// `[usage]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageSection {
+    minute_retention_hours: Option<u64>,
+    hour_retention_days: Option<u64>,
+    day_retention_days: Option<u64>,
 }
 
 /// `[ratelimit]`.
@@ -254,6 +274,8 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// `[ratelimit] store`: `None`, each node keeps its own limits.
     pub ratelimit: Option<RatelimitStore>,
+    /// `[usage]`: how long usage buckets are kept.
+    pub usage_retention: latchkey_engine::UsageRetention,
 }
 
 impl Config {
@@ -279,6 +301,7 @@ impl Config {
             gateway: GatewayFile::default(),
             config_file: None,
             ratelimit: None,
+            usage_retention: Default::default(),
         }
     }
 
@@ -359,7 +382,42 @@ impl Config {
             }
             None => None,
         };
+        let keep = latchkey_engine::UsageRetention::default();
+        let hours = |h: Option<u64>, default: Duration| {
+            h.map_or(default, |h| Duration::from_secs(h * 3_600))
+        };
+        let days = |d: Option<u64>, default: Duration| {
+            d.map_or(default, |d| Duration::from_secs(d * 86_400))
+        };
+        let usage_retention = latchkey_engine::UsageRetention {
+            minutes: hours(
+                args.usage_minute_retention_hours
+                    .or(file.usage.minute_retention_hours),
+                keep.minutes,
+            ),
+            hours: days(
+                args.usage_hour_retention_days
+                    .or(file.usage.hour_retention_days),
+                keep.hours,
+            ),
+            days: days(
+                args.usage_day_retention_days
+                    .or(file.usage.day_retention_days),
+                keep.days,
+            ),
+        };
+        if [
+            usage_retention.minutes,
+            usage_retention.hours,
+            usage_retention.days,
+        ]
+        .iter()
+        .any(|d| d.is_zero())
+        {
+            bail!("[usage] retention settings must be positive");
+        }
         Ok(Self {
+            usage_retention,
             ratelimit,
             proxy_trusted,
             throttle,

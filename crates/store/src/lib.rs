@@ -14,6 +14,7 @@ mod model;
 mod query;
 mod sessions;
 mod tokens;
+mod usage;
 mod users;
 mod workspaces;
 
@@ -22,6 +23,7 @@ pub use credits::{CreditCharge, CreditHolder, CreditOutcome};
 pub use error::StoreError;
 pub use model::*;
 pub use sessions::Session;
+pub use usage::{Granularity, UsageCount, UsageFilter, UsageRow};
 
 use sqlx::any::{AnyPoolOptions, AnyQueryResult};
 use sqlx::pool::PoolConnection;

@@ -69,6 +69,12 @@ impl ListQuery {
         self
     }
 
+    /// The query as built, with `tail` (GROUP BY, ORDER BY) appended.
+    pub fn finish(mut self, tail: &str) -> (String, AnyArguments<'static>) {
+        self.sql.push_str(tail);
+        (self.sql, self.args)
+    }
+
     /// Newest first, keyset-paginated on the time-ordered id column `id_col`. Fetches one extra
     /// row to know whether another page exists.
     pub fn page(

@@ -155,6 +155,7 @@ impl Gate {
             ip: asked.ip,
             ratelimits: &[],
             cost: None,
+            within_workspace: None,
         };
         let (identity, ratelimit) = self
             .verifier

@@ -182,6 +182,7 @@ impl OwnCredential {
             ip: self.ip,
             ratelimits: &[],
             cost: None,
+            within_workspace: None,
         };
         // An outage is no verdict: the stream then ends too, and the client reconnects. The
         // stream was charged when it opened; staying open costs nothing more.

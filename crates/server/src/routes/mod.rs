@@ -11,6 +11,7 @@ pub mod oauth;
 pub mod ops;
 pub mod schema;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod verify;
 pub mod views;
@@ -72,6 +73,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::get_key, keys::update_key, keys::revoke_key))
         .routes(routes!(keys::roll_key))
+        .routes(routes!(usage::key_usage))
+        .routes(routes!(usage::usage))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(
             users::get_user,

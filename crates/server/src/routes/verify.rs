@@ -9,7 +9,6 @@ use crate::auth::{count_verification, Caller, Presented, Refusal, Verified};
 use crate::error::responses::{Authenticated, JsonBody};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::now;
 use crate::routes::schema::LimitChargeList;
 use crate::routes::schema::{
     EnvironmentName, IpAddress, KeyId, KeyTypeName, Permission as PermissionSchema, PermissionList,
@@ -248,6 +247,8 @@ pub async fn verify(
         ip,
         ratelimits: &named,
         cost: body.cost,
+        // Before anything is charged: a key this caller may not see must not be spent by it.
+        within_workspace: (!caller.verifies_everywhere()).then(|| caller.workspace_id()),
     };
 
     let in_scope = |ws: &str| caller.verifies_everywhere() || caller.workspace_id() == ws;
@@ -276,7 +277,7 @@ pub async fn verify(
             Err(Refusal::Unchecked(e)) => return Err(e.into()),
         };
     let Some(r) = resolved else {
-        count_verification(&state, Denial::NotFound.verify_code(), "verify");
+        count_verification(&state, None, Denial::NotFound.verify_code(), "verify", 0);
         return Ok(ApiJson(VerifyResponse {
             code: Denial::NotFound.verify_code(),
             ..Default::default()
@@ -287,10 +288,7 @@ pub async fn verify(
         Ok(_) => "VALID",
         Err(d) => d.verify_code(),
     };
-    count_verification(&state, code, "verify");
-    if outcome.is_ok() {
-        state.engine.usage.touch(&r.key, now());
-    }
+    count_verification(&state, Some(&r), code, "verify", report.credits_spent);
     let k = &r.key;
     let listing = outcome.ok();
     Ok(ApiJson(VerifyResponse {

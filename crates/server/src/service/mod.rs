@@ -19,6 +19,7 @@
 pub mod audit;
 pub mod keys;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 

@@ -292,3 +292,41 @@ async fn two_hundred_concurrent_verifications_against_fifty_credits_pass_fifty()
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_verifier_of_another_workspace_cannot_spend_a_keys_credits_or_limits() {
+    each_backend(|srv| async move {
+        let (key, _, _) = key_with(
+            &srv,
+            json!({"credits": {"remaining": 1},
+                   "ratelimits": [{"name": "one", "limit": 1, "window_seconds": 3600}]}),
+        )
+        .await;
+        // A service of another tenant, allowed to verify its own workspace's keys.
+        let other = srv.workspace("Other tenant").await;
+        let (user, verifier) = srv.member_with_key(&other, "member").await;
+        srv.post(
+            &format!("/v1/workspaces/{other}/grants"),
+            &srv.admin_key,
+            json!({"user_id": user, "permission": "latchkey:verify"}),
+        )
+        .await
+        .expect(201);
+        for _ in 0..3 {
+            let v = srv
+                .post("/v1/verify", &verifier, json!({"key": key, "cost": 1}))
+                .await
+                .expect(200);
+            assert_eq!(
+                v["code"], "NOT_FOUND",
+                "another tenant's key does not exist for it"
+            );
+            assert!(v["key_id"].is_null() && v["credits"] == json!([]));
+        }
+        // Nothing was spent: its own tenant's first verification still passes.
+        let v = srv.verify(json!({"key": key})).await;
+        assert_eq!(v["code"], "VALID");
+        assert_eq!(credits(&v, "key"), Some((0, false)));
+    })
+    .await;
+}

@@ -32,5 +32,6 @@ mod secrets_in_logs;
 mod tenancy;
 mod tokens;
 mod upstream;
+mod usage;
 mod verifier;
 mod verify;
