@@ -49,6 +49,8 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/keys", vec!["get", "post"]),
         ("/v1/keys/{id}", vec!["get", "patch", "delete"]),
         ("/v1/keys/{id}/roll", vec!["post"]),
+        ("/v1/keys/{id}/usage", vec!["get"]),
+        ("/v1/usage", vec!["get"]),
         ("/v1/users", vec!["get", "post"]),
         ("/v1/users/{id}", vec!["get", "delete"]),
         ("/v1/workspaces", vec!["get", "post"]),
