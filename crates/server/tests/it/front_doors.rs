@@ -204,6 +204,13 @@ impl Front {
                         "a 401 names its scheme"
                     );
                 }
+                if status == 429 && code.as_deref() == Some("RATE_LIMITED") {
+                    assert!(
+                        resp.headers().contains_key("retry-after")
+                            && resp.headers().contains_key("ratelimit"),
+                        "a rate limit's 429 says when to retry and where the limits stand"
+                    );
+                }
                 let body: Value = resp.json().await.unwrap();
                 if status >= 400 {
                     assert_eq!(body["status"], status, "problem+json: {body}");
@@ -285,9 +292,17 @@ async fn api_outcome(
         };
     }
     let denial = latchkey_core::Denial::from_verify_code(&answer.code).expect("a known code");
-    let rejection = Rejection::Denied {
-        denial,
-        presented: true,
+    let rejection = if denial.is_limit() {
+        Rejection::Limited {
+            denial,
+            retry_after: None,
+            fields: None,
+        }
+    } else {
+        Rejection::Denied {
+            denial,
+            presented: true,
+        }
     };
     Outcome {
         status: rejection.status().as_u16(),
@@ -386,6 +401,44 @@ async fn every_front_door_makes_the_same_decisions() {
                     .await
                     .denied(404, "NOT_FOUND");
             }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_front_door_charges_the_same_limits_and_credits() {
+    each_backend(|srv| async move {
+        for door in DOORS {
+            let f = front(door, &srv).await;
+            let (_, _, key, key_id, _) = reader(&srv).await;
+            let limit =
+                json!({"ratelimits": [{"name": "door", "limit": 2, "window_seconds": 3600}]});
+            srv.patch(&format!("/v1/keys/{key_id}"), &srv.admin_key, limit)
+                .await
+                .expect(200);
+            // The remote door must not answer the second request from its cache.
+            for _ in 0..2 {
+                let ok = f.ask(&srv, "GET", "/documents/doc_1", Some(&key)).await;
+                assert_eq!(ok.status, 200, "{door:?}: {ok:?}");
+            }
+            f.ask(&srv, "GET", "/documents/doc_1", Some(&key))
+                .await
+                .denied(429, "RATE_LIMITED");
+
+            let (_, _, key, key_id, _) = reader(&srv).await;
+            srv.patch(
+                &format!("/v1/keys/{key_id}"),
+                &srv.admin_key,
+                json!({"credits": {"remaining": 1}}),
+            )
+            .await
+            .expect(200);
+            let ok = f.ask(&srv, "GET", "/documents/doc_1", Some(&key)).await;
+            assert_eq!(ok.status, 200, "{door:?}: {ok:?}");
+            f.ask(&srv, "GET", "/documents/doc_1", Some(&key))
+                .await
+                .denied(429, "USAGE_EXCEEDED");
         }
     })
     .await;
