@@ -3,6 +3,7 @@
 //! [`session::session_caller`]). Works without JavaScript; `app.js` only adds the copy button
 //! and confirmations.
 
+pub mod chart;
 pub mod pages;
 pub mod session;
 
