@@ -4,6 +4,7 @@
 //! and confirmations.
 
 pub mod chart;
+pub mod limits;
 pub mod pages;
 pub mod session;
 

@@ -2,6 +2,7 @@
 //! same [`crate::service`] function as the API handler that does the same thing, so the rules
 //! (permissions, tenancy, validation, audit) are the API's own; a page adds only its HTML.
 
+use super::limits::{LimitFields, KEY_LIMIT};
 use super::session::{self, DashUser};
 use crate::auth::client_ip;
 use crate::error::ApiError;
@@ -491,6 +492,8 @@ pub struct CreateKeyForm {
     expires_on: Option<String>,
     permissions: Option<String>,
     allowed_origins: Option<String>,
+    #[serde(flatten)]
+    limits: LimitFields,
 }
 
 pub async fn create_key(
@@ -507,6 +510,10 @@ pub async fn create_key(
         _ => Environment::Test,
     };
     let list = |s: &Option<String>| s.as_deref().map(lines).filter(|l| !l.is_empty());
+    let (ratelimits, credits) = match (f.limits.limit(KEY_LIMIT), f.limits.credits()) {
+        (Ok(limit), Ok(credits)) => (limit.map(|l| vec![l]), credits),
+        (Err(e), _) | (_, Err(e)) => return keys_view(&state, &user, None, messages(&e)).await,
+    };
     let req = CreateKeyRequest {
         name: f.name.clone(),
         r#type: Some(key_type),
@@ -523,8 +530,8 @@ pub async fn create_key(
         allowed_origins: list(&f.allowed_origins),
         allowed_ips: None,
         metadata: None,
-        ratelimits: None,
-        credits: None,
+        ratelimits,
+        credits,
     };
     match service::keys::create(&state, &user.caller, &req).await {
         Ok(issued) => {
