@@ -374,6 +374,12 @@ impl SqlStore {
         Ok(Page::from_rows(list, page.limit, |m| m.user_id.clone()))
     }
 
+    /// One member of a workspace, if `user` is one.
+    pub async fn member(&self, ws: &str, user: &str) -> Result<Option<Member>> {
+        let mut conn = self.read.acquire().await?;
+        fetch_member(&mut conn, ws, user).await
+    }
+
     /// Adds a member or changes their role and, when `ratelimits` is given, their limits.
     /// Returns the member and whether they were added.
     pub async fn put_member(

@@ -3,6 +3,8 @@
 //! [`session::session_caller`]). Works without JavaScript; `app.js` only adds the copy button
 //! and confirmations.
 
+pub mod chart;
+pub mod limits;
 pub mod pages;
 pub mod session;
 
@@ -27,6 +29,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/logout", post(pages::logout))
         .route("/workspace", post(pages::switch_workspace))
         .route("/keys", get(pages::keys_page).post(pages::create_key))
+        .route("/keys/{id}", get(pages::key_page))
+        .route("/keys/{id}/limits", post(pages::save_key_limits))
         .route("/keys/{id}/revoke", post(pages::revoke_key))
         .route("/keys/{id}/roll", post(pages::roll_key))
         .route(
@@ -36,6 +40,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tokens/{id}/renew", post(pages::renew_token))
         .route("/tokens/{id}/revoke", post(pages::revoke_token))
         .route("/members", get(pages::members_page).post(pages::add_member))
+        .route("/members/{user_id}", get(pages::member_page))
+        .route("/members/{user_id}/limits", post(pages::save_member_limits))
         .route("/members/{user_id}/role", post(pages::change_role))
         .route("/members/{user_id}/remove", post(pages::remove_member))
         .route("/roles/{role}", post(pages::edit_role))

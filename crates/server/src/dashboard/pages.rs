@@ -2,25 +2,30 @@
 //! same [`crate::service`] function as the API handler that does the same thing, so the rules
 //! (permissions, tenancy, validation, audit) are the API's own; a page adds only its HTML.
 
+use super::chart::{self, Totals};
+use super::limits::{self, LimitFields, KEY_LIMIT, MEMBER_LIMIT};
 use super::session::{self, DashUser};
 use crate::auth::client_ip;
 use crate::error::ApiError;
 use crate::password;
 use crate::routes::audit::AuditParams;
-use crate::routes::keys::{CreateKeyRequest, KeyListParams, RollKeyRequest};
+use crate::routes::keys::{CreateKeyRequest, KeyListParams, RollKeyRequest, UpdateKeyRequest};
 use crate::routes::tokens::{CreateTokenRequest, TokenView};
 use crate::routes::users::CreateUserRequest;
 use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, RoleView};
 use crate::routes::workspaces::{PutMemberRequest, PutRoleRequest, UpdateWorkspaceRequest};
 use crate::service;
 use crate::service::tokens::TokenSource;
+use crate::service::usage::{Point, Span, Window};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
+use latchkey_core::credits::Credits;
 use latchkey_core::permission::{AUDIT_READ, MEMBERS_MANAGE};
+use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::{Environment, KeyType, Secret};
 use serde::Deserialize;
 
@@ -182,6 +187,19 @@ async fn not_allowed(state: &AppState, user: &DashUser, message: &str) -> Respon
     };
     let mut r = render(page);
     *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
+/// The 404 page: no such object, or one the caller may not see (the API's 404, the same for
+/// both, so a page never tells which).
+async fn not_found(state: &AppState, user: &DashUser) -> Response {
+    let page = ErrorPage {
+        nav: nav(state, user, "").await,
+        heading: "Not found",
+        message: "There is nothing here, or it is not yours to see.".into(),
+    };
+    let mut r = render(page);
+    *r.status_mut() = StatusCode::NOT_FOUND;
     r
 }
 
@@ -491,6 +509,8 @@ pub struct CreateKeyForm {
     expires_on: Option<String>,
     permissions: Option<String>,
     allowed_origins: Option<String>,
+    #[serde(flatten)]
+    limits: LimitFields,
 }
 
 pub async fn create_key(
@@ -507,6 +527,10 @@ pub async fn create_key(
         _ => Environment::Test,
     };
     let list = |s: &Option<String>| s.as_deref().map(lines).filter(|l| !l.is_empty());
+    let (ratelimits, credits) = match (f.limits.limit(KEY_LIMIT), f.limits.credits()) {
+        (Ok(limit), Ok(credits)) => (limit.map(|l| vec![l]), credits),
+        (Err(e), _) | (_, Err(e)) => return keys_view(&state, &user, None, messages(&e)).await,
+    };
     let req = CreateKeyRequest {
         name: f.name.clone(),
         r#type: Some(key_type),
@@ -523,8 +547,8 @@ pub async fn create_key(
         allowed_origins: list(&f.allowed_origins),
         allowed_ips: None,
         metadata: None,
-        ratelimits: None,
-        credits: None,
+        ratelimits,
+        credits,
     };
     match service::keys::create(&state, &user.caller, &req).await {
         Ok(issued) => {
@@ -581,6 +605,276 @@ pub async fn roll_key(
             .await
         }
         Err(e) => keys_view(&state, &user, None, messages(&e)).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits and usage: the parts a key's page and a member's share
+
+/// One rate limit as a table row.
+pub struct LimitRow {
+    pub name: String,
+    pub limit: u32,
+    pub window: String,
+    pub applied: &'static str,
+}
+
+impl From<&NamedLimit> for LimitRow {
+    fn from(l: &NamedLimit) -> Self {
+        Self {
+            name: l.name.clone(),
+            limit: l.limit,
+            window: limits::window_words(l.window_seconds),
+            applied: if l.auto_apply {
+                "every verification"
+            } else {
+                "when a verify request names it"
+            },
+        }
+    }
+}
+
+/// What is set, and the form that changes the one limit a page edits and the credits.
+pub struct LimitsSection {
+    pub action: String,
+    /// The name of the limit the form edits; the others are left as they are.
+    pub edits: &'static str,
+    pub rows: Vec<LimitRow>,
+    pub credits_remaining: String,
+    pub refill: String,
+    pub can_manage: bool,
+    /// What the form's fields show: the settings, or what was typed when it was refused.
+    pub fields: LimitFields,
+    pub windows: Vec<(String, String, bool)>,
+    pub refills: Vec<(String, String, bool)>,
+    /// The settings as the form showed them (see [`LimitsForm::change`]).
+    pub shown_ratelimit: String,
+    pub shown_credits: String,
+}
+
+impl LimitsSection {
+    fn new(
+        action: String,
+        edits: &'static str,
+        set: &[NamedLimit],
+        credits: Option<&Credits>,
+        typed: Option<LimitFields>,
+        can_manage: bool,
+    ) -> Self {
+        let current = LimitFields::showing(set.iter().find(|l| l.name == edits), credits);
+        let fields = typed.unwrap_or_else(|| current.clone());
+        Self {
+            action,
+            edits,
+            rows: set.iter().map(LimitRow::from).collect(),
+            credits_remaining: credits
+                .map_or_else(|| "unlimited".into(), |c| c.remaining.to_string()),
+            refill: match credits {
+                Some(c) => limits::refill_words(c.refill.as_ref(), crate::now()),
+                None => String::new(),
+            },
+            can_manage,
+            windows: fields.windows(),
+            refills: fields.refills(),
+            shown_ratelimit: current.limit_state(),
+            shown_credits: current.credits_state(),
+            fields,
+        }
+    }
+}
+
+/// The usage chart and the numbers it draws, readable without the picture.
+pub struct UsageSection {
+    pub svg: String,
+    pub valid: i64,
+    pub refused: Vec<(String, i64)>,
+    pub credits_spent: i64,
+}
+
+impl UsageSection {
+    fn of(points: &[Point]) -> Self {
+        let t = Totals::of(points);
+        Self {
+            svg: chart::svg(points),
+            valid: t.valid,
+            credits_spent: t.credits_spent,
+            refused: t.refused.into_iter().collect(),
+        }
+    }
+}
+
+/// The usage section's data: `None` when the caller may not read it (the page says so).
+fn usage_section(r: Result<Vec<Point>, ApiError>) -> Result<Option<UsageSection>, ApiError> {
+    Ok(listed(r)?.map(|p| UsageSection::of(&p)))
+}
+
+/// The API's default window: the last 24 hours by hour.
+fn last_day() -> Result<Span, ApiError> {
+    Span::parse(&Window::default(), crate::now())
+}
+
+/// `?saved=` after a limits form: the confirmation, on the page the form redirected to.
+#[derive(Deserialize)]
+pub struct SavedQuery {
+    saved: Option<String>,
+}
+
+fn saved_flash(nav: &mut Nav, saved: Option<&str>) {
+    match saved {
+        Some("1") => nav.flashes.push(("ok", "Limits and credits saved.".into())),
+        Some("0") => nav.flashes.push(("ok", "Nothing changed.".into())),
+        _ => {}
+    }
+}
+
+/// A limits form as submitted: the fields, and the settings they showed when the page was
+/// drawn.
+#[derive(Deserialize)]
+pub struct LimitsForm {
+    #[serde(flatten)]
+    fields: LimitFields,
+    shown_ratelimit: Option<String>,
+    shown_credits: Option<String>,
+}
+
+/// What a limits form changes; `None` for what it leaves as it is.
+struct LimitsChange {
+    /// The edited limit, `Some(None)` to remove it.
+    limit: Option<Option<NamedLimit>>,
+    /// The credits, `Some(None)` for unlimited.
+    credits: Option<Option<Credits>>,
+}
+
+impl LimitsForm {
+    /// Only what the person changed is sent: the credits field holds the balance as the page
+    /// showed it, and sending it back with a new rate limit would give back every credit spent
+    /// since.
+    fn change(&self, name: &str) -> Result<LimitsChange, ApiError> {
+        let f = &self.fields;
+        let changed = |shown: &Option<String>, now: String| shown.as_deref() != Some(&now);
+        Ok(LimitsChange {
+            limit: changed(&self.shown_ratelimit, f.limit_state())
+                .then(|| f.limit(name))
+                .transpose()?,
+            credits: changed(&self.shown_credits, f.credits_state())
+                .then(|| f.credits())
+                .transpose()?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A key's page
+
+#[derive(Template)]
+#[template(path = "key.html")]
+struct KeyPage {
+    nav: Nav,
+    key: KeyView,
+    limits: LimitsSection,
+    usage: Option<UsageSection>,
+    errors: Vec<String>,
+}
+
+async fn key_view(
+    state: &AppState,
+    user: &DashUser,
+    id: &str,
+    typed: Option<LimitFields>,
+    errors: Vec<String>,
+    saved: Option<&str>,
+) -> Response {
+    let c = &user.caller;
+    let record = match service::keys::get(state, c, id).await {
+        Ok(k) => k,
+        Err(ApiError::NotFound) => return not_found(state, user).await,
+        Err(e) => return load_failed(state, user, "key", e).await,
+    };
+    let points = match last_day() {
+        Ok(span) => service::usage::of_key(state, c, &record.id, span).await,
+        Err(e) => Err(e),
+    };
+    let usage = match usage_section(points) {
+        Ok(u) => u,
+        Err(e) => return load_failed(state, user, "key", e).await,
+    };
+    let limits = LimitsSection::new(
+        format!("/keys/{}/limits", record.id),
+        KEY_LIMIT,
+        &record.ratelimits,
+        record.credits.as_ref(),
+        typed,
+        service::keys::may_manage(c, &record),
+    );
+    let mut key = KeyView::current(state, &record);
+    key.created_at = short_time(&key.created_at);
+    key.last_used_at = key.last_used_at.as_deref().map(short_time);
+    key.expires_at = key.expires_at.as_deref().map(short_time);
+    let mut nav = nav(state, user, "keys").await;
+    saved_flash(&mut nav, saved);
+    render(KeyPage {
+        nav,
+        key,
+        limits,
+        usage,
+        errors,
+    })
+}
+
+pub async fn key_page(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SavedQuery>,
+) -> Response {
+    key_view(&state, &user, &id, None, vec![], q.saved.as_deref()).await
+}
+
+/// The key's page again, saying what went wrong, with the API's status.
+async fn key_refused(
+    state: &AppState,
+    user: &DashUser,
+    id: &str,
+    typed: LimitFields,
+    e: ApiError,
+) -> Response {
+    let mut r = key_view(state, user, id, Some(typed), messages(&e), None).await;
+    if r.status().is_success() {
+        *r.status_mut() = e.status();
+    }
+    r
+}
+
+/// The key's limit named [`KEY_LIMIT`] and its credits: `PATCH /v1/keys/{id}`'s
+/// `ratelimits` (the key's whole list, the others kept) and `credits`.
+pub async fn save_key_limits(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(id): Path<String>,
+    DashForm(f): DashForm<LimitsForm>,
+) -> Response {
+    let c = &user.caller;
+    let record = match service::keys::get(&state, c, &id).await {
+        Ok(k) => k,
+        Err(e) => return key_refused(&state, &user, &id, f.fields, e).await,
+    };
+    let change = match f.change(KEY_LIMIT) {
+        Ok(change) => change,
+        Err(e) => return key_refused(&state, &user, &id, f.fields, e).await,
+    };
+    if change.limit.is_none() && change.credits.is_none() {
+        return Redirect::to(&format!("/keys/{}?saved=0", record.id)).into_response();
+    }
+    let req = UpdateKeyRequest {
+        ratelimits: change
+            .limit
+            .map(|l| limits::replace_limit(&record.ratelimits, KEY_LIMIT, l)),
+        credits: change.credits,
+        ..UpdateKeyRequest::default()
+    };
+    match service::keys::update(&state, c, &record.id, &req).await {
+        Ok(k) => Redirect::to(&format!("/keys/{}?saved=1", k.id)).into_response(),
+        Err(e) => key_refused(&state, &user, &id, f.fields, e).await,
     }
 }
 
@@ -885,6 +1179,130 @@ pub async fn edit_role(
         .await
         .map(|_| ());
     after_members(&state, &user, r).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// A member's page
+
+#[derive(Template)]
+#[template(path = "member.html")]
+struct MemberPage {
+    nav: Nav,
+    member: MemberView,
+    limits: LimitsSection,
+    usage: Option<UsageSection>,
+    errors: Vec<String>,
+}
+
+async fn member_view(
+    state: &AppState,
+    user: &DashUser,
+    user_id: &str,
+    typed: Option<LimitFields>,
+    errors: Vec<String>,
+    saved: Option<&str>,
+) -> Response {
+    let c = &user.caller;
+    if !c.allows(MEMBERS_MANAGE) {
+        return not_allowed(
+            state,
+            user,
+            "Managing members and roles needs latchkey:members:manage in this workspace.",
+        )
+        .await;
+    }
+    let ws = c.workspace_id().to_owned();
+    let member = match service::workspaces::get_member(state, c, &ws, user_id).await {
+        Ok(m) => m,
+        Err(ApiError::NotFound) => return not_found(state, user).await,
+        Err(e) => return load_failed(state, user, "member", e).await,
+    };
+    let points = match last_day() {
+        Ok(span) => {
+            service::usage::of_workspace(state, c, Some(&ws), Some(&member.user_id), span).await
+        }
+        Err(e) => Err(e),
+    };
+    let usage = match usage_section(points) {
+        Ok(u) => u,
+        Err(e) => return load_failed(state, user, "member", e).await,
+    };
+    let limits = LimitsSection::new(
+        format!("/members/{}/limits", member.user_id),
+        MEMBER_LIMIT,
+        &member.ratelimits,
+        member.credits.as_ref(),
+        typed,
+        true,
+    );
+    let mut member = MemberView::from(&member);
+    member.created_at = short_time(&member.created_at);
+    let mut nav = nav(state, user, "members").await;
+    saved_flash(&mut nav, saved);
+    render(MemberPage {
+        nav,
+        member,
+        limits,
+        usage,
+        errors,
+    })
+}
+
+pub async fn member_page(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(user_id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SavedQuery>,
+) -> Response {
+    member_view(&state, &user, &user_id, None, vec![], q.saved.as_deref()).await
+}
+
+async fn member_refused(
+    state: &AppState,
+    user: &DashUser,
+    user_id: &str,
+    typed: LimitFields,
+    e: ApiError,
+) -> Response {
+    let mut r = member_view(state, user, user_id, Some(typed), messages(&e), None).await;
+    if r.status().is_success() {
+        *r.status_mut() = e.status();
+    }
+    r
+}
+
+/// The member's limit named [`MEMBER_LIMIT`] and their credits:
+/// `PUT /v1/workspaces/{id}/members/{user_id}` with the role they have now.
+pub async fn save_member_limits(
+    State(state): State<AppState>,
+    user: DashUser,
+    Path(user_id): Path<String>,
+    DashForm(f): DashForm<LimitsForm>,
+) -> Response {
+    let c = &user.caller;
+    let ws = c.workspace_id().to_owned();
+    let member = match service::workspaces::get_member(&state, c, &ws, &user_id).await {
+        Ok(m) => m,
+        Err(e) => return member_refused(&state, &user, &user_id, f.fields, e).await,
+    };
+    let change = match f.change(MEMBER_LIMIT) {
+        Ok(change) => change,
+        Err(e) => return member_refused(&state, &user, &user_id, f.fields, e).await,
+    };
+    if change.limit.is_none() && change.credits.is_none() {
+        return Redirect::to(&format!("/members/{}?saved=0", member.user_id)).into_response();
+    }
+    let req = PutMemberRequest {
+        role: member.role.clone(),
+        ratelimits: change
+            .limit
+            .map(|l| limits::replace_limit(&member.ratelimits, MEMBER_LIMIT, l)),
+        credits: change.credits,
+    };
+    match service::workspaces::put_member(&state, c, &ws, &member.user_id, &req).await {
+        Ok(_) => Redirect::to(&format!("/members/{}?saved=1", member.user_id)).into_response(),
+        Err(e) => member_refused(&state, &user, &user_id, f.fields, e).await,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -94,6 +94,12 @@ fn require_manage(
     Ok(())
 }
 
+/// May the caller change `key` ([`update`], [`roll`])? For pages deciding whether to offer a
+/// form; the actions check it themselves.
+pub fn may_manage(caller: &Caller, key: &ApiKeyRecord) -> bool {
+    require_manage(caller, &key.owner_id, key.environment).is_ok()
+}
+
 /// Expiry rules: in the future, and within the workspace's `max_key_ttl_seconds` if set
 /// (which also becomes the default).
 pub fn expiry(

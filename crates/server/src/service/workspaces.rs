@@ -203,6 +203,24 @@ pub async fn list_members(
     Ok(state.store.list_members(id, page).await?)
 }
 
+/// One member, for whoever may list the members (a user who is not one is a 404).
+pub async fn get_member(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    user_id: &str,
+) -> Result<Member, ApiError> {
+    managed(state, caller, id).await?;
+    if !ids::is_id(ids::USER, user_id) {
+        return Err(ApiError::NotFound);
+    }
+    state
+        .store
+        .member(id, user_id)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
 /// Adds `user_id` to the workspace with a role, or gives a member another role.
 pub async fn put_member(
     state: &AppState,

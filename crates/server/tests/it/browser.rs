@@ -1,6 +1,7 @@
 //! SPEC §7 in a real browser: headless Chromium driven over WebDriver (Debian's `chromedriver`)
 //! against the real server — sign-in, show-once keys, revoke with confirmation, roll, environment
-//! tokens, the workspace switcher, members and roles, the audit log, CSRF and sign-out.
+//! tokens, the workspace switcher, members and roles, a key's and a member's page (limits, credits
+//! and the usage chart), the audit log, CSRF and sign-out.
 //!
 //! Chromium and ChromeDriver are required: a missing one fails the test (CI installs the
 //! `chromium` and `chromium-driver` packages). Screenshots land in `target/screenshots/`.
@@ -571,6 +572,9 @@ async fn scenario(srv: &TestServer, c: &Client) {
     );
     srv.get("/v1/me", &casey_key).await.expect(200);
 
+    // --- Limits, credits and usage (SPEC §11): a key's page and a member's.
+    limits_and_usage(srv, &web, &casey).await;
+
     // --- Audit log: the changes above, with the acting credential's name.
     web.click_nav("a#nav-audit", "/audit").await;
     let mut events = Vec::new();
@@ -698,6 +702,194 @@ async fn scenario(srv: &TestServer, c: &Client) {
     web.sign_in(&casey_email, new_password).await;
     web.submit("button#sign-out", Confirm::No).await;
     assert_eq!(web.path().await, "/login");
+}
+
+/// A key created with a rate limit of 2 a minute and 5 credits: its page shows them; three
+/// requests pass, pass and are refused, and the chart and its table say so; the form sets the
+/// credits and lands back on the page. Then a member's page with their chart.
+async fn limits_and_usage(srv: &TestServer, web: &Web<'_>, member: &str) {
+    let c = web.c;
+    web.goto("/keys").await;
+    web.fill("form#create-key input[name=name]", "Metered browser key")
+        .await;
+    web.must_find("form#create-key select[name=environment]")
+        .await
+        .select_by_value("test")
+        .await
+        .unwrap();
+    web.fill("form#create-key input[name=ratelimit]", "2").await;
+    web.must_find("form#create-key select[name=window_seconds]")
+        .await
+        .select_by_value("60")
+        .await
+        .unwrap();
+    web.fill("form#create-key input[name=credits]", "5").await;
+    web.must_find("form#create-key select[name=refill]")
+        .await
+        .select_by_value("never")
+        .await
+        .unwrap();
+    web.submit("button#create-key-submit", Confirm::No).await;
+    let key = web
+        .new_secret("#new-key", "code#new-key-value", "#copy-key")
+        .await;
+    // The key's id from the list, without spending any of its requests.
+    let keys = srv
+        .get("/v1/keys?limit=500", &srv.admin_key)
+        .await
+        .expect(200);
+    let id = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "Metered browser key")
+        .and_then(|k| k["id"].as_str())
+        .expect("the key is listed")
+        .to_owned();
+
+    // The list links to the key's page.
+    web.goto("/keys").await;
+    let row = web.key_row(&id).await;
+    let link = web.must_find_in(&row, "td.name a").await;
+    web.submit_el(&link, Confirm::No).await;
+    assert_eq!(web.path().await, format!("/keys/{id}"));
+    assert_eq!(web.text("h1").await.trim(), "Metered browser key");
+    assert_eq!(web.text("#key-facts .environment").await.trim(), "test");
+    assert_eq!(web.text("#key-facts .last-used").await.trim(), "never");
+    assert_eq!(web.text("#credits .remaining").await.trim(), "5");
+    assert_eq!(
+        web.text("table#ratelimits tr[data-limit=default] td.limit")
+            .await
+            .trim(),
+        "2"
+    );
+    assert_eq!(
+        web.text("table#ratelimits tr[data-limit=default] td.window")
+            .await
+            .trim(),
+        "per minute"
+    );
+    assert!(web.exists("svg.usage-chart[role=img]").await);
+    assert_csrf_fields(web).await;
+
+    // Two requests pass, the third is over the limit.
+    let mut statuses = vec![];
+    for _ in 0..3 {
+        statuses.push(srv.get("/v1/me", &key).await.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+
+    // Usage is flushed every 50 ms in tests: reload until the page has it.
+    let path = format!("/keys/{id}");
+    let count = |code: &'static str| async move {
+        let css = format!("table#usage-totals tr[data-code={code}] td.count");
+        match web.c.find(Locator::Css(&css)).await {
+            Ok(e) => e.text().await.unwrap().trim().to_owned(),
+            Err(_) => String::new(),
+        }
+    };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        web.goto(&path).await;
+        if count("VALID").await == "2" && count("RATE_LIMITED").await == "1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the key's page shows 2 valid and 1 RATE_LIMITED: {}",
+            web.text("#usage").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(web.exists("svg.usage-chart rect.bar-valid").await);
+    assert!(web.exists("svg.usage-chart rect.bar-refused").await);
+    let label = web
+        .must_find("svg.usage-chart")
+        .await
+        .attr("aria-label")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(
+        label,
+        "3 verifications in the last 24 hours: 2 valid, 1 refused"
+    );
+    assert_eq!(
+        web.text("table#usage-totals tr.credits-spent td.count")
+            .await
+            .trim(),
+        "2"
+    );
+    assert_eq!(web.text("#credits .remaining").await.trim(), "3");
+    web.shot("key-page").await;
+
+    // At a phone's width nothing is wider than the screen.
+    c.set_window_size(390, 844).await.unwrap();
+    web.goto(&path).await;
+    let widths = c
+        .execute(
+            "return [window.innerWidth, document.documentElement.scrollWidth, \
+             document.querySelector('svg.usage-chart').getBoundingClientRect().right]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let w: Vec<f64> = widths
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    if w[0] <= 400.0 {
+        assert!(
+            w[1] <= w[0] && w[2] <= w[0],
+            "the key's page fits {} px: {w:?}",
+            w[0]
+        );
+        web.shot_at("key-page-390", "#usage").await;
+    } else {
+        eprintln!("the browser would not narrow its window to 390 px ({w:?}); not checked");
+    }
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // The form sets the credits and answers with a redirect to the key's page.
+    web.goto(&path).await;
+    web.fill("form#limits-form input[name=credits]", "10").await;
+    web.submit("button#limits-submit", Confirm::No).await;
+    assert_eq!(web.path().await, path, "the form lands on the key's page");
+    assert_eq!(web.text("#credits .remaining").await.trim(), "10");
+    assert!(web
+        .text(".flash.ok")
+        .await
+        .contains("Limits and credits saved"));
+    let api = srv
+        .get(&format!("/v1/keys/{id}"), &srv.admin_key)
+        .await
+        .expect(200);
+    assert_eq!(api["credits"], json!({"remaining": 10}));
+    assert_eq!(
+        api["ratelimits"][0]["limit"], 2,
+        "the rate limit was left as it was"
+    );
+    web.shot_at("key-page-saved", "#limits").await;
+    // Reloading shows the page; it does not send the form again.
+    web.goto(&path).await;
+    assert!(!web.exists(".flash.ok").await);
+
+    // A member's page, from the members list: their usage chart.
+    web.goto("/members").await;
+    let row = web
+        .must_find(&format!("table#members tr[data-user-id=\"{member}\"]"))
+        .await;
+    let link = web.must_find_in(&row, "td.name a").await;
+    web.submit_el(&link, Confirm::No).await;
+    assert_eq!(web.path().await, format!("/members/{member}"));
+    assert!(web.exists("svg.usage-chart[role=img]").await);
+    assert!(web.exists("table#usage-totals").await);
+    assert!(web.exists("form#limits-form").await);
+    assert_csrf_fields(web).await;
+    web.shot("member-page").await;
+    web.shot_at("member-page-limits", "#limits").await;
 }
 
 /// Every POST form on the page carries a non-empty hidden `csrf` field.
@@ -877,6 +1069,18 @@ impl Web<'_> {
     async fn shot(&self, name: &str) {
         let png = self.c.screenshot().await.unwrap();
         std::fs::write(Path::new(SCREENSHOTS).join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// A screenshot with `css` scrolled into view.
+    async fn shot_at(&self, name: &str, css: &str) {
+        self.c
+            .execute(
+                "document.querySelector(arguments[0]).scrollIntoView()",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+        self.shot(name).await;
     }
 
     async fn exists(&self, css: &str) -> bool {

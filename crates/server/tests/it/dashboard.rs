@@ -3,7 +3,7 @@
 
 use crate::harness::{each_backend, each_backend_with, TestServer};
 use reqwest::{header, redirect, Client, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub(crate) fn client() -> Client {
     Client::builder()
@@ -496,6 +496,339 @@ async fn password_change_guesses_are_throttled() {
             .await
             .unwrap_err();
         assert_eq!(r.status(), 429);
+    })
+    .await;
+}
+
+/// The value of the hidden field `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("a {name} field"))
+        + name.len()
+        + 15;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn page(srv: &TestServer, session: &str, path: &str) -> (StatusCode, String) {
+    let r = client()
+        .get(format!("{}{path}", srv.url))
+        .header(header::COOKIE, session)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+async fn post_form(
+    srv: &TestServer,
+    session: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    client()
+        .post(format!("{}{path}", srv.url))
+        .header(header::COOKIE, session)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// SPEC §11 in the dashboard: the create form's rate limit and credits, the key's page (its
+/// limits, credits and usage) and its form, which sends `PATCH /v1/keys/{id}`'s fields and
+/// only those that changed; a member's page and `PUT …/members/{user_id}`.
+#[tokio::test]
+async fn limits_and_credits_through_the_forms() {
+    each_backend(|srv| async move {
+        let (session, csrf) = admin_session(&srv).await;
+        // The API's own validation messages.
+        for (field, value, message) in [
+            ("ratelimit", "0", "ratelimits[0].limit: at least 1"),
+            ("credits", "-1", "credits.remaining: 0 to 1000000000000"),
+        ] {
+            let r = post_form(
+                &srv,
+                &session,
+                "/keys",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "refused"),
+                    ("window_seconds", "60"),
+                    (field, value),
+                ],
+            )
+            .await;
+            let html = r.text().await.unwrap();
+            assert!(html.contains(message), "{field}={value}: {html}");
+        }
+        let r = post_form(
+            &srv,
+            &session,
+            "/keys",
+            &[
+                ("csrf", &csrf),
+                ("name", "metered"),
+                ("environment", "live"),
+                ("ratelimit", "100"),
+                ("window_seconds", "3600"),
+                ("credits", "50"),
+                ("refill", "monthly"),
+            ],
+        )
+        .await;
+        let html = r.text().await.unwrap();
+        let marker = "id=\"new-key-value\">";
+        let at = html.find(marker).expect("created") + marker.len();
+        let key = html[at..].split('<').next().unwrap().to_owned();
+        let me = srv.get("/v1/me", &key).await.expect(200);
+        let id = me["credential"]["id"].as_str().unwrap().to_owned();
+        let api = srv
+            .get(&format!("/v1/keys/{id}"), &srv.admin_key)
+            .await
+            .expect(200);
+        assert_eq!(
+            api["ratelimits"],
+            json!([{"name": "default", "limit": 100, "window_seconds": 3600, "auto_apply": true}])
+        );
+        assert_eq!(
+            api["credits"],
+            json!({"remaining": 49, "refill": {"interval": "monthly", "amount": 50}}),
+            "the form's credits, less the /v1/me above"
+        );
+        // Empty fields are none: no limit, unlimited.
+        let r = post_form(
+            &srv,
+            &session,
+            "/keys",
+            &[("csrf", &csrf), ("name", "plain")],
+        )
+        .await;
+        assert!(r.text().await.unwrap().contains("id=\"new-key-value\""));
+
+        // Another limit, set through the API, which the form leaves alone.
+        srv.patch(
+            &format!("/v1/keys/{id}"),
+            &srv.admin_key,
+            json!({"ratelimits": [
+                {"name": "burst", "limit": 5, "window_seconds": 1},
+                {"name": "default", "limit": 100, "window_seconds": 3600}]}),
+        )
+        .await
+        .expect(200);
+        let (status, html) = page(&srv, &session, &format!("/keys/{id}")).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("<svg class=\"usage-chart\"") && html.contains("role=\"img\""));
+        assert!(
+            html.contains("aria-label=\"1 verification in the last 24 hours: 1 valid, 0 refused\"")
+                || html.contains("aria-label=\"No verifications"),
+            "{html}"
+        );
+        assert!(!html.contains(" style=\""), "no inline style");
+        assert!(html.contains("refills to 50 on day 1 of each month (UTC;"));
+        assert!(html.contains("data-limit=\"burst\"") && html.contains("data-limit=\"default\""));
+        assert!(html.contains(&format!("action=\"/keys/{id}/limits\"")));
+        let shown_ratelimit = hidden(&html, "shown_ratelimit");
+        let shown_credits = hidden(&html, "shown_credits");
+        assert_eq!(
+            (shown_ratelimit.as_str(), shown_credits.as_str()),
+            ("100/3600", "49/monthly/50")
+        );
+
+        // A credit is spent after the page was drawn; the form then changes only the rate
+        // limit, so the balance it showed (49) is not sent back.
+        srv.get("/v1/me", &key).await.expect(200);
+        let form = |ratelimit: &'static str, credits: &'static str| {
+            vec![
+                ("csrf", csrf.clone()),
+                ("shown_ratelimit", shown_ratelimit.clone()),
+                ("shown_credits", shown_credits.clone()),
+                ("ratelimit", ratelimit.to_owned()),
+                ("window_seconds", "3600".to_owned()),
+                ("credits", credits.to_owned()),
+                ("refill", "monthly".to_owned()),
+                ("refill_amount", "50".to_owned()),
+            ]
+        };
+        let limits = format!("/keys/{id}/limits");
+        let send = |f: Vec<(&'static str, String)>| {
+            let (srv, session, limits) = (&srv, &session, &limits);
+            async move {
+                let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                post_form(srv, session, limits, &f).await
+            }
+        };
+        let r = send(form("", "49")).await;
+        assert_eq!(r.status(), 303);
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(location, format!("/keys/{id}?saved=1"));
+        let api = srv
+            .get(&format!("/v1/keys/{id}"), &srv.admin_key)
+            .await
+            .expect(200);
+        assert_eq!(
+            api["ratelimits"],
+            json!([{"name": "burst", "limit": 5, "window_seconds": 1, "auto_apply": true}]),
+            "an empty rate limit removes `default` and keeps the others"
+        );
+        assert_eq!(
+            api["credits"]["remaining"], 48,
+            "the credit spent stays spent"
+        );
+        let (_, html) = page(&srv, &session, &location).await;
+        assert!(html.contains("Limits and credits saved."), "a confirmation");
+
+        // Changing the credits sets them; an unchanged form changes nothing.
+        let r = send(form("", "10")).await;
+        assert_eq!(r.status(), 303);
+        let api = srv
+            .get(&format!("/v1/keys/{id}"), &srv.admin_key)
+            .await
+            .expect(200);
+        assert_eq!(api["credits"]["remaining"], 10);
+        let (_, html) = page(&srv, &session, &format!("/keys/{id}")).await;
+        let unchanged = [
+            ("csrf", csrf.as_str()),
+            ("shown_ratelimit", ""),
+            ("shown_credits", "10/monthly/50"),
+            ("window_seconds", "60"),
+            ("credits", "10"),
+            ("refill", "monthly"),
+            ("refill_amount", "50"),
+        ];
+        assert_eq!(hidden(&html, "shown_credits"), "10/monthly/50");
+        let r = post_form(&srv, &session, &limits, &unchanged).await;
+        assert_eq!(
+            r.headers()["location"].to_str().unwrap(),
+            format!("/keys/{id}?saved=0")
+        );
+        // Empty credits: unlimited.
+        let mut f = unchanged.to_vec();
+        f[4] = ("credits", "");
+        f[5] = ("refill", "never");
+        f[6] = ("refill_amount", "");
+        assert_eq!(post_form(&srv, &session, &limits, &f).await.status(), 303);
+        let api = srv
+            .get(&format!("/v1/keys/{id}"), &srv.admin_key)
+            .await
+            .expect(200);
+        assert_eq!(api["credits"], Value::Null);
+
+        // What cannot be read is said on the page, with what was typed kept.
+        let r = send(form("lots", "10")).await;
+        assert_eq!(r.status(), 422);
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("ratelimit: a whole number of requests"),
+            "{html}"
+        );
+        assert!(html.contains("value=\"lots\""), "what was typed is kept");
+
+        // Someone else's key, and no key at all, are the same HTML 404 (here for a member, who
+        // sees only their own keys; the instance admin above sees every workspace's).
+        let ws = srv.workspace_of(&srv.admin_key).await;
+        let pat_email = format!("pat-{}@example.com", crate::harness::random_suffix());
+        let pat = srv
+            .post(
+                "/v1/users",
+                &srv.admin_key,
+                json!({"email": pat_email, "name": "Pat", "password": "a long password 1"}),
+            )
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        srv.set_member(&ws, &pat, "member").await;
+        let pat_session = sign_in(&srv, &pat_email, "a long password 1")
+            .await
+            .expect("pat signs in");
+        let pat_session = pat_session.split(';').next().unwrap().to_owned();
+        let (_, pat_keys) = page(&srv, &pat_session, "/keys").await;
+        let pat_csrf = csrf_of(&pat_keys);
+        for path in [format!("/keys/{id}"), "/keys/key_nope".to_owned()] {
+            let (status, html) = page(&srv, &pat_session, &path).await;
+            assert_eq!(status, 404, "{path}");
+            assert!(html.contains("<h1>Not found</h1>"), "{path}: {html}");
+        }
+        let r = post_form(
+            &srv,
+            &pat_session,
+            &limits,
+            &[
+                ("csrf", &pat_csrf),
+                ("ratelimit", "1"),
+                ("window_seconds", "60"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), 404);
+        let (status, _) = page(&srv, &pat_session, &format!("/members/{pat}")).await;
+        assert_eq!(status, 403, "a member's page is for admins");
+
+        // A member's page: their usage, and their limit and credits with their role kept.
+        let (casey, casey_key) = srv.member_with_key(&ws, "developer").await;
+        srv.get("/v1/me", &casey_key).await.expect(200);
+        let (status, html) = page(&srv, &session, &format!("/members/{casey}")).await;
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains("<svg class=\"usage-chart\""));
+        assert!(html.contains("id=\"no-ratelimits\""));
+        let (_, members) = page(&srv, &session, "/members").await;
+        assert!(members.contains(&format!("href=\"/members/{casey}\"")));
+        let r = post_form(
+            &srv,
+            &session,
+            &format!("/members/{casey}/limits"),
+            &[
+                ("csrf", &csrf),
+                ("shown_ratelimit", ""),
+                ("shown_credits", "/never/"),
+                ("ratelimit", "10"),
+                ("window_seconds", "60"),
+                ("credits", "7"),
+                ("refill", "daily"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), 303);
+        assert_eq!(
+            r.headers()["location"].to_str().unwrap(),
+            format!("/members/{casey}?saved=1")
+        );
+        let body = srv
+            .get(
+                &format!("/v1/workspaces/{ws}/members?limit=500"),
+                &srv.admin_key,
+            )
+            .await
+            .expect(200);
+        let m = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user_id"] == casey.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(m["role"], "developer", "the role is kept");
+        assert_eq!(
+            m["ratelimits"],
+            json!([{"name": "member", "limit": 10, "window_seconds": 60, "auto_apply": true}])
+        );
+        assert_eq!(
+            m["credits"],
+            json!({"remaining": 7, "refill": {"interval": "daily", "amount": 7}})
+        );
+        let (_, html) = page(&srv, &session, &format!("/members/{casey}")).await;
+        assert!(html.contains("refills to 7 every day at 00:00 UTC"));
+        let other_ws = srv.workspace("Elsewhere").await;
+        let (stranger, _) = srv.member_with_key(&other_ws, "admin").await;
+        for path in [
+            format!("/members/{stranger}"),
+            "/members/usr_nope".to_owned(),
+        ] {
+            let (status, _) = page(&srv, &session, &path).await;
+            assert_eq!(status, 404, "{path}");
+        }
     })
     .await;
 }
