@@ -175,7 +175,9 @@ pub struct CreditEntry {
 /// Where a request's limits stand after it was charged (or refused).
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    pub entries: SmallVec<[Entry; 4]>,
+    // Inline room for the usual request (a limit or two, the key's and the member's credits):
+    // a report is built on every verification and moved twice on its way out.
+    pub entries: SmallVec<[Entry; 2]>,
     pub credits: SmallVec<[CreditEntry; 2]>,
     /// The credits this request spent (its cost, once charged).
     pub credits_spent: i64,
@@ -381,6 +383,12 @@ pub fn charge_local(plan: &Plan<'_>, now_ns: u64) -> Report {
 }
 
 fn local_outcomes(plan: &Plan<'_>, now_ns: u64) -> SmallVec<[Charged; 4]> {
+    // The usual case, one limit: nothing to make all-or-none, so one charge.
+    if let [(l, cost)] = plan.as_slice() {
+        let mut out = SmallVec::new();
+        out.push(l.limiter.charge(&l.rate, now_ns, *cost));
+        return out;
+    }
     let charges: SmallVec<[Charge<'_>; 4]> = plan
         .iter()
         .map(|(l, cost)| Charge {
