@@ -250,6 +250,35 @@ fn check_metadata(m: &serde_json::Value) {
     assert!(m.is_object() && m.to_string().len() <= MAX_METADATA_BYTES);
 }
 
+/// Accepted limits are ones the limiter can keep: a rate each, names that fit a header and a
+/// Redis key, each once, at most ten.
+fn check_limits(limits: &[latchkey_core::ratelimit::NamedLimit]) {
+    assert!(limits.len() <= latchkey_core::ratelimit::MAX_LIMITS);
+    for (i, l) in limits.iter().enumerate() {
+        assert!(l.rate().is_ok(), "accepted limit {l:?} has no rate");
+        assert!(latchkey_core::ratelimit::valid_name(&l.name), "{:?}", l.name);
+        assert!(limits[..i].iter().all(|o| o.name != l.name), "{:?} twice", l.name);
+    }
+}
+
+/// Accepted credits are a balance and a refill within bounds, a day only for a monthly one.
+fn check_credits(c: Option<&latchkey_core::credits::Credits>) {
+    use latchkey_core::credits::{Interval, MAX_CREDITS};
+    let Some(c) = c else { return };
+    assert!((0..=MAX_CREDITS).contains(&c.remaining), "{c:?}");
+    if let Some(r) = c.refill {
+        assert!((1..=MAX_CREDITS).contains(&r.amount), "{c:?}");
+        match (r.interval, r.day) {
+            (Interval::Daily, d) => assert!(d.is_none(), "{c:?}"),
+            (Interval::Monthly, Some(d)) => assert!((1..=31).contains(&d), "{c:?}"),
+            (Interval::Monthly, None) => {}
+        }
+        // The calendar never fails for an accepted refill, whatever the time.
+        let now = latchkey_server::now();
+        assert!(r.last_boundary(now) <= now && now < r.next_boundary(now));
+    }
+}
+
 /// `service::keys::create`'s field checks, in a workspace with `max_ttl`.
 fn create_key(i: &Issuer<'_>, b: &keys::CreateKeyRequest, max_ttl: Option<i64>) {
     let key_type = b.r#type.unwrap_or(KeyType::Secret);
@@ -263,8 +292,12 @@ fn create_key(i: &Issuer<'_>, b: &keys::CreateKeyRequest, max_ttl: Option<i64>) 
         allowed_ips,
         metadata,
         expires_at,
+        ratelimits,
+        credits,
     } = service::keys::new_key_fields(&mut v, i, &owner_id, key_type, b, max_ttl);
     if v.finish().is_ok() {
+        check_limits(&ratelimits);
+        check_credits(credits.as_ref());
         check_name(&name);
         check_within(i, permissions.as_ref(), &allowed_ips, expires_at);
         check_origins(&allowed_origins);
