@@ -368,6 +368,11 @@ schema!(
         .property(
             "refill",
             ObjectBuilder::new()
+                // `null` (or leaving it out): no refill.
+                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                    Type::Object,
+                    Type::Null,
+                ]))
                 .property("interval", strings(["daily", "monthly"]))
                 .required("interval")
                 .property(
@@ -382,7 +387,11 @@ schema!(
                 .property(
                     "day",
                     ObjectBuilder::new()
-                        .schema_type(Type::Integer)
+                        // `null` (or leaving it out): the 1st.
+                        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                            Type::Integer,
+                            Type::Null,
+                        ]))
                         .minimum(Some(1))
                         .maximum(Some(31))
                         .description(Some(
