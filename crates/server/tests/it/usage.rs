@@ -97,9 +97,13 @@ async fn every_outcome_is_counted_per_key_and_read_back_at_each_granularity() {
             );
         }
 
-        // Per owner: both of the user's keys; the owner may read their own.
-        let own = until_counted(&srv, &format!("/v1/usage?owner_id={user}"), &plain, 5).await;
+        // Per owner: both of the user's keys. Read with the admin's key: every request the
+        // owner's own key makes is itself a verification that counts towards the owner.
+        let own_path = format!("/v1/usage?owner_id={user}");
+        let own = until_counted(&srv, &own_path, &srv.admin_key, 5).await;
         assert_eq!(totals(&own).0, 3);
+        // The owner may read their own.
+        srv.get(&own_path, &plain).await.expect(200);
         // The workspace's needs manage_all: the admin sees it all, a developer does not.
         let all = srv.get("/v1/usage", &srv.admin_key).await.expect(200);
         assert!(totals(&all).0 >= 3);
