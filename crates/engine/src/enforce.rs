@@ -2,10 +2,9 @@
 //! the protected service, or a [`Rejection`] to answer with (SPEC §10.1).
 
 use crate::credentials::Presented;
-use crate::limits::Report;
 use crate::resolve::{Refusal, Resolved, Verified};
 use crate::{now, Engine};
-use latchkey_core::{Demand, Denial, PermissionSet};
+use latchkey_core::{Demand, PermissionSet};
 use latchkey_proto::ratelimit::Fields;
 use latchkey_proto::{Identity, Rejection};
 
@@ -35,9 +34,9 @@ impl Engine {
                 Ok((identity(&primary, pair.as_ref()), limits.fields()))
             }
             Err(Refusal::Limited(found, report)) => {
-                let denial = report.refusal().unwrap_or(Denial::RateLimited);
-                self.record(Some(&found), denial.verify_code(), source, 0);
-                Err(limited(&report, self.clock.unix()))
+                let limited = report.limited(self.clock.unix());
+                self.record(Some(&found), limited.denial.verify_code(), source, 0);
+                Err(Rejection::Limited(limited))
             }
             Err(Refusal::Denied(found, denial)) => {
                 self.record(found.as_ref(), denial.verify_code(), source, 0);
@@ -48,15 +47,6 @@ impl Engine {
             }
             Err(Refusal::Unchecked(_)) => Err(Rejection::Unavailable),
         }
-    }
-}
-
-/// The 429 of a spent rate limit or spent credits.
-pub fn limited(report: &Report, now_unix: i64) -> Rejection {
-    Rejection::Limited {
-        denial: report.refusal().unwrap_or(Denial::RateLimited),
-        retry_after: report.retry_after_seconds(now_unix),
-        fields: report.fields(),
     }
 }
 

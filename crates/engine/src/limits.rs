@@ -15,6 +15,7 @@ use crate::EngineError;
 use latchkey_core::credits::Credits;
 use latchkey_core::ratelimit::{charge_all, Charge, Charged, Limiter, Named, NamedLimit, Rate};
 use latchkey_core::Denial;
+use latchkey_proto::denial::Limited;
 use latchkey_proto::ratelimit::{Fields, Standing};
 use latchkey_store::{ApiKeyRecord, Principal};
 use latchkey_store::{CreditCharge, CreditHolder, CreditOutcome};
@@ -39,12 +40,6 @@ pub struct BoundLimit {
     /// Where its state is kept: the registry's key here, the Redis key in cluster mode.
     pub id: Arc<str>,
     limiter: Arc<Limiter>,
-}
-
-impl BoundLimit {
-    pub fn limiter(&self) -> &Limiter {
-        &self.limiter
-    }
 }
 
 /// The limits of one credential: its key's, then its owner's. Most keys have none, and then
@@ -107,14 +102,6 @@ impl Registry {
             .lock()
             .expect("limits lock")
             .retain(|_, l| Arc::strong_count(l) > 1 || !l.is_rested(now_ns));
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.lock().expect("limits lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -211,6 +198,21 @@ impl Report {
         self.refusal().is_none()
     }
 
+    /// What refused a request handed on as refused ([`Refusal::Limited`](crate::Refusal)),
+    /// which always names one.
+    pub fn denial(&self) -> Denial {
+        self.refusal().unwrap_or(Denial::RateLimited)
+    }
+
+    /// The 429 of a refused request.
+    pub fn limited(&self, now_unix: i64) -> Limited {
+        Limited {
+            denial: self.denial(),
+            retry_after: self.retry_after_seconds(now_unix),
+            fields: self.fields(),
+        }
+    }
+
     /// What refused the request: a rate limit, else the credits.
     pub fn refusal(&self) -> Option<Denial> {
         if self.entries.iter().any(|e| e.exceeded) {
@@ -293,10 +295,9 @@ pub async fn charge_credits(
             ));
         }
     };
-    for r in std::iter::once(primary).chain(pair) {
-        if pair.is_some_and(|p| std::ptr::eq(p, r) && p.key.id == primary.key.id) {
-            continue;
-        }
+    // A pair's key pays too, unless it is the key the token came from.
+    let other = pair.filter(|p| p.key.id != primary.key.id);
+    for r in std::iter::once(primary).chain(other) {
         add(
             CreditHolder::Key(&r.key.id),
             &r.key.workspace_id,

@@ -349,12 +349,11 @@ pub async fn authenticate(
     let (primary, pair) = check_credentials(engine, presented, demand, lone_ok).await?;
     // Last, once every other check passed: a refused request must not spend a limit.
     let none = Bound::default();
-    let report = {
+    let mut report = {
         let halves = [&primary.limits, pair.as_ref().map_or(&none, |p| &p.limits)];
         let plan = limits::plan(&halves, demand.ratelimits);
         limits::charge(engine, &plan).await
     };
-    let mut report = report;
     // Credits after the rate limits: a request a rate limit refuses spends none (SPEC §11.2).
     if report.allowed() && limits::has_credits(&primary, pair.as_ref()) {
         let cost = demand.cost.unwrap_or(1);

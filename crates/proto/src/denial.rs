@@ -24,15 +24,8 @@ pub const AMBIGUOUS_CREDENTIALS: &str =
 pub enum Rejection {
     /// The credential was checked: missing (`presented: false`), invalid, or not enough.
     Denied { denial: Denial, presented: bool },
-    /// A rate limit (`RATE_LIMITED`) or the credits (`USAGE_EXCEEDED`) of a valid credential
-    /// are spent: 429 with `Retry-After` and the `RateLimit` fields (SPEC §11).
-    Limited {
-        denial: Denial,
-        /// Seconds until the request would pass (at least 1); `None` for credits that never
-        /// refill (no wait helps).
-        retry_after: Option<u64>,
-        fields: Option<crate::ratelimit::Fields>,
-    },
+    /// A rate limit or the credits of a valid credential are spent (SPEC §11).
+    Limited(Limited),
     /// The request itself is wrong (`ambiguous_credentials`, `credentials_in_query`).
     BadRequest { code: &'static str, detail: String },
     /// No route of the route table matches, and there is no default.
@@ -72,19 +65,42 @@ pub fn forbidden_code(d: Denial) -> Option<&'static str> {
     }
 }
 
-/// The §3 `code` of a 429: `rate_limited` or `usage_exceeded`.
-pub fn limit_code(d: Denial) -> &'static str {
-    match d {
-        Denial::UsageExceeded => "usage_exceeded",
-        _ => "rate_limited",
-    }
+/// A 429 of a credential's own limits: a rate limit (`RATE_LIMITED`) or its credits
+/// (`USAGE_EXCEEDED`) are spent. Every front door, the API included, answers it with the same
+/// code, detail and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limited {
+    pub denial: Denial,
+    /// Seconds until the request would pass (at least 1); `None` for credits that never
+    /// refill (no wait helps).
+    pub retry_after: Option<u64>,
+    pub fields: Option<crate::ratelimit::Fields>,
 }
 
-/// The 429 detail of each code.
-pub fn limit_detail(d: Denial) -> &'static str {
-    match d {
-        Denial::UsageExceeded => "This credential has no credits left",
-        _ => "Rate limit exceeded; retry after the time in Retry-After",
+impl Limited {
+    /// The §3 `code`: `rate_limited` or `usage_exceeded`.
+    pub fn code(&self) -> &'static str {
+        match self.denial {
+            Denial::UsageExceeded => "usage_exceeded",
+            _ => "rate_limited",
+        }
+    }
+
+    pub fn detail(&self) -> &'static str {
+        match self.denial {
+            Denial::UsageExceeded => "This credential has no credits left",
+            _ => "Rate limit exceeded; retry after the time in Retry-After",
+        }
+    }
+
+    /// `Retry-After` (when waiting helps) and the `RateLimit` fields.
+    pub fn insert_headers(&self, h: &mut http::HeaderMap) {
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Some(f) = &self.fields {
+            f.insert(h);
+        }
     }
 }
 
@@ -116,7 +132,7 @@ impl Rejection {
                 StatusCode::UNAUTHORIZED
             }
             Rejection::Denied { .. } => StatusCode::FORBIDDEN,
-            Rejection::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Rejection::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Rejection::NoRoute => StatusCode::NOT_FOUND,
             Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -129,7 +145,7 @@ impl Rejection {
             Rejection::Denied { denial, .. } => {
                 forbidden_code(*denial).unwrap_or("invalid_credentials")
             }
-            Rejection::Limited { denial, .. } => limit_code(*denial),
+            Rejection::Limited(l) => l.code(),
             Rejection::BadRequest { code, .. } => code,
             Rejection::NoRoute => "not_found",
             Rejection::Unavailable => "unavailable",
@@ -139,7 +155,7 @@ impl Rejection {
     /// `X-Latchkey-Code`: the verify code of a denial.
     pub fn verify_code(&self) -> Option<&'static str> {
         match self {
-            Rejection::Denied { denial, .. } | Rejection::Limited { denial, .. } => {
+            Rejection::Denied { denial, .. } | Rejection::Limited(Limited { denial, .. }) => {
                 Some(denial.verify_code())
             }
             Rejection::NoRoute => Some("NOT_FOUND"),
@@ -153,7 +169,7 @@ impl Rejection {
                 Some(code) => forbidden_detail(code),
                 None => INVALID_CREDENTIALS,
             },
-            Rejection::Limited { denial, .. } => limit_detail(*denial),
+            Rejection::Limited(l) => l.detail(),
             Rejection::BadRequest { detail, .. } => detail,
             Rejection::NoRoute => "Not found",
             Rejection::Unavailable => "Credentials cannot be checked right now; retry shortly",
@@ -210,18 +226,7 @@ impl Rejection {
                     ),
                 );
             }
-            Rejection::Limited {
-                retry_after,
-                fields,
-                ..
-            } => {
-                if let Some(s) = retry_after {
-                    h.insert(header::RETRY_AFTER, HeaderValue::from(*s));
-                }
-                if let Some(f) = fields {
-                    f.insert(h);
-                }
-            }
+            Rejection::Limited(l) => l.insert_headers(h),
             Rejection::Unavailable => {
                 h.insert(
                     header::RETRY_AFTER,

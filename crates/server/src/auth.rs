@@ -7,7 +7,7 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 use latchkey_core::issuance::{ip_intersection, Grants, Issuer};
-use latchkey_core::{Demand, Denial, Environment, Permission, PermissionSet};
+use latchkey_core::{Demand, Environment, Permission, PermissionSet};
 pub use latchkey_engine::credentials::{basic_credentials, query_has_credential};
 pub use latchkey_engine::{Presented, Refusal, Resolved, Verified};
 use latchkey_store::Actor;
@@ -19,33 +19,21 @@ pub fn presented_credentials(headers: &axum::http::HeaderMap) -> Result<Presente
     latchkey_engine::presented_credentials(headers).map_err(ApiError::from)
 }
 
-/// Records a verification's outcome (counter, usage, `last_used_at`): see
-/// [`latchkey_engine::Engine::record`].
-pub fn count_verification(
-    state: &AppState,
-    found: Option<&Resolved>,
-    code: &'static str,
-    source: &'static str,
-    credits_spent: i64,
-) {
-    state.engine.record(found, code, source, credits_spent);
-}
-
 /// The answer of an authenticated endpoint to a refusal; `source` labels the verification counter.
 pub fn refusal_error(refusal: Refusal, state: &AppState, source: &'static str) -> ApiError {
     match refusal {
         Refusal::Denied(found, d) => {
-            count_verification(state, found.as_ref(), d.verify_code(), source, 0);
+            state
+                .engine
+                .record(found.as_ref(), d.verify_code(), source, 0);
             ApiError::from_denial(d)
         }
         Refusal::Limited(found, report) => {
-            let denial = report.refusal().unwrap_or(Denial::RateLimited);
-            count_verification(state, Some(&found), denial.verify_code(), source, 0);
-            ApiError::Limited {
-                denial,
-                retry_after: report.retry_after_seconds(state.engine.clock.unix()),
-                fields: report.fields(),
-            }
+            let limited = report.limited(state.engine.clock.unix());
+            state
+                .engine
+                .record(Some(&found), limited.denial.verify_code(), source, 0);
+            ApiError::Limited(limited)
         }
         Refusal::Unchecked(e) => e.into(),
     }
@@ -133,13 +121,9 @@ impl Caller {
             pair,
             limits,
         } = authenticate_request(state, parts, ip, &presented, lone_ok, "auth").await?;
-        count_verification(
-            state,
-            Some(&resolved),
-            "VALID",
-            "auth",
-            limits.credits_spent,
-        );
+        state
+            .engine
+            .record(Some(&resolved), "VALID", "auth", limits.credits_spent);
         if let Some(fields) = limits.fields() {
             crate::ratelimit_headers::report(parts, fields);
         }

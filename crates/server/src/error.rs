@@ -39,12 +39,8 @@ pub enum ApiError {
         retry_after: u64,
     },
     /// 429 of the credential's own rate limit (`rate_limited`) or credits (`usage_exceeded`),
-    /// with `Retry-After` and the `RateLimit` fields (SPEC §11).
-    Limited {
-        denial: Denial,
-        retry_after: Option<u64>,
-        fields: Option<latchkey_proto::ratelimit::Fields>,
-    },
+    /// as every front door answers it (SPEC §11).
+    Limited(latchkey_proto::denial::Limited),
     Internal,
 }
 
@@ -104,9 +100,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::RateLimited { .. } | ApiError::Limited { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::RateLimited { .. } | ApiError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -135,10 +129,7 @@ impl ApiError {
                 "rate_limited",
                 format!("Too many failed attempts from this address; retry in {retry_after} s"),
             ),
-            ApiError::Limited { denial, .. } => (
-                latchkey_proto::denial::limit_code(*denial),
-                latchkey_proto::denial::limit_detail(*denial).into(),
-            ),
+            ApiError::Limited(l) => (l.code(), l.detail().into()),
             ApiError::Internal => ("internal_error", "Internal server error".into()),
         };
         let status = self.status();
@@ -203,18 +194,7 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
-            ApiError::Limited {
-                retry_after,
-                fields,
-                ..
-            } => {
-                if let Some(s) = retry_after {
-                    h.insert(header::RETRY_AFTER, HeaderValue::from(s));
-                }
-                if let Some(f) = fields {
-                    f.insert(h);
-                }
-            }
+            ApiError::Limited(l) => l.insert_headers(h),
             _ => {}
         }
         resp

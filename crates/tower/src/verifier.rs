@@ -4,6 +4,7 @@
 use latchkey_client::{Client, ClientError, ClientOptions, RemoteVerifier};
 use latchkey_core::{Demand, Denial, PermissionSet, Secret};
 use latchkey_engine::{Engine, EngineOptions, Presented, Upkeep, UpkeepIntervals};
+use latchkey_proto::denial::Limited;
 use latchkey_proto::ratelimit::Fields;
 use latchkey_proto::{Identity, Rejection, VerifyAnswer, VerifyRequest};
 use latchkey_store::{OpenOptions, SqlStore};
@@ -211,11 +212,11 @@ fn identity_of(
             Denial::NotFound
         });
         if denial.is_limit() {
-            return Err(Rejection::Limited {
+            return Err(Rejection::Limited(Limited {
                 denial,
                 retry_after: a.retry_after_seconds(latchkey_engine::now()),
                 fields,
-            });
+            }));
         }
         return Err(Rejection::Denied {
             denial,

@@ -5,7 +5,7 @@
 //! ([`Caller::verifies_everywhere`]); any other `latchkey:verify` holder only keys of its own
 //! workspace (others answer `NOT_FOUND`, as if they did not exist).
 
-use crate::auth::{count_verification, Caller, Presented, Refusal, Verified};
+use crate::auth::{Caller, Presented, Refusal, Verified};
 use crate::error::responses::{Authenticated, JsonBody};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
@@ -270,14 +270,16 @@ pub async fn verify(
             ),
             Err(Refusal::Limited(r, report)) => (
                 in_scope(&r.key.workspace_id).then_some(r),
-                Err(report.refusal().unwrap_or(Denial::RateLimited)),
+                Err(report.denial()),
                 *report,
             ),
             // No verdict: the caller must not take an outage for "invalid key".
             Err(Refusal::Unchecked(e)) => return Err(e.into()),
         };
     let Some(r) = resolved else {
-        count_verification(&state, None, Denial::NotFound.verify_code(), "verify", 0);
+        state
+            .engine
+            .record(None, Denial::NotFound.verify_code(), "verify", 0);
         return Ok(ApiJson(VerifyResponse {
             code: Denial::NotFound.verify_code(),
             ..Default::default()
@@ -288,7 +290,9 @@ pub async fn verify(
         Ok(_) => "VALID",
         Err(d) => d.verify_code(),
     };
-    count_verification(&state, Some(&r), code, "verify", report.credits_spent);
+    state
+        .engine
+        .record(Some(&r), code, "verify", report.credits_spent);
     let k = &r.key;
     let listing = outcome.ok();
     Ok(ApiJson(VerifyResponse {

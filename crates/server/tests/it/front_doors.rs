@@ -293,11 +293,11 @@ async fn api_outcome(
     }
     let denial = latchkey_core::Denial::from_verify_code(&answer.code).expect("a known code");
     let rejection = if denial.is_limit() {
-        Rejection::Limited {
+        Rejection::Limited(latchkey_proto::denial::Limited {
             denial,
             retry_after: None,
             fields: None,
-        }
+        })
     } else {
         Rejection::Denied {
             denial,
