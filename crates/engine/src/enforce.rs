@@ -33,11 +33,9 @@ impl Engine {
                 }
                 Ok((identity(&primary, pair.as_ref()), limits.fields()))
             }
-            Err(Refusal::Limited(found, report)) => {
-                let limited = report.limited(self.clock.unix());
-                self.record(Some(&found), limited.denial.verify_code(), source, 0);
-                Err(Rejection::Limited(limited))
-            }
+            Err(Refusal::Limited(found, report)) => Err(Rejection::Limited(
+                self.refused_by_limits(&found, &report, source),
+            )),
             Err(Refusal::Denied(found, denial)) => {
                 self.record(found.as_ref(), denial.verify_code(), source, 0);
                 Err(Rejection::Denied {

@@ -236,6 +236,19 @@ impl Engine {
         }
     }
 
+    /// A request its limits refused: recorded like any verification, and the 429 every front
+    /// door answers with.
+    pub fn refused_by_limits(
+        &self,
+        found: &Resolved,
+        report: &limits::Report,
+        source: &'static str,
+    ) -> latchkey_proto::denial::Limited {
+        let limited = report.limited(self.clock.unix());
+        self.record(Some(found), limited.denial.verify_code(), source, 0);
+        limited
+    }
+
     /// Whether credentials admitted earlier are still valid, charging no limit.
     pub async fn recheck(
         &self,

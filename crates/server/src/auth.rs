@@ -29,11 +29,7 @@ pub fn refusal_error(refusal: Refusal, state: &AppState, source: &'static str) -
             ApiError::from_denial(d)
         }
         Refusal::Limited(found, report) => {
-            let limited = report.limited(state.engine.clock.unix());
-            state
-                .engine
-                .record(Some(&found), limited.denial.verify_code(), source, 0);
-            ApiError::Limited(limited)
+            ApiError::Limited(state.engine.refused_by_limits(&found, &report, source))
         }
         Refusal::Unchecked(e) => e.into(),
     }
