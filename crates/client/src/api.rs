@@ -3,8 +3,11 @@
 
 use crate::{Call, Client};
 use latchkey_proto::audit::{AuditEvent, AuditFilter};
-use latchkey_proto::keys::{CreateKey, CreatedKey, Key, KeyFilter, RollKey, UpdateKey};
+use latchkey_proto::keys::{
+    CreateKey, CreatedKey, ImportKeys, ImportResult, Key, KeyFilter, RollKey, UpdateKey,
+};
 use latchkey_proto::me::Me;
+use latchkey_proto::portal::{CreatePortalSession, PortalSession};
 use latchkey_proto::tokens::{AccessToken, CreateToken, CreatedToken, Exchange, Token};
 use latchkey_proto::users::{CreateUser, UpdateUser, User, UserFilter};
 use latchkey_proto::workspaces::{
@@ -44,6 +47,13 @@ impl Client {
     pub fn tokens(&self) -> Tokens<'_> {
         Tokens(self)
     }
+
+    /// `POST /v1/portal/sessions` → 201 (SPEC §7): a single-use link, valid five minutes, that
+    /// signs `user_id` into the dashboard for `workspace_id`. Send the person's browser to its
+    /// `url`; it is shown this once.
+    pub fn portal_session(&self, body: &CreatePortalSession) -> Call<'_, PortalSession> {
+        Call::new(self, Method::POST, &["v1", "portal", "sessions"]).json(body)
+    }
 }
 
 /// `/v1/keys` (SPEC §6.2).
@@ -72,6 +82,11 @@ impl<'c> Keys<'c> {
     /// `POST /v1/keys/{id}/roll` → 201, the new key shown this once.
     pub fn roll(&self, id: &str, body: &RollKey) -> Call<'c, CreatedKey> {
         Call::new(self.0, Method::POST, &["v1", "keys", id, "roll"]).json(body)
+    }
+
+    /// `POST /v1/keys/import`: up to 1,000 keys issued elsewhere, stored in one transaction.
+    pub fn import(&self, body: &ImportKeys) -> Call<'c, ImportResult> {
+        Call::new(self.0, Method::POST, &["v1", "keys", "import"]).json(body)
     }
 
     /// `DELETE /v1/keys/{id}` → 204; idempotent.

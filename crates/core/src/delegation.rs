@@ -1,11 +1,14 @@
 //! What a credential may hand to people (SPEC §5.2): a role, a grant, a membership or a new user
 //! never carries a permission the credential lacks, only a full admin of a workspace makes
 //! (or unmakes) an `admin`, and only an unbounded instance admin credential gives or takes an
-//! instance role. The API and the dashboard both ask these questions of an [`Issuer`].
+//! instance role. The same holds for a portal link (SPEC §7), which hands a person a dashboard
+//! session: only a credential that holds everything that session will hold makes one. The API
+//! and the dashboard both ask these questions of an [`Issuer`].
 
 use crate::issuance::Issuer;
-use crate::permission::{Permission, PermissionSet};
-use crate::roles;
+use crate::key::Environment;
+use crate::permission::{Permission, PermissionSet, KEYS_MANAGE_ALL};
+use crate::roles::{self, InstanceRole};
 use crate::validate::Validator;
 
 /// The credential may not do this at all, whatever the input (HTTP 403).
@@ -14,6 +17,26 @@ use crate::validate::Validator;
 pub struct NotAllowed;
 
 const NOT_HELD: &str = "exceeds the permissions of the credential making this request";
+
+/// Why a credential may not make a portal link (HTTP 403 either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PortalRefusal {
+    /// A test credential: a link signs a person into the live dashboard, where live keys are.
+    #[error("portal links are made with a live credential")]
+    TestCredential,
+    /// No `latchkey:keys:manage_all`, or not every right the session would carry.
+    #[error("the credential does not hold everything the session would")]
+    NotHeld,
+}
+
+/// The person a portal link signs in, as the decision needs them: what they hold in the
+/// link's workspace now, and their instance role, which a session carries with it.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTarget<'a> {
+    /// Their role's permissions and their grants in the workspace.
+    pub permissions: &'a PermissionSet,
+    pub instance_role: Option<InstanceRole>,
+}
 
 impl Issuer<'_> {
     /// A full admin of a workspace: nothing narrows the credential (no key restriction, token
@@ -97,6 +120,43 @@ impl Issuer<'_> {
             if Permission::parse(p).is_ok_and(|p| !self.effective.allows(&p)) {
                 v.error(&format!("{field}[{i}]"), NOT_HELD);
             }
+        }
+        Ok(())
+    }
+
+    /// Making portal links at all, before anyone is looked up (so a credential that may not
+    /// learns nothing about people): it holds `latchkey:keys:manage_all` in the workspace and
+    /// is a live credential.
+    pub fn may_make_portal_links(&self, environment: Environment) -> Result<(), PortalRefusal> {
+        if environment == Environment::Test {
+            return Err(PortalRefusal::TestCredential);
+        }
+        let manage_all = Permission::parse(KEYS_MANAGE_ALL).expect("valid");
+        if !self.effective.allows(&manage_all) {
+            return Err(PortalRefusal::NotHeld);
+        }
+        Ok(())
+    }
+
+    /// A portal link for `target`. The session it opens acts with every right the target
+    /// holds in the workspace, bounded by no key restriction, so the credential must hold each
+    /// of those rights itself. `effective` is already narrowed by the credential's own key
+    /// restriction, token scope or pair: a key restricted below the target is refused even when
+    /// its owner holds more. A person with an instance role carries it into the session (every
+    /// workspace, or verification everywhere), and only an unbounded instance admin credential
+    /// gives that role ([`may_set_instance_role`](Self::may_set_instance_role)), so only such a
+    /// credential signs them in.
+    pub fn may_sign_in(
+        &self,
+        environment: Environment,
+        target: &SessionTarget<'_>,
+    ) -> Result<(), PortalRefusal> {
+        self.may_make_portal_links(environment)?;
+        if target.instance_role.is_some() && !self.may_set_instance_role() {
+            return Err(PortalRefusal::NotHeld);
+        }
+        if !target.permissions.iter().all(|p| self.effective.allows(p)) {
+            return Err(PortalRefusal::NotHeld);
         }
         Ok(())
     }
@@ -207,6 +267,110 @@ mod tests {
             i.may_set_role(&mut Validator::new(), "permissions", "admin", &[], &admin),
             Err(NotAllowed)
         );
+    }
+
+    #[test]
+    fn a_portal_link_needs_manage_all_live_and_every_right_of_its_target() {
+        let admin = Holds(set(&["*", "latchkey:*"]));
+        let developer = roles::default_permissions(roles::DEVELOPER).unwrap();
+        let target = SessionTarget {
+            permissions: &developer,
+            instance_role: None,
+        };
+        let live = Environment::Live;
+        assert_eq!(
+            issuer(&admin, false, &[]).may_sign_in(live, &target),
+            Ok(())
+        );
+        assert_eq!(
+            issuer(&admin, false, &[]).may_sign_in(Environment::Test, &target),
+            Err(PortalRefusal::TestCredential)
+        );
+        assert_eq!(
+            issuer(&admin, false, &[]).may_make_portal_links(Environment::Test),
+            Err(PortalRefusal::TestCredential)
+        );
+
+        // Everything but manage_all: no links at all.
+        let manager = Holds(set(&[
+            "*",
+            "latchkey:members:manage",
+            "latchkey:keys:manage_own",
+        ]));
+        assert_eq!(
+            issuer(&manager, false, &[]).may_make_portal_links(live),
+            Err(PortalRefusal::NotHeld)
+        );
+
+        // manage_all, but not every right of the target.
+        let keys_only = Holds(set(&[
+            "latchkey:keys:manage_all",
+            "latchkey:keys:manage_own",
+        ]));
+        let i = issuer(&keys_only, false, &[]);
+        assert_eq!(i.may_make_portal_links(live), Ok(()));
+        assert_eq!(i.may_sign_in(live, &target), Err(PortalRefusal::NotHeld));
+        let reader = set(&["documents:read"]);
+        let narrow_target = SessionTarget {
+            permissions: &reader,
+            instance_role: None,
+        };
+        assert_eq!(
+            i.may_sign_in(live, &narrow_target),
+            Err(PortalRefusal::NotHeld)
+        );
+        let docs = Holds(set(&["latchkey:keys:manage_all", "documents:*"]));
+        assert_eq!(
+            issuer(&docs, true, &[]).may_sign_in(live, &narrow_target),
+            Ok(()),
+            "a restricted key holding all the target holds may"
+        );
+
+        // A pattern of the target must be covered whole, not just overlap.
+        let one_doc = Holds(set(&["latchkey:keys:manage_all", "document:doc_1:*"]));
+        let all_docs = set(&["document:*:read"]);
+        let t = SessionTarget {
+            permissions: &all_docs,
+            instance_role: None,
+        };
+        assert_eq!(
+            issuer(&one_doc, false, &[]).may_sign_in(live, &t),
+            Err(PortalRefusal::NotHeld)
+        );
+
+        // No rights at all: anyone with manage_all may sign them in.
+        let nothing = PermissionSet::default();
+        let t = SessionTarget {
+            permissions: &nothing,
+            instance_role: None,
+        };
+        assert_eq!(issuer(&keys_only, true, &[]).may_sign_in(live, &t), Ok(()));
+    }
+
+    #[test]
+    fn only_an_unbounded_instance_admin_signs_in_someone_with_an_instance_role() {
+        let all = Holds(PermissionSet::all());
+        let nothing = PermissionSet::default();
+        for role in InstanceRole::ALL {
+            let t = SessionTarget {
+                permissions: &nothing,
+                instance_role: Some(role),
+            };
+            let mut i = issuer(&all, false, &[]);
+            assert_eq!(
+                i.may_sign_in(Environment::Live, &t),
+                Err(PortalRefusal::NotHeld),
+                "{role:?}: everything in a workspace is not an instance role"
+            );
+            i.is_instance_admin = true;
+            assert_eq!(i.may_sign_in(Environment::Live, &t), Ok(()), "{role:?}");
+            i.expires_at = Some(1000);
+            assert_eq!(
+                i.may_sign_in(Environment::Live, &t),
+                Err(PortalRefusal::NotHeld),
+                "{role:?}: a bounded instance admin credential"
+            );
+        }
     }
 
     #[test]

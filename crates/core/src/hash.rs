@@ -58,6 +58,10 @@ impl KeyHash {
         diff.ct_eq(&0).into()
     }
 
+    pub fn to_bytes(self) -> [u8; 32] {
+        self.0
+    }
+
     fn prefix(&self) -> u64 {
         u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"))
     }
@@ -84,8 +88,12 @@ impl KeyHasher {
     }
 
     pub fn hash(&self, key: &str) -> KeyHash {
+        self.hash_bytes(key.as_bytes())
+    }
+
+    pub(crate) fn hash_bytes(&self, bytes: &[u8]) -> KeyHash {
         let mut mac = self.mac.clone();
-        mac.update(key.as_bytes());
+        mac.update(bytes);
         KeyHash(mac.finalize().into_bytes().into())
     }
 }

@@ -10,6 +10,8 @@ pub const KEY: &str = "key";
 pub const TOKEN: &str = "tok";
 pub const EVENT: &str = "evt";
 pub const GRANT: &str = "grt";
+pub const WEBHOOK: &str = "wh";
+pub const DELIVERY: &str = "whd";
 
 const TIME_DIGITS: usize = 8;
 const RANDOM_DIGITS: usize = 12;

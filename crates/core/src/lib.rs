@@ -6,6 +6,7 @@ pub mod credits;
 pub mod delegation;
 pub mod hash;
 pub mod ids;
+pub mod imported;
 pub mod issuance;
 pub mod key;
 pub mod permission;
@@ -16,6 +17,7 @@ pub mod secret;
 pub mod token;
 pub mod validate;
 pub mod verify;
+pub mod webhooks;
 
 pub use hash::{KeyHash, KeyHasher};
 pub use ipnet;

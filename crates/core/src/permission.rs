@@ -19,6 +19,8 @@ pub const KEYS_MANAGE_ALL: &str = "latchkey:keys:manage_all";
 pub const MEMBERS_MANAGE: &str = "latchkey:members:manage";
 pub const AUDIT_READ: &str = "latchkey:audit:read";
 pub const VERIFY: &str = "latchkey:verify";
+/// Report leaked keys (`POST /v1/leaks`, SPEC §12.2): any key string, of any workspace.
+pub const LEAKS_REPORT: &str = "latchkey:leaks:report";
 
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

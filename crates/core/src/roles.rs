@@ -90,6 +90,7 @@ mod tests {
             p::KEYS_MANAGE_ALL,
             p::MEMBERS_MANAGE,
             p::AUDIT_READ,
+            p::LEAKS_REPORT,
             "documents:write",
         ] {
             assert!(admin.allows_str(perm), "{perm}");

@@ -27,6 +27,8 @@ pub const MAX_LIST: usize = 100;
 pub const MAX_EMAIL_CHARS: usize = 254;
 pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const MAX_PASSWORD_CHARS: usize = 1024;
+/// Longest URL a request may carry (a portal session's `return_url`).
+pub const MAX_URL_CHARS: usize = 2048;
 
 #[derive(Debug, Default)]
 pub struct Validator {
@@ -136,6 +138,35 @@ impl Validator {
             }
         }
         out
+    }
+
+    /// A link back to somewhere else that Latchkey shows a person (a portal session's
+    /// `return_url`): an absolute `http` or `https` URL with a host, at most
+    /// [`MAX_URL_CHARS`] characters as sent, with no white space or control characters (which
+    /// URL parsers drop silently) and no user name or password (which make a link look like it
+    /// goes to a host it does not). Returns it normalised, as it is to be stored and shown.
+    pub fn link_url(&mut self, field: &str, value: &str) -> Option<String> {
+        if value.chars().count() > MAX_URL_CHARS {
+            self.error(field, "must be at most 2048 characters");
+            return None;
+        }
+        let parsed = url::Url::parse(value).ok().filter(|u| {
+            !value.chars().any(|c| c.is_whitespace() || c.is_control())
+                && matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && u.username().is_empty()
+                && u.password().is_none()
+        });
+        match parsed {
+            Some(u) => Some(u.into()),
+            None => {
+                self.error(
+                    field,
+                    "must be an absolute http or https URL like https://app.example.com/settings",
+                );
+                None
+            }
+        }
     }
 
     pub fn metadata(&mut self, field: &str, value: &serde_json::Value) {
@@ -260,6 +291,55 @@ mod tests {
         v.name("n", &"x".repeat(101));
         v.name("n2", "tab\there");
         assert_eq!(v.finish().unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn link_urls_are_absolute_http_or_https() {
+        let mut v = Validator::new();
+        assert_eq!(
+            v.link_url("u", "https://App.example.com/settings?tab=api#keys")
+                .as_deref(),
+            Some("https://app.example.com/settings?tab=api#keys")
+        );
+        assert_eq!(
+            v.link_url("u", "http://localhost:3000").as_deref(),
+            Some("http://localhost:3000/")
+        );
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS - 20));
+        assert_eq!(long.chars().count(), MAX_URL_CHARS);
+        assert!(v.link_url("u", &long).is_some());
+        assert!(v.finish().is_ok());
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(document.cookie)",
+            "data:text/html,<script>alert(1)</script>",
+            "vbscript:msgbox(1)",
+            "ftp://example.com/",
+            "file:///etc/passwd",
+            "//evil.example.com/",
+            "/settings",
+            "example.com",
+            "https://",
+            "https://good.example.com@evil.example.com/",
+            "https://user:pw@example.com/",
+            "https://exa mple.com/",
+            "https://example.com/\n",
+            "java\tscript:alert(1)",
+            " https://example.com/",
+            "",
+        ] {
+            let mut v = Validator::new();
+            assert_eq!(v.link_url("return_url", bad), None, "{bad:?}");
+            let errs = v.finish().unwrap_err();
+            assert_eq!(errs[0].field, "return_url");
+        }
+        let mut v = Validator::new();
+        let too_long = format!("{long}a");
+        assert_eq!(v.link_url("return_url", &too_long), None);
+        assert_eq!(
+            v.finish().unwrap_err()[0].message,
+            "must be at most 2048 characters"
+        );
     }
 
     #[test]

@@ -153,8 +153,9 @@ impl Engine {
         &self,
         url: &str,
         prefix: &str,
+        call_timeout: std::time::Duration,
     ) -> Result<(), redis_limits::ClusterError> {
-        let limiter = redis_limits::ClusterLimiter::connect(url, prefix).await?;
+        let limiter = redis_limits::ClusterLimiter::connect(url, prefix, call_timeout).await?;
         let _ = self.cluster_limits.set(limiter);
         Ok(())
     }

@@ -162,8 +162,11 @@ pub struct CreditEntry {
 /// Where a request's limits stand after it was charged (or refused).
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    // Inline room for the usual request (a limit or two, the key's and the member's credits):
-    // a report is built on every verification and moved twice on its way out.
+    // Inline room for the usual request: two limits (say the key's and the member's) and the
+    // key's and the member's credits, so it allocates nothing (tests/no_allocation.rs). A
+    // report is built on every verification and moved twice on its way out: room for four
+    // limits measured 7 ns more per check and about 5 % more per verification, limited or
+    // not (docs/performance.md), to spare a request of three or more limits one allocation.
     pub entries: SmallVec<[Entry; 2]>,
     pub credits: SmallVec<[CreditEntry; 2]>,
     /// The credits this request spent (its cost, once charged).

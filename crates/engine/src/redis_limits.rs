@@ -17,8 +17,11 @@ use std::time::{Duration, Instant};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// How long one charge may wait for Redis (connection included) before the request is answered
-/// by the local limiter: a round trip is well under a millisecond, and this bounds what an
-/// outage adds to a verification.
+/// by the local limiter, unless `[ratelimit] timeout_ms` says otherwise: a round trip is well
+/// under a millisecond, and this bounds what an outage adds to a verification. A node that
+/// times out answers locally until its next probe, so under a starved CPU (a loaded test
+/// machine) a limit can pass more than its count; a longer timeout trades outage latency for
+/// exactness.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// While Redis is down, how often one request tries it again (the others answer locally): often
@@ -59,24 +62,30 @@ pub struct RedisLimits {
     prefix: String,
     /// EVALSHA, and on NOSCRIPT (a restarted Redis has forgotten it) SCRIPT LOAD and again.
     script: Script,
+    /// [`CALL_TIMEOUT`] unless configured.
+    call_timeout: Duration,
 }
 
 impl RedisLimits {
     /// Connects, and loads the script so the first charge is one round trip. Fails within
     /// `CONNECT_TIMEOUT + CALL_TIMEOUT` when Redis is away.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, ClusterError> {
-        let limits = Self::lazy(url, prefix)?;
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        call_timeout: Duration,
+    ) -> Result<Self, ClusterError> {
+        let limits = Self::lazy(url, prefix, call_timeout)?;
         limits.load_script().await?;
         Ok(limits)
     }
 
     /// Opens nothing yet: the connection is made by the first call, and made again after a
     /// failure by the next one. A bad URL fails here. Needs a Tokio runtime.
-    fn lazy(url: &str, prefix: &str) -> Result<Self, ClusterError> {
+    fn lazy(url: &str, prefix: &str, call_timeout: Duration) -> Result<Self, ClusterError> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(call_timeout))
             // One attempt per reconnect: [`ClusterLimiter`] paces the attempts while Redis is
             // down, and the manager's own backoff would only delay noticing it is back.
             .set_number_of_retries(0);
@@ -84,11 +93,12 @@ impl RedisLimits {
             conn: ConnectionManager::new_lazy_with_config(client, config)?,
             prefix: prefix.to_owned(),
             script: Script::new(CHARGE_SCRIPT),
+            call_timeout,
         })
     }
 
     async fn load_script(&self) -> Result<(), ClusterError> {
-        let bound = CONNECT_TIMEOUT + CALL_TIMEOUT;
+        let bound = CONNECT_TIMEOUT + self.call_timeout;
         let mut conn = self.conn.clone();
         tokio::time::timeout(bound, self.script.load_async(&mut conn))
             .await
@@ -104,7 +114,7 @@ impl RedisLimits {
         limits: &[ClusterCharge<'_>],
         now_ns: Option<u64>,
     ) -> Result<Vec<Charged>, ClusterError> {
-        bounded(self.eval(limits, now_ns)).await
+        bounded(self.call_timeout, self.eval(limits, now_ns)).await
     }
 
     async fn eval(
@@ -146,13 +156,14 @@ impl RedisLimits {
     }
 }
 
-/// Bounds a call to Redis, waiting for a connection included, by [`CALL_TIMEOUT`].
+/// Bounds a call to Redis, waiting for a connection included, by `limit`.
 async fn bounded<T>(
+    limit: Duration,
     call: impl std::future::Future<Output = Result<T, ClusterError>>,
 ) -> Result<T, ClusterError> {
-    tokio::time::timeout(CALL_TIMEOUT, call)
+    tokio::time::timeout(limit, call)
         .await
-        .map_err(|_| ClusterError::Timeout(CALL_TIMEOUT))?
+        .map_err(|_| ClusterError::Timeout(limit))?
 }
 
 /// What a charge adds to a TAT, exactly as `Limiter::charge` computes it (saturating), so the
@@ -226,9 +237,13 @@ impl ClusterLimiter {
 
     /// Redis at `url`, keys under `prefix`. An unreachable Redis is not an error: the limiter
     /// starts down (warns once) and moves to Redis when it answers. Only a URL that cannot be
-    /// used fails. Returns within `CONNECT_TIMEOUT + CALL_TIMEOUT`.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, ClusterError> {
-        let store = RedisLimits::lazy(url, prefix)?;
+    /// used fails. Returns within `CONNECT_TIMEOUT + call_timeout`.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        call_timeout: Duration,
+    ) -> Result<Self, ClusterError> {
+        let store = RedisLimits::lazy(url, prefix, call_timeout)?;
         let reached = store.load_script().await;
         let limiter = Self::new(Some(store), reached.is_ok());
         if let Err(error) = reached {
@@ -281,8 +296,8 @@ impl ClusterLimiter {
         let charged = if up {
             store.charge(limits, None).await
         } else {
-            // The probe: is Redis back? Then charge there; both within one CALL_TIMEOUT.
-            bounded(async {
+            // The probe: is Redis back? Then charge there; both within one call timeout.
+            bounded(store.call_timeout, async {
                 store.ping_twice().await?;
                 store.eval(limits, None).await
             })
@@ -385,7 +400,7 @@ mod tests {
     /// test ends, failed or not.
     async fn shared(test: &str) -> (RedisLimits, Cleanup) {
         let prefix = unique_prefix(test);
-        let limits = RedisLimits::connect(&shared_url(), &prefix)
+        let limits = RedisLimits::connect(&shared_url(), &prefix, CALL_TIMEOUT)
             .await
             .expect("the test Redis (LATCHKEY_TEST_REDIS_URL) answers");
         (limits, Cleanup(prefix))
@@ -655,8 +670,16 @@ mod tests {
         let prefix = unique_prefix("nodes");
         let _cleanup = Cleanup(prefix.clone());
         let nodes = [
-            Arc::new(RedisLimits::connect(&shared_url(), &prefix).await.unwrap()),
-            Arc::new(RedisLimits::connect(&shared_url(), &prefix).await.unwrap()),
+            Arc::new(
+                RedisLimits::connect(&shared_url(), &prefix, CALL_TIMEOUT)
+                    .await
+                    .unwrap(),
+            ),
+            Arc::new(
+                RedisLimits::connect(&shared_url(), &prefix, CALL_TIMEOUT)
+                    .await
+                    .unwrap(),
+            ),
         ];
         let rate = Rate::new(100, 3_600).unwrap();
         let tasks: Vec<_> = (0..200)
@@ -840,7 +863,7 @@ mod tests {
         let _capture = logs.capture();
         let port = free_port();
         let server = OwnRedis::start(port).await;
-        let limiter = ClusterLimiter::connect(&own_url(port), "outage:")
+        let limiter = ClusterLimiter::connect(&own_url(port), "outage:", CALL_TIMEOUT)
             .await
             .unwrap();
         assert!(limiter.store_up());
@@ -882,7 +905,7 @@ mod tests {
         let _capture = logs.capture();
         let port = free_port();
         let started = Instant::now();
-        let limiter = ClusterLimiter::connect(&own_url(port), "late:")
+        let limiter = ClusterLimiter::connect(&own_url(port), "late:", CALL_TIMEOUT)
             .await
             .unwrap();
         assert!(started.elapsed() < CONNECT_TIMEOUT + CALL_TIMEOUT + SLACK);
@@ -914,9 +937,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_url_is_refused_and_none_configured_is_local() {
-        assert!(ClusterLimiter::connect("http://nowhere", "p:")
-            .await
-            .is_err());
+        assert!(
+            ClusterLimiter::connect("http://nowhere", "p:", CALL_TIMEOUT)
+                .await
+                .is_err()
+        );
         let limiter = ClusterLimiter::local_only();
         assert!(!limiter.store_up());
         let locally = AtomicUsize::new(0);

@@ -8,7 +8,7 @@ use crate::limits::{self, Bound, Report};
 use crate::{now, Engine, EngineError};
 use latchkey_core::token::looks_like_jwt;
 use latchkey_core::verify::{self, Effective};
-use latchkey_core::{ApiKey, Demand, Denial, KeyFacts, KeyHash, OwnerFacts, WorkspacePolicy};
+use latchkey_core::{Demand, Denial, KeyFacts, KeyHash, OwnerFacts, WorkspacePolicy};
 use latchkey_store::{Principal, TokenRecord, Workspace};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -154,13 +154,14 @@ async fn resolve_api_key(
     Ok(resolve_key(engine, raw).await?.ok_or(Denial::NotFound))
 }
 
-/// Finds a key by its full secret: checksum first (no lookup for junk), then the cache, then
-/// the database. `Ok(None)` means no such key.
+/// Finds a key by its full secret: checksum first (no lookup for junk in our format), then the
+/// cache, then the database. Keys imported in another format are found by the hash of their
+/// SHA-256 ([`KeyHasher::lookup`](latchkey_core::KeyHasher::lookup)). `Ok(None)` means no such
+/// key.
 pub async fn resolve_key(engine: &Engine, raw: &str) -> Result<Option<Resolved>, EngineError> {
-    if ApiKey::check(raw).is_err() {
+    let Some(hash) = engine.hasher.lookup(raw) else {
         return Ok(None);
-    }
-    let hash = engine.hasher.hash(raw);
+    };
     let Some(cached) = load_key(engine, hash).await? else {
         return Ok(None);
     };

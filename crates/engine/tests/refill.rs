@@ -2,84 +2,20 @@
 //! each one audited; and the engine's verdicts around them. A real SQLite store; the engine's
 //! clock is moved by hand, so no test waits for midnight.
 
+mod common;
+
+use common::Deployment;
 use latchkey_core::credits::{Credits, Interval, Refill};
-use latchkey_core::{ids, ApiKey, Demand, Denial, Environment, KeyType, Secret};
+use latchkey_core::{Demand, Denial};
 use latchkey_engine::clock::Clock;
-use latchkey_engine::{Engine, EngineOptions, Presented, Refusal};
-use latchkey_store::{Actor, AuditFilter, Bootstrap, NewApiKey, NewUser, PageRequest, SqlStore};
+use latchkey_engine::{Presented, Refusal};
+use latchkey_store::{AuditFilter, PageRequest};
 use std::borrow::Cow;
 use std::time::Duration;
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
-
-struct Deployment {
-    engine: Engine,
-    key: String,
-    key_id: String,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A fresh SQLite deployment with one key holding `credits`, and an engine on `clock`.
+/// A deployment whose key holds `credits`.
 async fn deployment(credits: Credits, clock: Clock) -> Deployment {
-    let dir = std::env::temp_dir().join(format!("latchkey-refill-{}", ids::new_id("t")));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = SqlStore::open(dir.join("db.sqlite").to_str().unwrap())
-        .await
-        .unwrap();
-    let engine = Engine::with_clock(
-        store.clone(),
-        &Secret::new(SECRET.to_owned()),
-        EngineOptions::default(),
-        clock,
-    );
-    let admin = NewUser {
-        id: ids::new_id(ids::USER),
-        email: "admin@example.com".into(),
-        name: "Admin".into(),
-        password_hash: None,
-        instance_role: None,
-    };
-    let workspace_id = ids::new_id(ids::WORKSPACE);
-    let boot_key = ApiKey::generate(KeyType::Secret, Environment::Live);
-    store
-        .bootstrap(&Bootstrap {
-            key: NewApiKey::for_key(
-                &boot_key,
-                &engine.hasher,
-                "boot".into(),
-                workspace_id.clone(),
-                admin.id.clone(),
-            ),
-            admin: admin.clone(),
-            workspace_id: workspace_id.clone(),
-            workspace_name: "Default".into(),
-        })
-        .await
-        .unwrap();
-    let key = ApiKey::generate(KeyType::Secret, Environment::Live);
-    let new = NewApiKey {
-        credits: Some(credits),
-        ..NewApiKey::for_key(
-            &key,
-            &engine.hasher,
-            "metered".into(),
-            workspace_id,
-            admin.id,
-        )
-    };
-    let (record, _) = store.create_key(&new, &Actor::default()).await.unwrap();
-    Deployment {
-        engine,
-        key: key.secret().expose().to_owned(),
-        key_id: record.id,
-        dir,
-    }
+    common::deployment(clock, |k| k.credits = Some(credits)).await
 }
 
 /// The verdict for the key, and its balance after it.
@@ -144,8 +80,10 @@ async fn a_daily_refill_happens_at_midnight_utc_once_and_is_audited() {
     );
 
     // Just before the next midnight: still nothing.
-    let midnight = daily.next_boundary(unix_now());
-    clock.advance(Duration::from_secs((midnight - 1 - unix_now()) as u64));
+    // From the test clock, never the wall clock: a second that passes between two readings of
+    // the wall clock would leave the test clock short of midnight.
+    let midnight = daily.next_boundary(clock.unix());
+    clock.advance(Duration::from_secs((midnight - 1 - clock.unix()) as u64));
     assert_eq!(verify(&d).await, (Some(Denial::UsageExceeded), 0));
     // At midnight the balance becomes `amount` (and this verification spends one of it).
     clock.advance(Duration::from_secs(1));

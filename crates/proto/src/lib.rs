@@ -17,6 +17,7 @@ pub mod keys;
 pub mod list;
 pub mod me;
 pub mod patch;
+pub mod portal;
 pub mod problem;
 pub mod ratelimit;
 pub mod secret;

@@ -10,6 +10,20 @@ document.addEventListener("click", (event) => {
 });
 
 document.addEventListener("submit", (event) => {
-  const message = event.target.dataset?.confirm;
-  if (message && !window.confirm(message)) event.preventDefault();
+  const form = event.target;
+  const message = form.dataset?.confirm;
+  if (!message) return;
+  if (!window.confirm(message)) {
+    event.preventDefault();
+    return;
+  }
+  // Confirmed here: the server need not ask again on a page of its own (as it does for a
+  // browser without JavaScript).
+  if (!form.querySelector("input[name=confirmed]")) {
+    const yes = document.createElement("input");
+    yes.type = "hidden";
+    yes.name = "confirmed";
+    yes.value = "yes";
+    form.append(yes);
+  }
 });

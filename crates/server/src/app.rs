@@ -52,7 +52,7 @@ impl App {
         );
         if let Some(store) = &config.ratelimit {
             engine
-                .use_ratelimit_store(store.url.expose(), &store.prefix)
+                .use_ratelimit_store(store.url.expose(), &store.prefix, store.timeout)
                 .await
                 .context("[ratelimit] store")?;
         }
@@ -61,16 +61,27 @@ impl App {
             config.routes.clone(),
         )
         .with_source("forward_auth");
+        let sso = match &config.dashboard.oidc {
+            Some(o) => Some(
+                crate::dashboard::oidc::Sso::new(o.clone(), &secret).context("[dashboard.oidc]")?,
+            ),
+            None => None,
+        };
         let state = AppState::new(Shared {
+            dashboard: config.dashboard.clone(),
+            leaks: config.leaks.clone(),
+            sso,
             gate,
             engine,
             store,
             metrics,
             tokens: config.tokens,
+            portal_link_ttl: i64::try_from(config.portal_link_ttl.as_secs()).unwrap_or(i64::MAX),
             throttle: Default::default(),
             credential_throttle: crate::throttle::CredentialThrottle::new(config.throttle),
             proxies: crate::client_addr::TrustedProxies::new(config.proxy_trusted.clone()),
             closing: tokio::sync::watch::Sender::new(false),
+            webhooks: crate::webhooks::Webhooks::new(config.webhooks.clone(), &secret),
         });
         state
             .engine
@@ -131,6 +142,7 @@ impl App {
                 usage_retention: self.config.usage_retention,
             })
             .await?;
+        let webhooks = tokio::spawn(crate::webhooks::worker::run(self.state.clone()));
         let mut router = self.router();
         if tls.is_some() {
             router = router.layer(axum::middleware::map_response(strict_transport_security));
@@ -151,6 +163,9 @@ impl App {
             }
         };
         upkeep.shutdown().await;
+        // An attempt cut short here is sent again once its lease runs out.
+        self.state.closing.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), webhooks).await;
         self.state.store.close().await;
         served.context("serving HTTP")
     }

@@ -12,6 +12,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod dashboard;
+mod leaks;
+pub use dashboard::{DashboardArgs, DashboardSettings, OidcSettings};
+pub use leaks::{GithubPublicKey, LeakAction, LeakSettings, LeaksArgs};
+
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServerArgs {
     /// A TOML file with the same settings (default: ./latchkey.toml if it exists).
@@ -89,6 +94,10 @@ pub struct ServerArgs {
     /// [default: latchkey:ratelimit:].
     #[arg(long, env = "LATCHKEY_RATELIMIT_PREFIX")]
     pub ratelimit_prefix: Option<String>,
+    /// How long a verification waits for that Redis before this node answers from its own
+    /// limits, in milliseconds, 1 to 10000 [default: 100].
+    #[arg(long, env = "LATCHKEY_RATELIMIT_TIMEOUT_MS", value_name = "MS")]
+    pub ratelimit_timeout_ms: Option<u64>,
     /// How long per-minute usage buckets are kept, in hours [default: 48].
     #[arg(long, env = "LATCHKEY_USAGE_MINUTE_RETENTION_HOURS")]
     pub usage_minute_retention_hours: Option<u64>,
@@ -98,6 +107,34 @@ pub struct ServerArgs {
     /// How long daily usage buckets are kept, in days [default: 1825].
     #[arg(long, env = "LATCHKEY_USAGE_DAY_RETENTION_DAYS")]
     pub usage_day_retention_days: Option<u64>,
+    /// Deliver webhooks to loopback, private (RFC 1918, ULA), link-local, CGNAT … addresses
+    /// too; for tests and closed networks [default: false].
+    #[arg(long, env = "LATCHKEY_WEBHOOKS_ALLOW_PRIVATE_TARGETS", num_args = 0..=1, default_missing_value = "true")]
+    pub webhooks_allow_private_targets: Option<bool>,
+    /// Seconds to wait before each webhook retry, comma-separated; a delivery fails after the
+    /// last [default: Standard Webhooks' 5,300,1800,7200,18000,36000 ×7, about 3 days].
+    #[arg(
+        long,
+        env = "LATCHKEY_WEBHOOKS_RETRY_SCHEDULE",
+        value_delimiter = ',',
+        value_name = "SECONDS"
+    )]
+    pub webhooks_retry_schedule: Option<Vec<u64>>,
+    /// Days before a key's expiry when `key.expiring` is sent, comma-separated [default: 7,1].
+    #[arg(
+        long,
+        env = "LATCHKEY_WEBHOOKS_EXPIRING_DAYS",
+        value_delimiter = ',',
+        value_name = "DAYS"
+    )]
+    pub webhooks_expiring_days: Option<Vec<u64>>,
+    /// How often the webhook worker looks for due deliveries, in milliseconds [default: 1000].
+    #[arg(long, env = "LATCHKEY_WEBHOOKS_POLL_MS", value_name = "MS")]
+    pub webhooks_poll_ms: Option<u64>,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
+    #[command(flatten)]
+    pub leaks: LeaksArgs,
 }
 
 /// `latchkey.toml`: every setting above, plus `secret`.
@@ -131,6 +168,22 @@ struct FileConfig {
     ratelimit: RatelimitSection,
     #[serde(default)]
     usage: UsageSection,
+    #[serde(default)]
+    webhooks: WebhooksSection,
+    #[serde(default)]
+    dashboard: dashboard::DashboardSection,
+    #[serde(default)]
+    leaks: leaks::LeaksSection,
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhooksSection {
+    allow_private_targets: Option<bool>,
+    retry_schedule: Option<Vec<u64>>,
+    poll_ms: Option<u64>,
+    expiring_days: Option<Vec<u64>>,
 }
 
 /// `[usage]`.
@@ -148,6 +201,7 @@ struct UsageSection {
 struct RatelimitSection {
     store: Option<String>,
     prefix: Option<String>,
+    timeout_ms: Option<u64>,
 }
 
 /// Where rate limits are kept across nodes.
@@ -156,6 +210,8 @@ pub struct RatelimitStore {
     /// A `redis://` URL; it may carry a password, so `Debug` never shows it.
     pub url: Secret,
     pub prefix: String,
+    /// `[ratelimit] timeout_ms`: how long one charge waits for Redis before answering locally.
+    pub timeout: Duration,
 }
 
 /// The default key prefix of `[ratelimit] prefix`.
@@ -276,7 +332,19 @@ pub struct Config {
     pub ratelimit: Option<RatelimitStore>,
     /// `[usage]`: how long usage buckets are kept.
     pub usage_retention: latchkey_engine::UsageRetention,
+    /// `[dashboard]` and `[dashboard.oidc]`: sign-in methods and branding.
+    pub dashboard: DashboardSettings,
+    /// `[leaks]`: what a leak report does, and GitHub's public keys.
+    pub leaks: LeakSettings,
+    /// How long a portal link stays usable. Not a setting (SPEC §7 says five minutes): only
+    /// tests change it, so that a link expires without a five-minute wait.
+    pub portal_link_ttl: Duration,
+    /// `[webhooks]`.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
+
+/// SPEC §7: a portal link is valid for five minutes.
+pub const PORTAL_LINK_TTL: Duration = Duration::from_secs(5 * 60);
 
 impl Config {
     /// Defaults for tests and embedding: loopback, a given data directory, SQLite.
@@ -302,6 +370,10 @@ impl Config {
             config_file: None,
             ratelimit: None,
             usage_retention: Default::default(),
+            dashboard: DashboardSettings::default(),
+            leaks: LeakSettings::default(),
+            portal_link_ttl: PORTAL_LINK_TTL,
+            webhooks: Default::default(),
         }
     }
 
@@ -371,7 +443,15 @@ impl Config {
                 if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
                     bail!("[ratelimit] store must be a redis:// URL");
                 }
+                let timeout_ms = args
+                    .ratelimit_timeout_ms
+                    .or(file.ratelimit.timeout_ms)
+                    .unwrap_or(latchkey_engine::redis_limits::CALL_TIMEOUT.as_millis() as u64);
+                if !(1..=10_000).contains(&timeout_ms) {
+                    bail!("[ratelimit] timeout_ms must be 1 to 10000");
+                }
                 Some(RatelimitStore {
+                    timeout: Duration::from_millis(timeout_ms),
                     url: Secret::new(url),
                     prefix: args
                         .ratelimit_prefix
@@ -416,7 +496,53 @@ impl Config {
         {
             bail!("[usage] retention settings must be positive");
         }
+        let dashboard =
+            DashboardSettings::load(&args.dashboard, std::mem::take(&mut file.dashboard))?;
+        let public_url = args
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .map(|u| u.trim_end_matches('/').to_owned());
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
+        dashboard::check_public_url(&dashboard, public_url.as_deref(), listen)?;
+        let leaks = LeakSettings::load(&args.leaks, std::mem::take(&mut file.leaks))?;
+        let mut webhooks = crate::webhooks::WebhookSettings::default();
+        if let Some(b) = args
+            .webhooks_allow_private_targets
+            .or(file.webhooks.allow_private_targets)
+        {
+            webhooks.allow_private_targets = b;
+        }
+        if let Some(s) = args
+            .webhooks_retry_schedule
+            .clone()
+            .or(file.webhooks.retry_schedule.take())
+        {
+            webhooks.retry_schedule = s.into_iter().map(Duration::from_secs).collect();
+        }
+        if let Some(d) = args
+            .webhooks_expiring_days
+            .clone()
+            .or(file.webhooks.expiring_days.take())
+        {
+            if d.iter().any(|d| *d == 0 || *d > 365) {
+                bail!("[webhooks] expiring_days must each be 1 to 365");
+            }
+            webhooks.expiring_days = d.into_iter().map(|d| d as i64).collect();
+        }
+        if let Some(ms) = args.webhooks_poll_ms.or(file.webhooks.poll_ms) {
+            if ms == 0 {
+                bail!("[webhooks] poll_ms must be positive");
+            }
+            webhooks.poll = Duration::from_millis(ms);
+        }
         Ok(Self {
+            leaks,
+            webhooks,
+            dashboard,
             usage_retention,
             ratelimit,
             proxy_trusted,
@@ -424,10 +550,7 @@ impl Config {
             routes,
             gateway,
             config_file,
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid")),
+            listen,
             data_dir: args
                 .data_dir
                 .clone()
@@ -463,17 +586,14 @@ impl Config {
                     .unwrap_or(500)
                     .max(10),
             ),
-            public_url: args
-                .public_url
-                .clone()
-                .or(file.public_url)
-                .map(|u| u.trim_end_matches('/').to_owned()),
+            public_url,
             tokens: TokenSettings::new(
                 args.token_ttl_seconds.or(file.token_ttl_seconds),
                 args.max_token_ttl_seconds.or(file.max_token_ttl_seconds),
                 args.max_environment_token_ttl_seconds
                     .or(file.max_environment_token_ttl_seconds),
             )?,
+            portal_link_ttl: PORTAL_LINK_TTL,
         })
     }
 

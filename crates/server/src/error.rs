@@ -19,6 +19,9 @@ pub enum ApiError {
     Unauthenticated {
         presented: bool,
     },
+    /// 401 `invalid_signature`: a request authenticated by its signature alone (GitHub's leak
+    /// reports) whose signature is missing, of an unknown key, or does not match the body.
+    InvalidSignature,
     /// 403 with one of the §3 codes.
     Forbidden(&'static str),
     NotFound,
@@ -90,7 +93,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated { .. } | ApiError::InvalidSignature => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -108,6 +113,10 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (code, detail): (&'static str, String) = match self {
             ApiError::Unauthenticated { .. } => ("invalid_credentials", INVALID_CREDENTIALS.into()),
+            ApiError::InvalidSignature => (
+                "invalid_signature",
+                "Missing, unknown or invalid request signature".into(),
+            ),
             ApiError::Forbidden(code) => {
                 (code, latchkey_proto::denial::forbidden_detail(code).into())
             }
@@ -207,6 +216,19 @@ impl From<latchkey_core::delegation::NotAllowed> for ApiError {
     }
 }
 
+impl From<latchkey_core::delegation::PortalRefusal> for ApiError {
+    fn from(r: latchkey_core::delegation::PortalRefusal) -> Self {
+        match r {
+            latchkey_core::delegation::PortalRefusal::TestCredential => {
+                ApiError::Forbidden("environment_mismatch")
+            }
+            latchkey_core::delegation::PortalRefusal::NotHeld => {
+                ApiError::insufficient_permissions()
+            }
+        }
+    }
+}
+
 impl From<latchkey_engine::EngineError> for ApiError {
     fn from(e: latchkey_engine::EngineError) -> Self {
         match e {
@@ -297,7 +319,7 @@ pub mod responses {
                 .build(),
         );
         r = match status {
-            401 => r.header(
+            401 if description == "Invalid or missing API key" => r.header(
                 "WWW-Authenticate",
                 header(r#"`Bearer realm="latchkey"`, with `error="invalid_token"` when a credential was sent"#),
             ),
@@ -343,6 +365,13 @@ pub mod responses {
             (413, "Request body too large"),
             (415, "The body is not `application/json`"),
             (422, "A field is invalid; `errors` names each");
+        /// An operation authenticated by a signature of its body alone (GitHub's leak reports).
+        Signed:
+            (400, "Malformed request: control characters in the URL, or a body that is not JSON"),
+            (401, "The signature is missing, of an unknown key, or does not match the body"),
+            (413, "Request body too large"),
+            (422, "A field is invalid; `errors` names each"),
+            (503, "The database is unreachable: nothing was checked or changed; retry");
         NotFound: (404, "Not found, or not visible to this credential");
         Conflict: (409, "Conflict with the current state (a taken email, the last admin, an already rolled key or revoked token)");
         /// A query parameter (`limit`, `cursor`, a filter) is invalid.

@@ -17,6 +17,7 @@ pub mod routes;
 pub mod service;
 pub mod state;
 pub mod throttle;
+pub mod webhooks;
 
 pub use app::App;
 pub use config::Config;

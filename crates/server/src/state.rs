@@ -17,12 +17,22 @@ pub struct Shared {
     pub store: SqlStore,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub tokens: TokenSettings,
+    /// How long a portal link stays usable, in seconds (five minutes but in tests).
+    pub portal_link_ttl: i64,
     /// Failed dashboard sign-ins and password checks.
     pub throttle: crate::dashboard::session::Throttle,
     /// Failed credentials per client address.
     pub credential_throttle: crate::throttle::CredentialThrottle,
     /// Whose `X-Forwarded-For` names the client.
     pub proxies: crate::client_addr::TrustedProxies,
+    /// `[dashboard]`: sign-in methods and branding, as configured.
+    pub dashboard: crate::config::DashboardSettings,
+    /// Single sign-on, when `[dashboard.oidc]` is configured.
+    pub sso: Option<crate::dashboard::oidc::Sso>,
+    /// `[leaks]`: what a leak report does, and the keys GitHub's reports are signed with.
+    pub leaks: crate::config::LeakSettings,
+    /// Webhook settings, the endpoint secrets' sealing key, and the worker's bell.
+    pub webhooks: crate::webhooks::Webhooks,
     /// Set when the server starts shutting down: long-lived responses (the change stream) end
     /// then, instead of holding the graceful shutdown for its whole grace period.
     pub closing: tokio::sync::watch::Sender<bool>,

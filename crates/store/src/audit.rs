@@ -78,6 +78,7 @@ impl<'a> Log<'a> {
             .bind(e.detail.to_string())
             .execute(&mut *conn)
             .await?;
+            crate::webhooks::enqueue(conn, e).await?;
         }
         let at = now();
         for c in &self.changes {

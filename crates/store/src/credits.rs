@@ -3,7 +3,8 @@
 //! RETURNING remaining` per holder (the key, its owner's membership), all in one transaction:
 //! either every holder pays or none does. A refill due is applied first, in the same
 //! transaction, by another conditional update keyed on the boundary, so whichever node notices
-//! a boundary first refills it, once, and audits it.
+//! a boundary first refills it, once, and audits it. The charge that spends the last credit
+//! writes `usage.exceeded` (audit and webhooks) in the same transaction.
 
 use crate::audit::Log;
 use crate::{Actor, Result, SqlStore};
@@ -122,7 +123,26 @@ impl SqlStore {
             }
             let left: Option<i64> = q.bind(c.cost).fetch_optional(&mut *tx).await?;
             match left {
-                Some(left) => balances.push(left),
+                Some(left) => {
+                    // The charge that spends the last credit announces it (`usage.exceeded`),
+                    // in this transaction: the next verification will be refused, and only one
+                    // charge can take a balance to 0, so it is sent once per exhaustion.
+                    if left == 0 && c.cost > 0 {
+                        let (_, target_type, target_id) = c.holder.audit_target();
+                        let holder = match c.holder {
+                            CreditHolder::Key(_) => "key",
+                            CreditHolder::Member { .. } => "member",
+                        };
+                        log.event(
+                            Some(c.workspace_id),
+                            "usage.exceeded",
+                            target_type,
+                            &target_id,
+                            json!({"holder": holder, "remaining": 0}),
+                        );
+                    }
+                    balances.push(left);
+                }
                 None => {
                     let sql = format!("SELECT credits_remaining FROM {table} WHERE {row}");
                     let mut q = sqlx::query_scalar(&sql);

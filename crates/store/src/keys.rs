@@ -4,7 +4,7 @@ use crate::audit::Log;
 use crate::query::{Arg, ListQuery};
 use crate::{
     now, Actor, ApiKeyRecord, Change, KeyFilter, KeyPatch, KeyStatus, NewApiKey, Page, PageRequest,
-    Result, SqlStore, StoreError,
+    Result, SqlStore, StoreError, WriteTx,
 };
 use latchkey_core::credits::Credits;
 use latchkey_core::ipnet::IpNet;
@@ -119,39 +119,45 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 pub(crate) async fn insert_key(conn: &mut AnyConnection, k: &NewApiKey) -> Result<()> {
+    bind_key(sqlx::query(INSERT_KEY), k)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::unique("key"))?;
+    Ok(())
+}
+
+const INSERT_KEY: &str = "INSERT INTO api_keys (id, hash, redacted, name, key_type, environment, \
+     workspace_id, owner_id, permissions, allowed_origins, allowed_ips, metadata, enabled, \
+     expires_at, created_by, created_at, updated_at, ratelimits, credits_remaining, \
+     credits_refill, credits_refilled_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $15, $16, \
+     $17, $18, $19)";
+
+fn bind_key<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    k: &'q NewApiKey,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     let t = now();
     let credits = credit_columns(k.credits.as_ref(), t);
-    sqlx::query(
-        "INSERT INTO api_keys (id, hash, redacted, name, key_type, environment, workspace_id, \
-         owner_id, permissions, allowed_origins, allowed_ips, metadata, enabled, expires_at, \
-         created_by, created_at, updated_at, ratelimits, credits_remaining, credits_refill, \
-         credits_refilled_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $15, $16, \
-         $17, $18, $19)",
-    )
-    .bind(&k.id)
-    .bind(&k.hash)
-    .bind(&k.redacted)
-    .bind(&k.name)
-    .bind(k.key_type.as_str())
-    .bind(k.environment.as_str())
-    .bind(&k.workspace_id)
-    .bind(&k.owner_id)
-    .bind(k.permissions.as_ref().map(to_json))
-    .bind(to_json(&k.allowed_origins))
-    .bind(to_json(&k.allowed_ips))
-    .bind(k.metadata.to_string())
-    .bind(k.expires_at)
-    .bind(&k.created_by)
-    .bind(t)
-    .bind(to_json(&k.ratelimits))
-    .bind(credits.0)
-    .bind(credits.1)
-    .bind(credits.2)
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::unique("key"))?;
-    Ok(())
+    q.bind(&k.id)
+        .bind(&k.hash)
+        .bind(&k.redacted)
+        .bind(&k.name)
+        .bind(k.key_type.as_str())
+        .bind(k.environment.as_str())
+        .bind(&k.workspace_id)
+        .bind(&k.owner_id)
+        .bind(k.permissions.as_ref().map(to_json))
+        .bind(to_json(&k.allowed_origins))
+        .bind(to_json(&k.allowed_ips))
+        .bind(k.metadata.to_string())
+        .bind(k.expires_at)
+        .bind(&k.created_by)
+        .bind(t)
+        .bind(to_json(&k.ratelimits))
+        .bind(credits.0)
+        .bind(credits.1)
+        .bind(credits.2)
 }
 
 async fn fetch_key(conn: &mut AnyConnection, id: &str) -> Result<ApiKeyRecord> {
@@ -166,6 +172,41 @@ async fn fetch_key(conn: &mut AnyConnection, id: &str) -> Result<ApiKeyRecord> {
 fn key_detail(k: &ApiKeyRecord) -> serde_json::Value {
     json!({"name": k.name, "key_type": k.key_type.as_str(), "environment": k.environment.as_str(),
            "redacted": k.redacted, "owner_id": k.owner_id})
+}
+
+/// Revokes `k` inside `tx` and logs `key.revoked`; `false` if it was revoked already. The one
+/// revocation path, for `DELETE /v1/keys/{id}` and leak reports alike.
+async fn revoke_in(tx: &mut WriteTx, k: &ApiKeyRecord, log: &mut Log<'_>) -> Result<bool> {
+    let t = now();
+    // Conditional, so two concurrent revokes write one event between them.
+    let done = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+    )
+    .bind(t)
+    .bind(&k.id)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    // Tokens obtained from the key die with it (their checks also look at the key; this
+    // keeps their listed status true).
+    sqlx::query(
+        "UPDATE access_tokens SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(t)
+    .bind(&k.id)
+    .execute(&mut **tx)
+    .await?;
+    log.event(
+        Some(&k.workspace_id),
+        "key.revoked",
+        "key",
+        &k.id,
+        key_detail(k),
+    )
+    .change(Change::Key(k.hash.clone()));
+    Ok(true)
 }
 
 impl SqlStore {
@@ -189,6 +230,29 @@ impl SqlStore {
         let changes = log.write(&mut tx).await?;
         tx.commit().await?;
         Ok((rec, changes))
+    }
+
+    /// The names of the keys among `ids` that are in `workspace_id`, in one query (an audit
+    /// page names the keys its events are about).
+    pub async fn key_names(
+        &self,
+        workspace_id: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut q = ListQuery::new("SELECT id, name FROM api_keys");
+        q.and("workspace_id = ?", [Arg::from(workspace_id)]);
+        let marks = vec!["?"; ids.len()].join(", ");
+        q.and(
+            &format!("id IN ({marks})"),
+            ids.iter().map(|i| Arg::from(i.as_str())),
+        );
+        let (sql, args) = q.finish("");
+        Ok(sqlx::query_as_with(&sql, args)
+            .fetch_all(&self.read)
+            .await?)
     }
 
     pub async fn get_key(&self, id: &str) -> Result<ApiKeyRecord> {
@@ -232,7 +296,24 @@ impl SqlStore {
         let mut q = ListQuery::new(&format!("SELECT {KEY_COLUMNS} FROM api_keys"));
         q.and_if("workspace_id = ?", f.workspace_id.as_deref())
             .and_if("owner_id = ?", f.owner_id.as_deref())
-            .and_if("environment = ?", f.environment.map(|e| e.as_str()));
+            .and_if("environment = ?", f.environment.map(|e| e.as_str()))
+            .and_if("key_type = ?", f.key_type.map(|t| t.as_str()));
+        if let Some(part) = f.name_contains.as_deref().filter(|p| !p.is_empty()) {
+            // LIKE with its wildcards escaped, so `50%` finds "50%" and not "500"; lowered on
+            // both sides, as SQLite's LIKE ignores ASCII case and PostgreSQL's does not.
+            let escaped: String = part
+                .to_lowercase()
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            q.and(
+                "LOWER(name) LIKE ? ESCAPE '\\'",
+                [Arg::from(format!("%{escaped}%"))],
+            );
+        }
         if let Some(caller) = &f.instance_role_keys_hidden_from {
             q.and(
                 "(owner_id = ? OR owner_id NOT IN \
@@ -421,36 +502,67 @@ impl SqlStore {
     pub async fn revoke_key(&self, id: &str, actor: &Actor) -> Result<Option<Vec<Change>>> {
         let mut tx = self.begin_write().await?;
         let k = fetch_key(&mut tx, id).await?;
-        let t = now();
-        // Conditional, so two concurrent revokes write one event between them.
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(t)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        let mut log = Log::new(actor);
+        if !revoke_in(&mut tx, &k, &mut log).await? {
             return Ok(None);
         }
-        // Tokens obtained from the key die with it (their checks also look at the key; this
-        // keeps their listed status true).
-        sqlx::query(
-            "UPDATE access_tokens SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(t)
-        .bind(id)
-        .execute(&mut *tx)
+        let changes = log.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Some(changes))
+    }
+
+    /// A leak report of the key whose hash is `hash` (SPEC §12.2). `None`: no such key. For a
+    /// key not yet revoked: with `revoke`, revoked as [`revoke_key`](Self::revoke_key) does it
+    /// (its tokens too), and audited `key.leaked` with `detail`, in one transaction; without
+    /// (`notify`), only audited, and only the first time. A revoked key changes nothing, so
+    /// the same report twice writes one revocation and one `key.leaked`.
+    ///
+    /// `actor_workspace`: the reporter's workspace, if it has one. A key of another workspace
+    /// is audited under `foreign_actor` instead, so a tenant's log never names another
+    /// tenant's users or credentials.
+    pub async fn report_leaked_key(
+        &self,
+        hash: &str,
+        revoke: bool,
+        detail: serde_json::Value,
+        actor: &Actor,
+        actor_workspace: Option<&str>,
+        foreign_actor: &Actor,
+    ) -> Result<Option<Vec<Change>>> {
+        let mut tx = self.begin_write().await?;
+        let row: Option<KeyRow> = sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(&mut *tx)
         .await?;
-        let mut log = Log::new(actor);
-        log.event(
-            Some(&k.workspace_id),
-            "key.revoked",
-            "key",
-            id,
-            key_detail(&k),
-        )
-        .change(Change::Key(k.hash.clone()));
+        let Some(k) = row.map(ApiKeyRecord::try_from).transpose()? else {
+            return Ok(None);
+        };
+        if k.revoked_at.is_some() {
+            return Ok(Some(vec![]));
+        }
+        let foreign = actor_workspace.is_some_and(|w| w != k.workspace_id);
+        let mut log = Log::new(if foreign { foreign_actor } else { actor });
+        if revoke {
+            if !revoke_in(&mut tx, &k, &mut log).await? {
+                return Ok(Some(vec![]));
+            }
+        } else {
+            // The workspace narrows the scan to its index (audit_by_workspace).
+            let reported: Option<(String,)> = sqlx::query_as(
+                "SELECT id FROM audit_events WHERE workspace_id = $1 AND target_type = 'key' \
+                 AND target_id = $2 AND action = 'key.leaked' LIMIT 1",
+            )
+            .bind(&k.workspace_id)
+            .bind(&k.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if reported.is_some() {
+                return Ok(Some(vec![]));
+            }
+        }
+        log.event(Some(&k.workspace_id), "key.leaked", "key", &k.id, detail);
         let changes = log.write(&mut tx).await?;
         tx.commit().await?;
         Ok(Some(changes))
@@ -459,6 +571,39 @@ impl SqlStore {
     /// Bulk creation for seeding large deployments and benchmarks: the same rows as
     /// [`create_key`](Self::create_key) in one transaction per call (one prepared statement,
     /// executed per key), with one audit event for the batch instead of one per key.
+    /// Stores imported keys in one transaction, each audited as `key.created` (so webhooks hear
+    /// of them too). A key whose hash is stored already (or earlier in `keys`) is skipped, not
+    /// an error: the answer says, per key, whether it was stored.
+    pub async fn import_keys(
+        &self,
+        keys: &[NewApiKey],
+        actor: &Actor,
+    ) -> Result<(Vec<bool>, Vec<Change>)> {
+        let sql = format!("{INSERT_KEY} ON CONFLICT (hash) DO NOTHING");
+        let mut tx = self.begin_write().await?;
+        let mut stored = Vec::with_capacity(keys.len());
+        let mut log = Log::new(actor);
+        for k in keys {
+            let done = bind_key(sqlx::query(&sql), k)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::unique("key"))?
+                .rows_affected()
+                == 1;
+            if done {
+                let detail = json!({"name": k.name, "key_type": k.key_type.as_str(),
+                    "environment": k.environment.as_str(), "redacted": k.redacted,
+                    "owner_id": k.owner_id, "imported": true});
+                log.event(Some(&k.workspace_id), "key.created", "key", &k.id, detail)
+                    .change(Change::Key(k.hash.clone()));
+            }
+            stored.push(done);
+        }
+        let changes = log.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok((stored, changes))
+    }
+
     pub async fn insert_keys_bulk(&self, keys: &[NewApiKey], actor: &Actor) -> Result<()> {
         let mut tx = self.begin_write().await?;
         for k in keys {

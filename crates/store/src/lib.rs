@@ -11,19 +11,26 @@ mod credits;
 mod error;
 mod keys;
 mod model;
+mod portal;
 mod query;
 mod sessions;
 mod tokens;
 mod usage;
 mod users;
+mod webhooks;
 mod workspaces;
 
 pub use audit::CHANGES_CHANNEL;
 pub use credits::{CreditCharge, CreditHolder, CreditOutcome};
 pub use error::StoreError;
 pub use model::*;
+pub use portal::{NewPortalLink, PortalLink};
 pub use sessions::Session;
 pub use usage::{Granularity, UsageCount, UsageFilter, UsageRow};
+pub use webhooks::{
+    AttemptOutcome, DeliveryStatus, NewWebhookEndpoint, WebhookDelivery, WebhookEndpoint,
+    WebhookEndpointPatch,
+};
 
 use sqlx::any::{AnyPoolOptions, AnyQueryResult};
 use sqlx::pool::PoolConnection;

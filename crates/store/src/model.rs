@@ -332,6 +332,9 @@ pub struct KeyFilter {
     pub owner_id: Option<String>,
     pub environment: Option<Environment>,
     pub status: Option<KeyStatus>,
+    pub key_type: Option<KeyType>,
+    /// Keys whose name contains this, ignoring ASCII case (a search box).
+    pub name_contains: Option<String>,
     /// For a caller who is not an instance admin, the caller's user id: keys owned by users
     /// with an instance role (which act beyond the workspace) are left out, but for its own.
     pub instance_role_keys_hidden_from: Option<String>,

@@ -11,14 +11,16 @@ pub struct Session {
     pub csrf_token: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// Set when a portal link opened the session: where the dashboard's "Back to …" goes.
+    pub return_url: Option<String>,
 }
 
 impl SqlStore {
     pub async fn create_session(&self, s: &Session) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, workspace_id, csrf_token, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (id, user_id, workspace_id, csrf_token, created_at, expires_at, \
+             return_url) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&s.id)
         .bind(&s.user_id)
@@ -26,6 +28,7 @@ impl SqlStore {
         .bind(&s.csrf_token)
         .bind(s.created_at)
         .bind(s.expires_at)
+        .bind(&s.return_url)
         .execute(&mut *tx)
         .await?;
         // Expired sessions are swept whenever someone signs in.
@@ -40,7 +43,8 @@ impl SqlStore {
     /// A live session by id (the hash of its cookie secret).
     pub async fn session(&self, id: &str) -> Result<Option<Session>> {
         Ok(sqlx::query_as(
-            "SELECT id, user_id, workspace_id, csrf_token, created_at, expires_at FROM sessions \
+            "SELECT id, user_id, workspace_id, csrf_token, created_at, expires_at, return_url \
+             FROM sessions \
              WHERE id = $1 AND expires_at > $2",
         )
         .bind(id)

@@ -84,6 +84,10 @@ fn token_detail(t: &NewToken) -> serde_json::Value {
            "expires_at": t.expires_at})
 }
 
+/// `retired_at` of a revoked signing key: retired since the epoch, a time no rotation writes,
+/// so revocation needs no column of its own.
+pub const REVOKED_AT: i64 = 0;
+
 impl SqlStore {
     /// Records an issued token (with its `token.issued` event) before it is handed out.
     pub async fn issue_token(&self, t: &NewToken, actor: &Actor) -> Result<TokenRecord> {
@@ -199,29 +203,52 @@ impl SqlStore {
 
     /// Signing keys to publish: the active ones, and retired ones while an unrevoked token they signed lives
     /// (plus `grace` seconds, for nodes that signed with a key just before learning it was retired).
+    /// A revoked key ([`REVOKED_AT`]) is never published, whatever tokens it signed.
     pub async fn published_signing_keys(&self, grace: i64) -> Result<Vec<SigningKeyRecord>> {
         let t = now();
         Ok(sqlx::query_as(
             "SELECT kid, public_key, private_key, created_at, retired_at FROM signing_keys s \
-             WHERE retired_at IS NULL OR retired_at > $1 \
+             WHERE retired_at IS NULL OR (retired_at <> $3 AND (retired_at > $1 \
              OR EXISTS (SELECT 1 FROM access_tokens a WHERE a.kid = s.kid AND a.expires_at > $2 \
-             AND a.revoked_at IS NULL) \
+             AND a.revoked_at IS NULL))) \
              ORDER BY created_at DESC",
         )
         .bind(t - grace)
         .bind(t)
+        .bind(REVOKED_AT)
         .fetch_all(&self.read)
         .await?)
     }
 
     /// Adds a signing key and retires every other one, so it becomes the only one that signs.
-    pub async fn rotate_signing_key(&self, new: &SigningKeyRecord) -> Result<Vec<Change>> {
+    /// With `revoke_previous` (a compromised key) the others are revoked instead: never
+    /// published again, so nothing they signed verifies, and their tokens are marked revoked.
+    pub async fn rotate_signing_key(
+        &self,
+        new: &SigningKeyRecord,
+        revoke_previous: bool,
+    ) -> Result<Vec<Change>> {
         let mut tx = self.begin_write().await?;
         let t = now();
-        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+        if revoke_previous {
+            sqlx::query(
+                "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL \
+                 AND kid IN (SELECT kid FROM signing_keys WHERE retired_at IS NULL OR retired_at <> $2)",
+            )
             .bind(t)
+            .bind(REVOKED_AT)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("UPDATE signing_keys SET retired_at = $1")
+                .bind(REVOKED_AT)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                .bind(t)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("INSERT INTO signing_keys (kid, public_key, private_key, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&new.kid)
             .bind(&new.public_key)
@@ -239,7 +266,7 @@ impl SqlStore {
             "signing_key.rotated",
             "signing_key",
             &new.kid,
-            json!({}),
+            json!({"revoke_previous": revoke_previous}),
         )
         .change(Change::SigningKeys);
         let changes = log.write(&mut tx).await?;

@@ -1,4 +1,5 @@
-//! The client commands of the `latchkey` binary (`keys`, `tokens`, `users`, `workspaces`): thin
+//! The client commands of the `latchkey` binary (`keys`, `tokens`, `users`, `workspaces`,
+//! `portal`): thin
 //! wrappers over the typed client of `latchkey-client`, printing tables for people and the
 //! server's JSON, as received, for scripts.
 
@@ -17,6 +18,7 @@ use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
 use latchkey_core::{Environment, KeyType, Permission, Secret};
 use latchkey_proto::keys::{CreateKey, CreatedKey, Key, KeyFilter, KeyStatus, RollKey, UpdateKey};
+use latchkey_proto::portal::{CreatePortalSession, PortalSession};
 use latchkey_proto::tokens::{AccessToken, CreateToken, CreatedToken, Exchange, Token};
 use latchkey_proto::users::{CreateUser, UpdateUser, User, UserFilter};
 use latchkey_proto::workspaces::{
@@ -28,6 +30,8 @@ use serde_json::Value;
 use url::Url;
 
 use super::table::{fields, printable, Table};
+use crate::dashboard::limits;
+use crate::dashboard::pages::LimitRow;
 
 // Where the server is and how to authenticate to it; shared by every client command.
 #[derive(Clone, Args)]
@@ -60,6 +64,7 @@ impl fmt::Debug for ClientOpts {
 
 pub enum ClientCommand {
     Keys(KeysCommand),
+    Portal(PortalCommand),
     Tokens(TokensCommand),
     Users(UsersCommand),
     Workspaces(WorkspacesCommand),
@@ -107,6 +112,8 @@ pub enum KeysCommand {
     },
     /// Revoke a key and every token obtained from it, at once
     Revoke { id: String },
+    /// Import keys issued elsewhere, from CSV or JSON Lines, so their holders keep using them
+    Import(super::import::ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -148,27 +155,40 @@ pub struct KeyRestrictions {
     /// Arbitrary JSON object stored with the key and returned by verify
     #[arg(long, value_name = "JSON", value_parser = parse_json)]
     pub metadata: Option<Value>,
+    #[command(flatten)]
+    pub metering: Metering,
+}
+
+/// Rate limits and credits, as a key or a member (shared by all of a user's keys and tokens
+/// in the workspace) holds them.
+#[derive(Debug, Args)]
+pub struct Metering {
     /// A rate limit, NAME=LIMIT/WINDOW_SECONDS (e.g. burst=100/60), charged on every
     /// verification; add ",manual" for one charged only when a verify request names it
-    /// (repeatable; on update, replaces the key's limits)
+    /// (repeatable; on update, replaces the limits)
     #[arg(long = "ratelimit", value_name = "NAME=LIMIT/SECONDS", value_parser = parse_ratelimit)]
     pub ratelimits: Vec<NamedLimit>,
-    /// Credits the key spends, one per successful verification; `unlimited` on update removes
-    /// them
+    /// Credits, one spent per successful verification; `unlimited` on update removes them
     #[arg(long, value_name = "N|unlimited", value_parser = parse_credits)]
-    pub credits: Option<Option<i64>>,
+    pub credits: Option<Balance>,
     /// Refill the credits to AMOUNT daily (00:00 UTC) or monthly (on DAY, default 1; 31 is
     /// the month's last day): daily:AMOUNT or monthly:AMOUNT[:DAY]
     #[arg(long, value_name = "daily:AMOUNT|monthly:AMOUNT[:DAY]", value_parser = parse_refill, requires = "credits")]
     pub refill: Option<Refill>,
 }
 
-fn parse_credits(s: &str) -> std::result::Result<Option<i64>, String> {
+/// `--credits`: a balance, or `None` for unlimited. A type of its own: clap reads a field of
+/// type `Option<Option<T>>` as a flag whose value may be left out, and the `--credits 5` it
+/// then parses did not fit (a panic before any request was sent).
+#[derive(Debug, Clone, Copy)]
+pub struct Balance(Option<i64>);
+
+fn parse_credits(s: &str) -> std::result::Result<Balance, String> {
     if s == "unlimited" {
-        return Ok(None);
+        return Ok(Balance(None));
     }
     s.parse()
-        .map(Some)
+        .map(|n| Balance(Some(n)))
         .map_err(|_| format!("expected a number of credits or `unlimited`: {s:?}"))
 }
 
@@ -197,8 +217,8 @@ fn parse_refill(s: &str) -> std::result::Result<Refill, String> {
     })
 }
 
-fn credits_of(r: &KeyRestrictions) -> Option<Option<Credits>> {
-    r.credits.map(|c| {
+fn credits_of(r: &Metering) -> Option<Option<Credits>> {
+    r.credits.map(|Balance(c)| {
         c.map(|remaining| Credits {
             remaining,
             refill: r.refill,
@@ -302,6 +322,26 @@ pub struct CreateTokenArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PortalCommand {
+    /// Make a single-use link, valid five minutes, that signs a member into the dashboard
+    /// without a password (printed once); needs latchkey:keys:manage_all
+    Create(CreatePortalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreatePortalArgs {
+    /// The person the link signs in (usr_…): an active member of the workspace
+    #[arg(long)]
+    pub user_id: String,
+    /// The workspace they are signed into (ws_…)
+    #[arg(long)]
+    pub workspace_id: String,
+    /// Where the dashboard's "Back to …" link goes: an absolute http or https URL
+    #[arg(long, value_name = "URL")]
+    pub return_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Create a user
     Create {
@@ -368,6 +408,10 @@ pub enum WorkspacesCommand {
         /// admin, developer, member, viewer or a custom role
         #[arg(long)]
         role: String,
+        /// Limits and credits shared by all of the member's keys and tokens in the workspace;
+        /// left as they are unless given
+        #[command(flatten)]
+        metering: Metering,
     },
     /// Remove a user from a workspace
     RemoveMember { id: String, user_id: String },
@@ -394,6 +438,7 @@ pub async fn run(opts: &ClientOpts, cmd: ClientCommand) -> Result<()> {
     let json = opts.json;
     let result = match cmd {
         ClientCommand::Keys(cmd) => keys(&client, json, cmd).await,
+        ClientCommand::Portal(cmd) => portal(&client, json, cmd).await,
         ClientCommand::Tokens(cmd) => tokens(&client, json, cmd).await,
         ClientCommand::Users(cmd) => users(&client, json, cmd).await,
         ClientCommand::Workspaces(cmd) => workspaces(&client, json, cmd).await,
@@ -440,6 +485,7 @@ async fn keys(client: &Client, json: bool, cmd: KeysCommand) -> Result<()> {
             keys.revoke(&id).await?;
             done(json, format!("revoked {id}"))
         }
+        KeysCommand::Import(args) => super::import::run(client, json, args).await,
     }
 }
 
@@ -469,6 +515,19 @@ async fn tokens(client: &Client, json: bool, cmd: TokensCommand) -> Result<()> {
         TokensCommand::Revoke { id } => {
             tokens.revoke(&id).await?;
             done(json, format!("revoked {id}"))
+        }
+    }
+}
+
+async fn portal(client: &Client, json: bool, cmd: PortalCommand) -> Result<()> {
+    match cmd {
+        PortalCommand::Create(args) => {
+            let body = CreatePortalSession {
+                user_id: args.user_id,
+                workspace_id: args.workspace_id,
+                return_url: args.return_url,
+            };
+            show(json, client.portal_session(&body), portal_message).await
         }
     }
 }
@@ -529,18 +588,28 @@ async fn workspaces(client: &Client, json: bool, cmd: WorkspacesCommand) -> Resu
             let call = workspaces.members(&id, &page.page());
             show_list(json, call, page.all, "members", member_table).await
         }
-        WorkspacesCommand::SetMember { id, user_id, role } => {
+        WorkspacesCommand::SetMember {
+            id,
+            user_id,
+            role,
+            metering,
+        } => {
+            let credits = credits_of(&metering);
             let call = workspaces.put_member(
                 &id,
                 &user_id,
                 &PutMember {
                     role: role.clone(),
-                    ratelimits: None,
-                    credits: Patch::Keep,
+                    ratelimits: non_empty(metering.ratelimits),
+                    credits: credits.map_or(Patch::Keep, Patch::set_or_clear),
                 },
             );
-            show(json, call, |_: &Member| {
-                format!("{user_id} is now {role} in {id}\n")
+            show(json, call, |m: &Member| {
+                format!(
+                    "{user_id} is now {role} in {id}\nRate limits: {}\nCredits: {}\n",
+                    limits_text(&m.ratelimits),
+                    credits_text(m.credits.as_ref()),
+                )
             })
             .await
         }
@@ -578,7 +647,7 @@ async fn workspaces(client: &Client, json: bool, cmd: WorkspacesCommand) -> Resu
 
 fn create_key_body(args: CreateKeyArgs) -> CreateKey {
     let r = args.restrictions;
-    let credits = credits_of(&r);
+    let credits = credits_of(&r.metering);
     CreateKey {
         name: args.name,
         key_type: args.key_type,
@@ -591,13 +660,13 @@ fn create_key_body(args: CreateKeyArgs) -> CreateKey {
         allowed_ips: non_empty(r.allowed_ips),
         credits: credits.flatten(),
         metadata: r.metadata,
-        ratelimits: non_empty(r.ratelimits),
+        ratelimits: non_empty(r.metering.ratelimits),
     }
 }
 
 fn update_key_body(args: UpdateKeyArgs) -> Result<UpdateKey> {
     let r = args.restrictions;
-    let credits = credits_of(&r);
+    let credits = credits_of(&r.metering);
     let body = UpdateKey {
         name: args.name,
         enabled: args.enabled,
@@ -607,7 +676,7 @@ fn update_key_body(args: UpdateKeyArgs) -> Result<UpdateKey> {
         allowed_ips: non_empty(r.allowed_ips),
         credits: credits.map_or(Patch::Keep, Patch::set_or_clear),
         metadata: r.metadata,
-        ratelimits: non_empty(r.ratelimits),
+        ratelimits: non_empty(r.metering.ratelimits),
     };
     if body.is_empty() {
         bail!("nothing to update: pass --name, --enabled, --permission, --expires-at, --allowed-origin, --allowed-ip, --metadata, --ratelimit or --credits");
@@ -882,6 +951,15 @@ fn new_token_message(created: &CreatedToken, verb: &str) -> String {
     )
 }
 
+fn portal_message(link: &PortalSession) -> String {
+    format!(
+        "Portal link (expires {}):\n\n    {}\n\n\
+         Send the person's browser there now: it signs them in once. It cannot be shown again.\n",
+        time(Some(&link.expires_at), "-"),
+        printable(link.url.expose()),
+    )
+}
+
 fn token_table(tokens: &[Token]) -> Table {
     let mut t = Table::new(&["ID", "NAME", "ENV", "STATUS", "EXPIRES", "CREATED"]);
     for k in tokens {
@@ -943,6 +1021,8 @@ fn key_details(k: &Key) -> String {
         ("Permissions", permissions),
         ("Allowed origins", list(&k.allowed_origins)),
         ("Allowed IPs", list(&k.allowed_ips)),
+        ("Rate limits", limits_text(&k.ratelimits)),
+        ("Credits", credits_text(k.credits.as_ref())),
         (
             "Metadata",
             serde_json::to_string(&k.metadata).unwrap_or_default(),
@@ -953,6 +1033,34 @@ fn key_details(k: &Key) -> String {
         ("Created", time(Some(&k.created_at), "-")),
         ("Updated", time(Some(&k.updated_at), "-")),
     ])
+}
+
+/// `burst: 100 per minute, every verification; tokens: 1000 per hour, when a verify request
+/// names it`: the dashboard's rows of limits ([`LimitRow`]), on one line.
+fn limits_text(limits: &[NamedLimit]) -> String {
+    if limits.is_empty() {
+        return "none".into();
+    }
+    let each: Vec<String> = limits
+        .iter()
+        .map(|l| {
+            let r = LimitRow::from(l);
+            format!("{}: {} {}, {}", r.name, r.limit, r.window, r.applied)
+        })
+        .collect();
+    each.join("; ")
+}
+
+/// `42 left, refills to 100 every day at 00:00 UTC (next on …)`, or `unlimited`.
+fn credits_text(credits: Option<&Credits>) -> String {
+    match credits {
+        None => "unlimited".into(),
+        Some(c) => format!(
+            "{} left, {}",
+            c.remaining,
+            limits::refill_words(c.refill.as_ref(), latchkey_engine::now())
+        ),
+    }
 }
 
 fn instance_role_text(role: Option<InstanceRole>) -> String {

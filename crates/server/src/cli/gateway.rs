@@ -175,7 +175,7 @@ pub async fn run(args: &GatewayArgs, cacert: Option<PathBuf>) -> anyhow::Result<
             // An embedded gateway is a node: it charges the same limits as `serve` does.
             if let (Some(store), Some(engine)) = (&config.ratelimit, verifier.engine()) {
                 engine
-                    .use_ratelimit_store(store.url.expose(), &store.prefix)
+                    .use_ratelimit_store(store.url.expose(), &store.prefix, store.timeout)
                     .await
                     .context("[ratelimit] store")?;
             }

@@ -1,9 +1,10 @@
 //! The `latchkey` command line: `serve`, `init` and `signing-keys` run against the database;
-//! `keys`, `users`, `workspaces` and `tokens` are clients of a running server; `gateway` is the
+//! `keys`, `users`, `workspaces`, `tokens` and `portal` are clients of a running server; `gateway` is the
 //! reverse proxy in front of a provider's API.
 
 pub mod client;
 pub mod gateway;
+pub mod import;
 pub mod table;
 
 use crate::config::{Config, ServerArgs};
@@ -52,6 +53,9 @@ enum Command {
     /// Exchange a key for an access token, and manage environment tokens, on a running server.
     #[command(subcommand)]
     Tokens(client::TokensCommand),
+    /// Sign a member into the dashboard with a single-use link, from another product (SPEC §7).
+    #[command(subcommand)]
+    Portal(client::PortalCommand),
 }
 
 #[derive(clap::Args)]
@@ -73,7 +77,17 @@ struct SeedArgs {
 enum SigningKeysCommand {
     /// Sign new tokens with a fresh key. The previous key stays in the JWKS until every token
     /// it signed has expired; running nodes pick the new key up within a second.
-    Rotate(ServerArgs),
+    Rotate(RotateArgs),
+}
+
+#[derive(clap::Args)]
+struct RotateArgs {
+    /// The previous key is compromised: revoke it now. Every token it signed stops verifying
+    /// (within a second on every node) and the JWKS drops it.
+    #[arg(long)]
+    revoke_previous: bool,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -84,7 +98,7 @@ pub async fn main() -> i32 {
         Command::Init(args) => init(&args, cli.client.json).await,
         Command::SeedKeys(args) => seed_keys(&args).await,
         Command::SigningKeys(SigningKeysCommand::Rotate(args)) => {
-            rotate_signing_key(&args, cli.client.json).await
+            rotate_signing_key(&args.server, args.revoke_previous, cli.client.json).await
         }
         Command::Gateway(args) => gateway::run(&args, cli.client.cacert.clone()).await,
         Command::Keys(c) => client::run(&cli.client, client::ClientCommand::Keys(c)).await,
@@ -93,6 +107,7 @@ pub async fn main() -> i32 {
             client::run(&cli.client, client::ClientCommand::Workspaces(c)).await
         }
         Command::Tokens(c) => client::run(&cli.client, client::ClientCommand::Tokens(c)).await,
+        Command::Portal(c) => client::run(&cli.client, client::ClientCommand::Portal(c)).await,
     };
     match result {
         Ok(()) => 0,
@@ -237,15 +252,30 @@ async fn seed_keys(args: &SeedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn rotate_signing_key(args: &ServerArgs, json: bool) -> anyhow::Result<()> {
+async fn rotate_signing_key(
+    args: &ServerArgs,
+    revoke_previous: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     init_logging();
     let config = Config::load(args)?;
     let app = App::open(&config).await?;
     let new = app.state.engine.signing.generate();
-    app.state.store.rotate_signing_key(&new).await?;
+    app.state
+        .store
+        .rotate_signing_key(&new, revoke_previous)
+        .await?;
     app.state.store.close().await;
     if json {
-        println!("{}", serde_json::json!({ "kid": new.kid }));
+        println!(
+            "{}",
+            serde_json::json!({ "kid": new.kid, "revoked_previous": revoke_previous })
+        );
+    } else if revoke_previous {
+        println!(
+            "signing with {} from now on; the previous keys are revoked, and every token they signed with them",
+            new.kid
+        );
     } else {
         println!(
             "signing with {} from now on; the previous key stays published while its tokens live",

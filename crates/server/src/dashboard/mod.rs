@@ -1,12 +1,21 @@
 //! The dashboard (SPEC §7): server-rendered pages over the very same service layer as the API
 //! ([`crate::service`]), with the signed-in session standing in for a credential (see
 //! [`session::session_caller`]). Works without JavaScript; `app.js` only adds the copy button
-//! and confirmations.
+//! and confirmations. Every form answers with a redirect and a one-time message ([`flash`]).
 
+pub mod audit;
+pub mod brand;
 pub mod chart;
+pub mod flash;
+pub mod form;
+pub mod keys;
 pub mod limits;
+pub mod oidc;
 pub mod pages;
+pub mod portal;
 pub mod session;
+pub mod tokens;
+pub mod webhooks;
 
 use crate::state::AppState;
 use axum::body::Body;
@@ -17,8 +26,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// Dashboard forms are small; anything bigger is not ours.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -27,18 +34,18 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(|| async { axum::response::Redirect::to("/keys") }))
         .route("/login", get(pages::login_page).post(pages::login))
         .route("/logout", post(pages::logout))
+        .route("/auth/oidc", get(oidc::start))
+        .route(oidc::CALLBACK_PATH, get(oidc::callback))
         .route("/workspace", post(pages::switch_workspace))
-        .route("/keys", get(pages::keys_page).post(pages::create_key))
-        .route("/keys/{id}", get(pages::key_page))
-        .route("/keys/{id}/limits", post(pages::save_key_limits))
-        .route("/keys/{id}/revoke", post(pages::revoke_key))
-        .route("/keys/{id}/roll", post(pages::roll_key))
-        .route(
-            "/tokens",
-            get(pages::tokens_page).post(pages::generate_token),
-        )
-        .route("/tokens/{id}/renew", post(pages::renew_token))
-        .route("/tokens/{id}/revoke", post(pages::revoke_token))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/new", get(keys::new_key))
+        .route("/keys/{id}", get(keys::page).post(keys::update))
+        .route("/keys/{id}/limits", post(keys::save_limits))
+        .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/keys/{id}/roll", post(keys::roll))
+        .route("/tokens", get(tokens::page).post(tokens::generate))
+        .route("/tokens/{id}/renew", post(tokens::renew))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/members", get(pages::members_page).post(pages::add_member))
         .route("/members/{user_id}", get(pages::member_page))
         .route("/members/{user_id}/limits", post(pages::save_member_limits))
@@ -49,9 +56,18 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/settings",
             get(pages::settings_page).post(pages::save_settings),
         )
-        .route("/audit", get(pages::audit_page))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::page).post(webhooks::update))
+        .route("/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/webhooks/{id}/delete", post(webhooks::delete))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route("/audit", get(audit::page))
         .route("/account", get(pages::account_page))
         .route("/account/password", post(pages::change_password))
+        .route("/portal/{secret}", get(portal::open).head(portal::peek))
         .route(
             "/assets/app.css",
             get(|| {
@@ -61,6 +77,7 @@ pub fn router(state: AppState) -> Router<AppState> {
                 )
             }),
         )
+        .route("/assets/brand.css", get(brand_css))
         .route(
             "/assets/app.js",
             get(|| {
@@ -70,8 +87,24 @@ pub fn router(state: AppState) -> Router<AppState> {
                 )
             }),
         )
-        .route_layer(middleware::from_fn_with_state(state, csrf_guard))
-        .route_layer(middleware::from_fn(security_headers))
+        .route_layer(middleware::from_fn_with_state(state.clone(), csrf_guard))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            flash::clear_after_shown,
+        ))
+        .route_layer(middleware::from_fn_with_state(state, security_headers))
+}
+
+/// The provider's accent colour as a stylesheet (see [`brand`]).
+async fn brand_css(State(state): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        brand::css(&state.dashboard),
+    )
+        .into_response()
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -83,6 +116,28 @@ async fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Paths that are the API's: an unknown one there is the API's 404 (problem+json), whatever asks.
+const API_PREFIXES: [&str; 4] = ["/v1/", "/oauth/", "/.well-known/", "/auth/"];
+
+/// An unknown URL: the API's problem+json under the API's paths or when JSON is asked for, an
+/// HTML page for a person anywhere else (a mistyped dashboard link, an old bookmark).
+pub async fn not_found(State(state): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path();
+    let api = path == "/v1" || API_PREFIXES.iter().any(|p| path.starts_with(p));
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let wants_json = accept.contains("json") && !accept.contains("text/html");
+    if api || wants_json || req.method() != Method::GET && req.method() != Method::HEAD {
+        return crate::error::ApiError::NotFound.into_response();
+    }
+    let mut r = pages::page_not_found(&state);
+    harden(r.headers_mut(), false, &brand::csp(&state.dashboard));
+    r
 }
 
 /// Every state-changing form must carry the session's CSRF token (sign-in carries its own,
@@ -120,14 +175,17 @@ async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> 
 }
 
 /// A strict CSP (no inline script or style), no framing, no sniffing, no referrer, no caching.
-async fn security_headers(req: Request, next: Next) -> Response {
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let ok = resp.status() == StatusCode::OK;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    harden(resp.headers_mut(), ok, &brand::csp(&state.dashboard));
+    resp
+}
+
+fn harden(h: &mut axum::http::HeaderMap, ok: bool, csp: &str) {
+    if let Ok(v) = HeaderValue::try_from(csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -140,5 +198,4 @@ async fn security_headers(req: Request, next: Next) -> Response {
     if ok && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    resp
 }

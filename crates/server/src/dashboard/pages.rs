@@ -3,19 +3,16 @@
 //! (permissions, tenancy, validation, audit) are the API's own; a page adds only its HTML.
 
 use super::chart::{self, Totals};
-use super::limits::{self, LimitFields, KEY_LIMIT, MEMBER_LIMIT};
+use super::flash::{self, Flash};
+use super::limits::{self, LimitFields, MEMBER_LIMIT};
 use super::session::{self, DashUser};
 use crate::auth::client_ip;
 use crate::error::ApiError;
 use crate::password;
-use crate::routes::audit::AuditParams;
-use crate::routes::keys::{CreateKeyRequest, KeyListParams, RollKeyRequest, UpdateKeyRequest};
-use crate::routes::tokens::{CreateTokenRequest, TokenView};
 use crate::routes::users::CreateUserRequest;
-use crate::routes::views::{AuditEventView, KeyView, MemberView, PageParams, RoleView};
+use crate::routes::views::{MemberView, PageParams, RoleView};
 use crate::routes::workspaces::{PutMemberRequest, PutRoleRequest, UpdateWorkspaceRequest};
 use crate::service;
-use crate::service::tokens::TokenSource;
 use crate::service::usage::{Point, Span, Window};
 use crate::state::AppState;
 use askama::Template;
@@ -26,7 +23,7 @@ use axum::Form;
 use latchkey_core::credits::Credits;
 use latchkey_core::permission::{AUDIT_READ, MEMBERS_MANAGE};
 use latchkey_core::ratelimit::NamedLimit;
-use latchkey_core::{Environment, KeyType, Secret};
+use latchkey_core::Secret;
 use serde::Deserialize;
 
 // ---------------------------------------------------------------------------------------------
@@ -43,11 +40,17 @@ pub struct Nav {
     pub can_manage_members: bool,
     pub can_read_audit: bool,
     pub flashes: Vec<(&'static str, String)>,
+    /// A new key or token, shown this once.
+    pub secret: Option<super::flash::Shown>,
+    pub brand: super::brand::Brand,
+    /// "← Back to <host>", for a session a portal link opened.
+    pub back: Option<super::portal::BackLink>,
 }
 
-async fn nav(state: &AppState, user: &DashUser, active: &'static str) -> Nav {
+pub(super) async fn nav(state: &AppState, user: &DashUser, active: &'static str) -> Nav {
     let c = &user.caller;
-    let mut flashes = vec![];
+    let mut flashes: Vec<(&'static str, String)> =
+        user.flash.ok.iter().map(|m| ("ok", m.clone())).collect();
     // The page itself can still be shown; the switcher says it is incomplete rather than
     // pretend the user has no other workspace.
     let workspaces = match state.store.user_workspaces(c.user_id()).await {
@@ -71,16 +74,24 @@ async fn nav(state: &AppState, user: &DashUser, active: &'static str) -> Nav {
         can_manage_members: c.allows(MEMBERS_MANAGE),
         can_read_audit: c.allows(AUDIT_READ),
         flashes,
+        secret: user.flash.secret.clone(),
+        brand: super::brand::Brand::of(&state.dashboard),
+        back: user
+            .session
+            .return_url
+            .as_deref()
+            .and_then(super::portal::back_link)
+            // The provider's product name, when configured, says more than its host.
+            .map(|mut b| {
+                if let Some(name) = &state.dashboard.product_name {
+                    b.host.clone_from(name);
+                }
+                b
+            }),
     }
 }
 
-/// A secret shown once.
-pub struct NewSecret {
-    pub heading: String,
-    pub value: String,
-}
-
-fn render(t: impl Template) -> Response {
+pub(super) fn render(t: impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -90,8 +101,13 @@ fn render(t: impl Template) -> Response {
     }
 }
 
+pub(super) fn with_status(mut r: Response, status: StatusCode) -> Response {
+    *r.status_mut() = status;
+    r
+}
+
 /// An API error as lines a person can read.
-fn messages(e: &ApiError) -> Vec<String> {
+pub(super) fn messages(e: &ApiError) -> Vec<String> {
     let p = e.problem();
     match p.errors {
         Some(errs) => errs
@@ -107,6 +123,8 @@ fn messages(e: &ApiError) -> Vec<String> {
 struct BareErrorPage<'a> {
     heading: &'a str,
     message: &'a str,
+    /// The provider's brand where the page knows it; Latchkey's otherwise.
+    brand: Option<super::brand::Brand>,
 }
 
 /// The 403 page, for a request that did not get as far as a session.
@@ -114,10 +132,24 @@ pub fn forbidden(message: &str) -> Response {
     bare_error(StatusCode::FORBIDDEN, "Not allowed", message)
 }
 
-fn bare_error(status: StatusCode, heading: &str, message: &str) -> Response {
-    let mut r = render(BareErrorPage { heading, message });
+pub(crate) fn bare_error(status: StatusCode, heading: &str, message: &str) -> Response {
+    let mut r = render(BareErrorPage {
+        heading,
+        message,
+        brand: None,
+    });
     *r.status_mut() = status;
     r
+}
+
+/// The HTML 404 for a URL that is no page (see [`super::not_found`]).
+pub fn page_not_found(state: &AppState) -> Response {
+    let page = BareErrorPage {
+        heading: "Page not found",
+        message: "There is no page at this address. Check the link, or start again from your keys.",
+        brand: Some(super::brand::Brand::of(&state.dashboard)),
+    };
+    with_status(render(page), StatusCode::NOT_FOUND)
 }
 
 /// The 503 page: the database is out of reach, so the session could not be checked. Not a
@@ -179,7 +211,7 @@ struct ErrorPage {
     message: String,
 }
 
-async fn not_allowed(state: &AppState, user: &DashUser, message: &str) -> Response {
+pub(super) async fn not_allowed(state: &AppState, user: &DashUser, message: &str) -> Response {
     let page = ErrorPage {
         nav: nav(state, user, "").await,
         heading: "Not allowed",
@@ -192,7 +224,7 @@ async fn not_allowed(state: &AppState, user: &DashUser, message: &str) -> Respon
 
 /// The 404 page: no such object, or one the caller may not see (the API's 404, the same for
 /// both, so a page never tells which).
-async fn not_found(state: &AppState, user: &DashUser) -> Response {
+pub(super) async fn not_found(state: &AppState, user: &DashUser) -> Response {
     let page = ErrorPage {
         nav: nav(state, user, "").await,
         heading: "Not found",
@@ -206,7 +238,7 @@ async fn not_found(state: &AppState, user: &DashUser) -> Response {
 /// A page whose data could not be read (the database failed): an error page with a 5xx
 /// status, never an empty list that looks like "nothing here". The cause is logged (the store
 /// error itself where it happened); the page names no internals.
-async fn load_failed(
+pub(super) async fn load_failed(
     state: &AppState,
     user: &DashUser,
     page: &'static str,
@@ -232,7 +264,7 @@ async fn load_failed(
 
 /// What a page lists: the API's answer; a refusal (the caller may not read it, which the page
 /// explains) is an empty list; any other failure is for [`load_failed`].
-fn listed<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+pub(super) fn listed<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(ApiError::Forbidden(_)) => Ok(None),
@@ -241,14 +273,16 @@ fn listed<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
 }
 
 /// `2026-11-22T06:57:46Z` → `2026-11-22 06:57 UTC`, for people.
-fn short_time(t: &str) -> String {
+pub(super) fn short_time(t: &str) -> String {
     match (t.get(..10), t.get(11..16)) {
-        (Some(d), Some(hm)) if t.ends_with('Z') => format!("{d} {hm} UTC"),
+        // A no-break space keeps "10:59 UTC" whole where a narrow column puts the time under
+        // its day.
+        (Some(d), Some(hm)) if t.ends_with('Z') => format!("{d} {hm}\u{a0}UTC"),
         _ => t.to_owned(),
     }
 }
 
-fn lines(s: &str) -> Vec<String> {
+pub(super) fn lines(s: &str) -> Vec<String> {
     s.split(['\n', ','])
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -265,6 +299,11 @@ struct LoginPage {
     csrf: String,
     email: String,
     error: Option<String>,
+    /// `[dashboard] password_login`.
+    password_login: bool,
+    /// The single sign-on provider's name, when one is configured.
+    sso: Option<String>,
+    brand: super::brand::Brand,
 }
 
 const LOGIN_CSRF: &str = "lk_login_csrf";
@@ -272,7 +311,7 @@ const LOGIN_CSRF: &str = "lk_login_csrf";
 const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// The sign-in form carries a token that must match a cookie (double submit): no session yet.
-fn login_form(
+pub(crate) fn login_form(
     state: &AppState,
     email: String,
     error: Option<String>,
@@ -283,6 +322,9 @@ fn login_form(
         csrf: csrf.clone(),
         email,
         error,
+        password_login: state.dashboard.password_login,
+        sso: state.sso.as_ref().map(|s| s.name().to_owned()),
+        brand: super::brand::Brand::of(&state.dashboard),
     });
     *r.status_mut() = status;
     let secure = if state.issuer().starts_with("https://") {
@@ -314,6 +356,14 @@ pub async fn login(
     parts: Parts,
     DashForm(f): DashForm<LoginForm>,
 ) -> Response {
+    if !state.dashboard.password_login {
+        return login_form(
+            &state,
+            String::new(),
+            Some("Signing in with a password is turned off here.".into()),
+            StatusCode::FORBIDDEN,
+        );
+    }
     let expected = session::cookie_value(&parts.headers, LOGIN_CSRF);
     if expected.is_none() || expected != f.csrf {
         return forbidden("This sign-in form has expired. Reload the page and try again.");
@@ -382,18 +432,10 @@ pub async fn login(
             StatusCode::FORBIDDEN,
         );
     };
-    let (secret, s) = session::new_session(&user.id, &workspace_id);
-    if state.store.create_session(&s).await.is_err() {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response();
+    match session::start(&state, &user.id, &workspace_id, "/keys").await {
+        Ok(r) => r,
+        Err(e) => sign_in_unavailable(&state, email, e),
     }
-    let mut r = Redirect::to("/keys").into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        session::session_cookie(&state, &secret, session::SESSION_SECONDS)
-            .parse()
-            .expect("valid cookie"),
-    );
-    r
 }
 
 /// Sign-in when the database fails: a 503 (out of reach) or 500 that says so, not "wrong
@@ -450,165 +492,6 @@ pub async fn switch_workspace(
 }
 
 // ---------------------------------------------------------------------------------------------
-// API Keys
-
-#[derive(Template)]
-#[template(path = "keys.html")]
-struct KeysPage {
-    nav: Nav,
-    keys: Vec<KeyView>,
-    can_manage: bool,
-    new_secret: Option<NewSecret>,
-    errors: Vec<String>,
-}
-
-async fn keys_view(
-    state: &AppState,
-    user: &DashUser,
-    new_secret: Option<NewSecret>,
-    errors: Vec<String>,
-) -> Response {
-    let c = &user.caller;
-    let params = KeyListParams {
-        workspace_id: None,
-        owner_id: None,
-        environment: None,
-        status: None,
-        limit: Some(500),
-        cursor: None,
-    };
-    let mut keys: Vec<KeyView> = match listed(service::keys::list(state, c, &params).await) {
-        Ok(page) => page
-            .map(|p| p.data.iter().map(|k| KeyView::current(state, k)).collect())
-            .unwrap_or_default(),
-        Err(e) => return load_failed(state, user, "keys", e).await,
-    };
-    for k in &mut keys {
-        k.created_at = short_time(&k.created_at);
-        k.last_used_at = k.last_used_at.as_deref().map(short_time);
-        k.expires_at = k.expires_at.as_deref().map(short_time);
-    }
-    render(KeysPage {
-        nav: nav(state, user, "keys").await,
-        keys,
-        can_manage: service::keys::may_read_keys(c),
-        new_secret,
-        errors,
-    })
-}
-
-pub async fn keys_page(State(state): State<AppState>, user: DashUser) -> Response {
-    keys_view(&state, &user, None, vec![]).await
-}
-
-#[derive(Deserialize)]
-pub struct CreateKeyForm {
-    name: String,
-    r#type: Option<String>,
-    environment: Option<String>,
-    expires_on: Option<String>,
-    permissions: Option<String>,
-    allowed_origins: Option<String>,
-    #[serde(flatten)]
-    limits: LimitFields,
-}
-
-pub async fn create_key(
-    State(state): State<AppState>,
-    user: DashUser,
-    DashForm(f): DashForm<CreateKeyForm>,
-) -> Response {
-    let key_type = match f.r#type.as_deref() {
-        Some("publishable") => KeyType::Publishable,
-        _ => KeyType::Secret,
-    };
-    let environment = match f.environment.as_deref() {
-        Some("live") => Environment::Live,
-        _ => Environment::Test,
-    };
-    let list = |s: &Option<String>| s.as_deref().map(lines).filter(|l| !l.is_empty());
-    let (ratelimits, credits) = match (f.limits.limit(KEY_LIMIT), f.limits.credits()) {
-        (Ok(limit), Ok(credits)) => (limit.map(|l| vec![l]), credits),
-        (Err(e), _) | (_, Err(e)) => return keys_view(&state, &user, None, messages(&e)).await,
-    };
-    let req = CreateKeyRequest {
-        name: f.name.clone(),
-        r#type: Some(key_type),
-        environment: Some(environment),
-        workspace_id: None,
-        owner_id: None,
-        permissions: list(&f.permissions),
-        // The key stops working at the end of the chosen day (UTC).
-        expires_at: f
-            .expires_on
-            .as_deref()
-            .filter(|d| !d.is_empty())
-            .map(|d| format!("{d}T23:59:59Z")),
-        allowed_origins: list(&f.allowed_origins),
-        allowed_ips: None,
-        metadata: None,
-        ratelimits,
-        credits,
-    };
-    match service::keys::create(&state, &user.caller, &req).await {
-        Ok(issued) => {
-            let heading = format!("Your new key “{}”", issued.record.name);
-            keys_view(
-                &state,
-                &user,
-                Some(NewSecret {
-                    heading,
-                    value: issued.key.secret().expose().to_owned(),
-                }),
-                vec![],
-            )
-            .await
-        }
-        Err(e) => keys_view(&state, &user, None, messages(&e)).await,
-    }
-}
-
-pub async fn revoke_key(
-    State(state): State<AppState>,
-    user: DashUser,
-    Path(id): Path<String>,
-) -> Response {
-    match service::keys::revoke(&state, &user.caller, &id).await {
-        Ok(_) => Redirect::to("/keys").into_response(),
-        Err(e) => keys_view(&state, &user, None, messages(&e)).await,
-    }
-}
-
-pub async fn roll_key(
-    State(state): State<AppState>,
-    user: DashUser,
-    Path(id): Path<String>,
-) -> Response {
-    let roll = RollKeyRequest {
-        grace_seconds: Some(0),
-    };
-    match service::keys::roll(&state, &user.caller, &id, &roll).await {
-        Ok(issued) => {
-            let heading = format!(
-                "The new key for “{}” (the old one has stopped working)",
-                issued.record.name
-            );
-            keys_view(
-                &state,
-                &user,
-                Some(NewSecret {
-                    heading,
-                    value: issued.key.secret().expose().to_owned(),
-                }),
-                vec![],
-            )
-            .await
-        }
-        Err(e) => keys_view(&state, &user, None, messages(&e)).await,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Limits and usage: the parts a key's page and a member's share
 
 /// One rate limit as a table row.
@@ -653,7 +536,7 @@ pub struct LimitsSection {
 }
 
 impl LimitsSection {
-    fn new(
+    pub(super) fn new(
         action: String,
         edits: &'static str,
         set: &[NamedLimit],
@@ -704,27 +587,15 @@ impl UsageSection {
 }
 
 /// The usage section's data: `None` when the caller may not read it (the page says so).
-fn usage_section(r: Result<Vec<Point>, ApiError>) -> Result<Option<UsageSection>, ApiError> {
+pub(super) fn usage_section(
+    r: Result<Vec<Point>, ApiError>,
+) -> Result<Option<UsageSection>, ApiError> {
     Ok(listed(r)?.map(|p| UsageSection::of(&p)))
 }
 
 /// The API's default window: the last 24 hours by hour.
-fn last_day() -> Result<Span, ApiError> {
+pub(super) fn last_day() -> Result<Span, ApiError> {
     Span::parse(&Window::default(), crate::now())
-}
-
-/// `?saved=` after a limits form: the confirmation, on the page the form redirected to.
-#[derive(Deserialize)]
-pub struct SavedQuery {
-    saved: Option<String>,
-}
-
-fn saved_flash(nav: &mut Nav, saved: Option<&str>) {
-    match saved {
-        Some("1") => nav.flashes.push(("ok", "Limits and credits saved.".into())),
-        Some("0") => nav.flashes.push(("ok", "Nothing changed.".into())),
-        _ => {}
-    }
 }
 
 /// A limits form as submitted: the fields, and the settings they showed when the page was
@@ -732,24 +603,24 @@ fn saved_flash(nav: &mut Nav, saved: Option<&str>) {
 #[derive(Deserialize)]
 pub struct LimitsForm {
     #[serde(flatten)]
-    fields: LimitFields,
+    pub(super) fields: LimitFields,
     shown_ratelimit: Option<String>,
     shown_credits: Option<String>,
 }
 
 /// What a limits form changes; `None` for what it leaves as it is.
-struct LimitsChange {
+pub(super) struct LimitsChange {
     /// The edited limit, `Some(None)` to remove it.
-    limit: Option<Option<NamedLimit>>,
+    pub(super) limit: Option<Option<NamedLimit>>,
     /// The credits, `Some(None)` for unlimited.
-    credits: Option<Option<Credits>>,
+    pub(super) credits: Option<Option<Credits>>,
 }
 
 impl LimitsForm {
     /// Only what the person changed is sent: the credits field holds the balance as the page
     /// showed it, and sending it back with a new rate limit would give back every credit spent
     /// since.
-    fn change(&self, name: &str) -> Result<LimitsChange, ApiError> {
+    pub(super) fn change(&self, name: &str) -> Result<LimitsChange, ApiError> {
         let f = &self.fields;
         let changed = |shown: &Option<String>, now: String| shown.as_deref() != Some(&now);
         Ok(LimitsChange {
@@ -764,263 +635,6 @@ impl LimitsForm {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A key's page
-
-#[derive(Template)]
-#[template(path = "key.html")]
-struct KeyPage {
-    nav: Nav,
-    key: KeyView,
-    limits: LimitsSection,
-    usage: Option<UsageSection>,
-    errors: Vec<String>,
-}
-
-async fn key_view(
-    state: &AppState,
-    user: &DashUser,
-    id: &str,
-    typed: Option<LimitFields>,
-    errors: Vec<String>,
-    saved: Option<&str>,
-) -> Response {
-    let c = &user.caller;
-    let record = match service::keys::get(state, c, id).await {
-        Ok(k) => k,
-        Err(ApiError::NotFound) => return not_found(state, user).await,
-        Err(e) => return load_failed(state, user, "key", e).await,
-    };
-    let points = match last_day() {
-        Ok(span) => service::usage::of_key(state, c, &record.id, span).await,
-        Err(e) => Err(e),
-    };
-    let usage = match usage_section(points) {
-        Ok(u) => u,
-        Err(e) => return load_failed(state, user, "key", e).await,
-    };
-    let limits = LimitsSection::new(
-        format!("/keys/{}/limits", record.id),
-        KEY_LIMIT,
-        &record.ratelimits,
-        record.credits.as_ref(),
-        typed,
-        service::keys::may_manage(c, &record),
-    );
-    let mut key = KeyView::current(state, &record);
-    key.created_at = short_time(&key.created_at);
-    key.last_used_at = key.last_used_at.as_deref().map(short_time);
-    key.expires_at = key.expires_at.as_deref().map(short_time);
-    let mut nav = nav(state, user, "keys").await;
-    saved_flash(&mut nav, saved);
-    render(KeyPage {
-        nav,
-        key,
-        limits,
-        usage,
-        errors,
-    })
-}
-
-pub async fn key_page(
-    State(state): State<AppState>,
-    user: DashUser,
-    Path(id): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<SavedQuery>,
-) -> Response {
-    key_view(&state, &user, &id, None, vec![], q.saved.as_deref()).await
-}
-
-/// The key's page again, saying what went wrong, with the API's status.
-async fn key_refused(
-    state: &AppState,
-    user: &DashUser,
-    id: &str,
-    typed: LimitFields,
-    e: ApiError,
-) -> Response {
-    let mut r = key_view(state, user, id, Some(typed), messages(&e), None).await;
-    if r.status().is_success() {
-        *r.status_mut() = e.status();
-    }
-    r
-}
-
-/// The key's limit named [`KEY_LIMIT`] and its credits: `PATCH /v1/keys/{id}`'s
-/// `ratelimits` (the key's whole list, the others kept) and `credits`.
-pub async fn save_key_limits(
-    State(state): State<AppState>,
-    user: DashUser,
-    Path(id): Path<String>,
-    DashForm(f): DashForm<LimitsForm>,
-) -> Response {
-    let c = &user.caller;
-    let record = match service::keys::get(&state, c, &id).await {
-        Ok(k) => k,
-        Err(e) => return key_refused(&state, &user, &id, f.fields, e).await,
-    };
-    let change = match f.change(KEY_LIMIT) {
-        Ok(change) => change,
-        Err(e) => return key_refused(&state, &user, &id, f.fields, e).await,
-    };
-    if change.limit.is_none() && change.credits.is_none() {
-        return Redirect::to(&format!("/keys/{}?saved=0", record.id)).into_response();
-    }
-    let req = UpdateKeyRequest {
-        ratelimits: change
-            .limit
-            .map(|l| limits::replace_limit(&record.ratelimits, KEY_LIMIT, l)),
-        credits: change.credits,
-        ..UpdateKeyRequest::default()
-    };
-    match service::keys::update(&state, c, &record.id, &req).await {
-        Ok(k) => Redirect::to(&format!("/keys/{}?saved=1", k.id)).into_response(),
-        Err(e) => key_refused(&state, &user, &id, f.fields, e).await,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Environment access tokens
-
-#[derive(Template)]
-#[template(path = "tokens.html")]
-struct TokensPage {
-    nav: Nav,
-    tokens: Vec<TokenView>,
-    /// (id, name, environment) of the keys a token can be generated from.
-    keys: Vec<(String, String, String)>,
-    can_manage: bool,
-    new_secret: Option<NewSecret>,
-    errors: Vec<String>,
-}
-
-async fn tokens_view(
-    state: &AppState,
-    user: &DashUser,
-    new_secret: Option<NewSecret>,
-    errors: Vec<String>,
-) -> Response {
-    let c = &user.caller;
-    let page = PageParams {
-        limit: Some(500),
-        cursor: None,
-    };
-    let mut list: Vec<TokenView> = match listed(service::tokens::list(state, c, &page).await) {
-        Ok(page) => page
-            .map(|p| p.data.iter().map(TokenView::from).collect())
-            .unwrap_or_default(),
-        Err(e) => return load_failed(state, user, "tokens", e).await,
-    };
-    for t in &mut list {
-        t.created_at = short_time(&t.created_at);
-        t.expires_at = short_time(&t.expires_at);
-    }
-    let params = KeyListParams {
-        workspace_id: None,
-        owner_id: Some(c.user_id().to_owned()),
-        environment: None,
-        status: Some("active".into()),
-        limit: Some(500),
-        cursor: None,
-    };
-    let mine = match listed(service::keys::list(state, c, &params).await) {
-        Ok(page) => page
-            .map(|p| p.data)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|k| k.key_type == KeyType::Secret)
-            .map(|k| (k.id, k.name, k.environment.as_str().to_owned()))
-            .collect(),
-        Err(e) => return load_failed(state, user, "tokens", e).await,
-    };
-    render(TokensPage {
-        nav: nav(state, user, "tokens").await,
-        tokens: list,
-        keys: mine,
-        can_manage: service::keys::may_read_keys(c),
-        new_secret,
-        errors,
-    })
-}
-
-pub async fn tokens_page(State(state): State<AppState>, user: DashUser) -> Response {
-    tokens_view(&state, &user, None, vec![]).await
-}
-
-#[derive(Deserialize)]
-pub struct GenerateForm {
-    key_id: String,
-    name: String,
-}
-
-/// "Generate": a token from one of the user's own active secret keys, in that key's environment.
-pub async fn generate_token(
-    State(state): State<AppState>,
-    user: DashUser,
-    DashForm(f): DashForm<GenerateForm>,
-) -> Response {
-    let req = CreateTokenRequest {
-        name: f.name,
-        environment: None,
-        ttl_seconds: None,
-    };
-    let source = TokenSource::OwnKey(&f.key_id);
-    match service::tokens::create(&state, &user.caller, source, &req).await {
-        Ok(issued) => {
-            let heading = format!("Your new {} token", issued.record.environment);
-            tokens_view(
-                &state,
-                &user,
-                Some(NewSecret {
-                    heading,
-                    value: issued.jwt,
-                }),
-                vec![],
-            )
-            .await
-        }
-        Err(ApiError::Validation(errs)) if errs.iter().any(|e| e.field == "key_id") => {
-            let message = "Choose one of your active secret keys.".to_owned();
-            tokens_view(&state, &user, None, vec![message]).await
-        }
-        Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
-    }
-}
-
-pub async fn renew_token(
-    State(state): State<AppState>,
-    user: DashUser,
-    Path(id): Path<String>,
-) -> Response {
-    match service::tokens::renew(&state, &user.caller, &id).await {
-        Ok(issued) => {
-            let heading = "The renewed token (the old one has stopped working)".to_owned();
-            tokens_view(
-                &state,
-                &user,
-                Some(NewSecret {
-                    heading,
-                    value: issued.jwt,
-                }),
-                vec![],
-            )
-            .await
-        }
-        Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
-    }
-}
-
-pub async fn revoke_token(
-    State(state): State<AppState>,
-    user: DashUser,
-    Path(id): Path<String>,
-) -> Response {
-    match service::tokens::revoke(&state, &user.caller, &id).await {
-        Ok(_) => Redirect::to("/tokens").into_response(),
-        Err(e) => tokens_view(&state, &user, None, messages(&e)).await,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Members and roles
 
 #[derive(Template)]
@@ -1029,7 +643,28 @@ struct MembersPage {
     nav: Nav,
     members: Vec<MemberView>,
     roles: Vec<RoleView>,
+    /// Per role (in `roles`' order), what its permissions allow, in words.
+    role_words: Vec<Vec<String>>,
     errors: Vec<String>,
+}
+
+/// A permission as a person reads it: Latchkey's own in words, the provider's as written.
+pub fn permission_words(p: &str) -> String {
+    use latchkey_core::permission::{KEYS_MANAGE_ALL, KEYS_MANAGE_OWN, LEAKS_REPORT, VERIFY};
+    match p {
+        // `*` does not reach Latchkey's own namespace (see `latchkey_core::permission`).
+        "*" => "every permission of your API (none of Latchkey's own)".into(),
+        "latchkey:*" => "everything in Latchkey (keys, members, audit log, verification)".into(),
+        KEYS_MANAGE_OWN => "create and manage their own API keys and tokens".into(),
+        KEYS_MANAGE_ALL => "manage everyone's API keys and tokens in this workspace".into(),
+        MEMBERS_MANAGE => "manage members, roles and workspace settings".into(),
+        AUDIT_READ => "read the audit log".into(),
+        VERIFY => "verify credentials for your services (POST /v1/verify)".into(),
+        LEAKS_REPORT => {
+            "report leaked API keys of any workspace, which revokes them (POST /v1/leaks)".into()
+        }
+        other => format!("your API: {other}"),
+    }
 }
 
 async fn members_view(state: &AppState, user: &DashUser, errors: Vec<String>) -> Response {
@@ -1051,14 +686,19 @@ async fn members_view(state: &AppState, user: &DashUser, errors: Vec<String>) ->
         Ok(page) => page.data.iter().map(MemberView::from).collect(),
         Err(e) => return load_failed(state, user, "members", e).await,
     };
-    let roles = match service::workspaces::list_roles(state, c, &ws).await {
+    let roles: Vec<RoleView> = match service::workspaces::list_roles(state, c, &ws).await {
         Ok(roles) => roles.iter().map(RoleView::from).collect(),
         Err(e) => return load_failed(state, user, "members", e).await,
     };
+    let role_words = roles
+        .iter()
+        .map(|r| r.permissions.iter().map(|p| permission_words(p)).collect())
+        .collect();
     render(MembersPage {
         nav: nav(state, user, "members").await,
         members,
         roles,
+        role_words,
         errors,
     })
 }
@@ -1067,9 +707,9 @@ pub async fn members_page(State(state): State<AppState>, user: DashUser) -> Resp
     members_view(&state, &user, vec![]).await
 }
 
-async fn after_members(state: &AppState, user: &DashUser, r: Result<(), ApiError>) -> Response {
+async fn after_members(state: &AppState, user: &DashUser, r: Result<String, ApiError>) -> Response {
     match r {
-        Ok(()) => Redirect::to("/members").into_response(),
+        Ok(done) => flash::redirect(state, user, "/members", Flash::ok(done)),
         Err(ApiError::Forbidden(_)) if !user.caller.allows(MEMBERS_MANAGE) => {
             not_allowed(
                 state,
@@ -1102,6 +742,10 @@ pub async fn change_role(
     DashForm(f): DashForm<RoleForm>,
 ) -> Response {
     let c = &user.caller;
+    let was = service::workspaces::get_member(&state, c, c.workspace_id(), &user_id)
+        .await
+        .map(|m| m.role)
+        .ok();
     let req = PutMemberRequest {
         role: f.role,
         ratelimits: None,
@@ -1109,7 +753,13 @@ pub async fn change_role(
     };
     let r = service::workspaces::put_member(&state, c, c.workspace_id(), &user_id, &req)
         .await
-        .map(|_| ());
+        .map(|p| match was {
+            Some(was) if was == p.member.role => {
+                format!("Nothing changed: {} is already {was}.", p.member.email)
+            }
+            Some(was) => format!("{} is now {} (was {was}).", p.member.email, p.member.role),
+            None => format!("{} is now {}.", p.member.email, p.member.role),
+        });
     after_members(&state, &user, r).await
 }
 
@@ -1119,7 +769,12 @@ pub async fn remove_member(
     Path(user_id): Path<String>,
 ) -> Response {
     let c = &user.caller;
-    let r = service::workspaces::remove_member(&state, c, c.workspace_id(), &user_id).await;
+    let who = service::workspaces::get_member(&state, c, c.workspace_id(), &user_id)
+        .await
+        .map_or_else(|_| user_id.clone(), |m| m.email);
+    let r = service::workspaces::remove_member(&state, c, c.workspace_id(), &user_id)
+        .await
+        .map(|()| format!("{who} was removed from {}.", c.resolved.workspace.name));
     after_members(&state, &user, r).await
 }
 
@@ -1156,7 +811,10 @@ pub async fn add_member(
     };
     let r = service::workspaces::add_member_by_email(&state, c, c.workspace_id(), new_user, &role)
         .await
-        .map(|_| ());
+        .map(|p| match p.added {
+            true => format!("{} added as {}.", p.member.email, p.member.role),
+            false => format!("{} is now {}.", p.member.email, p.member.role),
+        });
     after_members(&state, &user, r).await
 }
 
@@ -1177,7 +835,7 @@ pub async fn edit_role(
     };
     let r = service::workspaces::put_role(&state, c, c.workspace_id(), &role, &req)
         .await
-        .map(|_| ());
+        .map(|r| format!("Role “{}” saved.", r.name));
     after_members(&state, &user, r).await
 }
 
@@ -1200,7 +858,6 @@ async fn member_view(
     user_id: &str,
     typed: Option<LimitFields>,
     errors: Vec<String>,
-    saved: Option<&str>,
 ) -> Response {
     let c = &user.caller;
     if !c.allows(MEMBERS_MANAGE) {
@@ -1237,10 +894,8 @@ async fn member_view(
     );
     let mut member = MemberView::from(&member);
     member.created_at = short_time(&member.created_at);
-    let mut nav = nav(state, user, "members").await;
-    saved_flash(&mut nav, saved);
     render(MemberPage {
-        nav,
+        nav: nav(state, user, "members").await,
         member,
         limits,
         usage,
@@ -1252,9 +907,8 @@ pub async fn member_page(
     State(state): State<AppState>,
     user: DashUser,
     Path(user_id): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<SavedQuery>,
 ) -> Response {
-    member_view(&state, &user, &user_id, None, vec![], q.saved.as_deref()).await
+    member_view(&state, &user, &user_id, None, vec![]).await
 }
 
 async fn member_refused(
@@ -1264,7 +918,7 @@ async fn member_refused(
     typed: LimitFields,
     e: ApiError,
 ) -> Response {
-    let mut r = member_view(state, user, user_id, Some(typed), messages(&e), None).await;
+    let mut r = member_view(state, user, user_id, Some(typed), messages(&e)).await;
     if r.status().is_success() {
         *r.status_mut() = e.status();
     }
@@ -1290,7 +944,8 @@ pub async fn save_member_limits(
         Err(e) => return member_refused(&state, &user, &user_id, f.fields, e).await,
     };
     if change.limit.is_none() && change.credits.is_none() {
-        return Redirect::to(&format!("/members/{}?saved=0", member.user_id)).into_response();
+        let to = format!("/members/{}", member.user_id);
+        return flash::redirect(&state, &user, &to, Flash::ok("Nothing changed."));
     }
     let req = PutMemberRequest {
         role: member.role.clone(),
@@ -1300,7 +955,10 @@ pub async fn save_member_limits(
         credits: change.credits,
     };
     match service::workspaces::put_member(&state, c, &ws, &member.user_id, &req).await {
-        Ok(_) => Redirect::to(&format!("/members/{}?saved=1", member.user_id)).into_response(),
+        Ok(_) => {
+            let to = format!("/members/{}", member.user_id);
+            flash::redirect(&state, &user, &to, Flash::ok("Limits and credits saved."))
+        }
         Err(e) => member_refused(&state, &user, &user_id, f.fields, e).await,
     }
 }
@@ -1362,125 +1020,9 @@ pub async fn save_settings(
         max_key_ttl_seconds: None,
     };
     match service::workspaces::update(&state, c, c.workspace_id(), &req).await {
-        Ok(_) => Redirect::to("/settings").into_response(),
+        Ok(_) => flash::redirect(&state, &user, "/settings", Flash::ok("Settings saved.")),
         Err(e) => settings_view(&state, &user, messages(&e)).await,
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Audit log
-
-pub struct AuditRow {
-    pub at: String,
-    pub action: String,
-    pub actor_name: String,
-    pub actor_user: Option<String>,
-    pub target: String,
-    pub ip: Option<String>,
-}
-
-impl From<AuditEventView> for AuditRow {
-    fn from(e: AuditEventView) -> Self {
-        Self {
-            at: short_time(&e.at),
-            action: e.action,
-            actor_name: e.actor.credential_name.unwrap_or_else(|| "system".into()),
-            actor_user: e.actor.user_id,
-            target: format!("{} {}", e.target.r#type, e.target.id),
-            ip: e.ip,
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "audit.html")]
-struct AuditPage {
-    nav: Nav,
-    events: Vec<AuditRow>,
-    actions: Vec<String>,
-    filter_action: String,
-    filter_actor: String,
-    next_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct AuditQuery {
-    action: Option<String>,
-    actor: Option<String>,
-    cursor: Option<String>,
-}
-
-const ACTIONS: [&str; 21] = [
-    "key.created",
-    "key.updated",
-    "key.rolled",
-    "key.revoked",
-    "token.issued",
-    "token.renewed",
-    "token.revoked",
-    "user.created",
-    "user.deactivated",
-    "user.updated",
-    "workspace.created",
-    "workspace.updated",
-    "member.added",
-    "member.role_changed",
-    "member.updated",
-    "member.removed",
-    "role.updated",
-    "grant.created",
-    "grant.deleted",
-    "signing_key.rotated",
-    "",
-];
-
-pub async fn audit_page(
-    State(state): State<AppState>,
-    user: DashUser,
-    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
-) -> Response {
-    let c = &user.caller;
-    if !c.allows(AUDIT_READ) {
-        return not_allowed(
-            &state,
-            &user,
-            "Reading the audit log needs latchkey:audit:read.",
-        )
-        .await;
-    }
-    let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
-    let params = AuditParams {
-        workspace_id: Some(c.workspace_id().to_owned()),
-        actor: nonempty(&q.actor),
-        action: nonempty(&q.action),
-        since: None,
-        limit: Some(100),
-        cursor: nonempty(&q.cursor),
-    };
-    let (events, next_cursor) = match service::audit::list(&state, c, &params).await {
-        Ok(page) => (
-            page.data
-                .iter()
-                .map(|e| AuditRow::from(AuditEventView::from(e)))
-                .collect(),
-            page.next_cursor,
-        ),
-        // A filter the API refuses (a malformed cursor) is the person's to fix, not an outage.
-        Err(ApiError::Validation(_) | ApiError::BadRequest { .. }) => (vec![], None),
-        Err(e) => return load_failed(&state, &user, "audit", e).await,
-    };
-    render(AuditPage {
-        nav: nav(&state, &user, "audit").await,
-        events,
-        actions: ACTIONS
-            .iter()
-            .filter(|a| !a.is_empty())
-            .map(|a| a.to_string())
-            .collect(),
-        filter_action: q.action.unwrap_or_default(),
-        filter_actor: q.actor.unwrap_or_default(),
-        next_cursor,
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1570,13 +1112,10 @@ pub async fn change_password(
     {
         return fail(state, user, "Could not change the password.").await;
     }
-    let mut page = AccountPage {
-        nav: nav(&state, &user, "account").await,
-        errors: vec![],
-    };
-    page.nav.flashes.push((
-        "ok",
-        "Password changed. Your other sessions were signed out.".into(),
-    ));
-    render(page)
+    flash::redirect(
+        &state,
+        &user,
+        "/account",
+        Flash::ok("Password changed. Your other sessions were signed out."),
+    )
 }

@@ -62,6 +62,10 @@ pub fn session_cookie(state: &AppState, value: &str, max_age: i64) -> String {
 pub struct DashUser {
     pub caller: Caller,
     pub session: Session,
+    /// The session cookie's secret (the store has only its hash): it keys the flash.
+    pub cookie_secret: String,
+    /// What the previous form's redirect left for this page to show once.
+    pub flash: super::flash::Flash,
 }
 
 /// Why a page request has no signed-in user.
@@ -101,7 +105,13 @@ impl FromRequestParts<AppState> for DashUser {
                 ApiError::Unavailable => NoSession::Unavailable,
                 _ => NoSession::ToLogin,
             })?;
-        Ok(DashUser { caller, session })
+        let flash = super::flash::from_request(&parts.headers, &secret, &session.id);
+        Ok(DashUser {
+            caller,
+            session,
+            cookie_secret: secret,
+            flash,
+        })
     }
 }
 
@@ -164,7 +174,11 @@ pub async fn session_caller(
     })
 }
 
-pub fn new_session(user_id: &str, workspace_id: &str) -> (String, Session) {
+pub fn new_session(
+    user_id: &str,
+    workspace_id: &str,
+    return_url: Option<&str>,
+) -> (String, Session) {
     let secret = random_token();
     let t = now();
     let session = Session {
@@ -174,8 +188,45 @@ pub fn new_session(user_id: &str, workspace_id: &str) -> (String, Session) {
         csrf_token: random_token(),
         created_at: t,
         expires_at: t + SESSION_SECONDS,
+        return_url: return_url.map(str::to_owned),
     };
     (secret, session)
+}
+
+/// Signs `user_id` into `workspace_id`: stores a new session and answers with a redirect to
+/// `to` that sets its cookie. Every way in (password, portal link, single sign-on) ends here,
+/// once it has established who the person is.
+pub async fn start(
+    state: &AppState,
+    user_id: &str,
+    workspace_id: &str,
+    to: &str,
+) -> Result<Response, latchkey_store::StoreError> {
+    start_returning_to(state, user_id, workspace_id, None, None, to).await
+}
+
+/// [`start`] for a person sent here by another product (a portal link): the session's pages
+/// show a "Back to …" link to `return_url`, and it ends by `ends_by` if that is sooner than
+/// [`SESSION_SECONDS`] from now.
+pub async fn start_returning_to(
+    state: &AppState,
+    user_id: &str,
+    workspace_id: &str,
+    return_url: Option<&str>,
+    ends_by: Option<i64>,
+    to: &str,
+) -> Result<Response, latchkey_store::StoreError> {
+    let (secret, mut s) = new_session(user_id, workspace_id, return_url);
+    s.expires_at = s.expires_at.min(ends_by.unwrap_or(i64::MAX));
+    state.store.create_session(&s).await?;
+    let mut r = Redirect::to(to).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session_cookie(state, &secret, (s.expires_at - s.created_at).max(0))
+            .parse()
+            .expect("valid cookie"),
+    );
+    Ok(r)
 }
 
 /// Constant-time comparison of a submitted CSRF token with the session's.
@@ -295,7 +346,7 @@ mod tests {
 
     #[test]
     fn csrf_and_cookies() {
-        let (secret, s) = new_session("usr_1", "ws_1");
+        let (secret, s) = new_session("usr_1", "ws_1", None);
         assert_eq!(s.id, session_id(&secret));
         assert!(csrf_ok(&s, Some(&s.csrf_token.clone())));
         assert!(!csrf_ok(&s, Some("nope")));

@@ -21,7 +21,7 @@ use axum::http::StatusCode;
 use latchkey_core::credits::Credits;
 use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::{Environment, KeyType};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
@@ -62,6 +62,104 @@ pub struct CreateKeyRequest {
     /// Credits the key spends, one per successful verification (SPEC §11.2); none = unlimited.
     #[schema(value_type = Option<CreditsSchema>)]
     pub credits: Option<Credits>,
+}
+
+/// One key of an import (SPEC §12.3): `key` (its plaintext, in any format) or `sha256` (hex
+/// or base64), never both. A key in Latchkey's own format takes its type and environment from
+/// its prefix.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKeyItem {
+    /// The key as its holders send it, 16 to 256 visible ASCII characters.
+    #[schema(value_type = Option<String>, min_length = 16, max_length = 256)]
+    pub key: Option<String>,
+    /// The key's SHA-256: 64 hex digits, or 32 bytes in base64 (standard or URL-safe).
+    pub sha256: Option<String>,
+    #[schema(value_type = Name)]
+    pub name: String,
+    /// An active member of the workspace.
+    #[schema(value_type = UserId)]
+    pub owner_id: String,
+    #[schema(value_type = Option<WorkspaceId>)]
+    pub workspace_id: Option<String>,
+    #[schema(value_type = Option<EnvironmentName>)]
+    pub environment: Option<Environment>,
+    /// `secret` (default) or `publishable`.
+    #[schema(value_type = Option<KeyTypeName>)]
+    pub r#type: Option<KeyType>,
+    #[schema(value_type = Option<PermissionList>)]
+    pub permissions: Option<Vec<String>>,
+    #[schema(value_type = Option<Timestamp>)]
+    pub expires_at: Option<String>,
+    #[schema(value_type = Option<Metadata>)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKeysRequest {
+    /// 1 to 1,000 keys. Each is checked on its own: one that does not parse or is refused is
+    /// listed in `failed`, the rest are stored.
+    #[schema(value_type = Vec<ImportEntry>, min_items = 1, max_items = 1000)]
+    pub keys: Vec<Value>,
+}
+
+/// What an entry of `keys` may be: SPEC §12.3 answers an entry that is not an
+/// [`ImportKeyItem`] with a line in `failed`, not by refusing the whole request, so the
+/// document says so (any value is accepted; only an `ImportKeyItem` is imported). Declaring
+/// the entries as `ImportKeyItem` alone would promise a 4xx the server does not give.
+pub struct ImportEntry;
+
+impl utoipa::PartialSchema for ImportEntry {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, SchemaType};
+        use utoipa::openapi::Ref;
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name(ImportKeyItem::name()))
+            .item(ObjectBuilder::new().schema_type(SchemaType::AnyValue))
+            .description(Some(
+                "A key to import (`ImportKeyItem`). Any other value is listed in `failed` \
+                 with the reason, and the request's other keys are still imported.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ImportEntry {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            ImportKeyItem::name().into(),
+            <ImportKeyItem as utoipa::PartialSchema>::schema(),
+        ));
+        <ImportKeyItem as ToSchema>::schemas(schemas);
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportKeysResponse {
+    /// The keys stored, in one transaction.
+    pub imported: Vec<ImportedKey>,
+    /// The keys refused (duplicates included), and why.
+    pub failed: Vec<FailedImport>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportedKey {
+    /// The key's position in the request, from 0.
+    pub index: usize,
+    #[schema(value_type = KeyId)]
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailedImport {
+    pub index: usize,
+    pub message: String,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -115,6 +213,11 @@ pub struct KeyListParams {
     pub environment: Option<Environment>,
     #[param(value_type = Option<KeyStatusName>)]
     pub status: Option<String>,
+    /// `secret` or `publishable`.
+    #[param(value_type = Option<KeyTypeName>)]
+    pub r#type: Option<String>,
+    /// Keys whose name contains this (ignoring case), at most 100 characters.
+    pub name: Option<String>,
     #[param(value_type = Option<Limit>)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
@@ -134,6 +237,28 @@ pub async fn create_key(
         StatusCode::CREATED,
         ApiJson(CreatedKey::new(&state, &issued)),
     ))
+}
+
+#[utoipa::path(post, path = "/v1/keys/import", tag = "keys", request_body = ImportKeysRequest,
+    responses((status = 200, body = ImportKeysResponse), Authenticated, JsonBody))]
+pub async fn import_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ImportKeysRequest>,
+) -> Result<ApiJson<ImportKeysResponse>, ApiError> {
+    let outcome = service::keys::import(&state, &caller, &body.keys).await?;
+    Ok(ApiJson(ImportKeysResponse {
+        imported: outcome
+            .imported
+            .into_iter()
+            .map(|(index, id)| ImportedKey { index, id })
+            .collect(),
+        failed: outcome
+            .failed
+            .into_iter()
+            .map(|(index, message)| FailedImport { index, message })
+            .collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(KeyListParams),

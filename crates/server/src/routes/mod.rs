@@ -6,15 +6,18 @@ pub mod audit;
 pub mod changes;
 pub mod forward_auth;
 pub mod keys;
+pub mod leaks;
 pub mod me;
 pub mod oauth;
 pub mod ops;
+pub mod portal;
 pub mod schema;
 pub mod tokens;
 pub mod usage;
 pub mod users;
 pub mod verify;
 pub mod views;
+pub mod webhooks;
 pub mod workspaces;
 
 use crate::error::{ApiError, Problem};
@@ -73,6 +76,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::get_key, keys::update_key, keys::revoke_key))
         .routes(routes!(keys::roll_key))
+        .routes(routes!(keys::import_keys))
+        .routes(routes!(leaks::report))
+        .routes(routes!(leaks::github))
         .routes(routes!(usage::key_usage))
         .routes(routes!(usage::usage))
         .routes(routes!(users::create_user, users::list_users))
@@ -99,6 +105,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::renew_token))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(portal::create_portal_session))
         .routes(routes!(oauth::token))
         .routes(routes!(oauth::introspect))
         .routes(routes!(oauth::revoke))
@@ -106,6 +113,15 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(oauth::metadata))
         .routes(routes!(verify::verify))
         .routes(routes!(changes::changes))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::redeliver))
         .routes(routes!(audit::list_audit))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -166,7 +182,7 @@ pub fn router(state: AppState) -> Router {
     api_router
         .merge(forward_auth::router())
         .merge(crate::dashboard::router(state.clone()))
-        .fallback(|| async { ApiError::NotFound })
+        .fallback(crate::dashboard::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(edge))
         .with_state(state)

@@ -75,6 +75,35 @@ schema!(WorkspaceId, || id(&[ids::WORKSPACE], "A workspace's id."));
 schema!(TokenId, || id(&[ids::TOKEN], "An access token's id."));
 schema!(EventId, || id(&[ids::EVENT], "An audit event's id."));
 schema!(GrantId, || id(&[ids::GRANT], "A grant's id."));
+schema!(WebhookId, || id(
+    &[ids::WEBHOOK],
+    "A webhook endpoint's id."
+));
+schema!(WebhookDeliveryId, || id(
+    &[ids::DELIVERY],
+    "A webhook delivery's id."
+));
+schema!(
+    /// An event's name (`key.revoked`), every event of a group (`key.*`), or every event (`*`).
+    WebhookEventFilter,
+    || {
+        let mut all = vec!["*".to_owned()];
+        for e in latchkey_core::webhooks::EVENTS {
+            let group = format!("{}.*", e.split_once('.').map_or(*e, |(g, _)| g));
+            if !all.contains(&group) {
+                all.push(group);
+            }
+        }
+        all.extend(latchkey_core::webhooks::EVENTS.iter().map(|e| e.to_string()));
+        string().enum_values(Some(all)).into()
+    }
+);
+schema!(WebhookDeliveryStatus, || strings([
+    "pending",
+    "succeeded",
+    "failed"
+])
+.into());
 schema!(
     /// What `GET /v1/me` calls the credential: the token's id, else the key's.
     CredentialId,
@@ -250,6 +279,24 @@ schema!(
             "`scheme://host[:port]`, http or https; `https://*.example.com` allows every subdomain."
         ))
         .examples([json!("https://app.example.com")])
+        .into()
+);
+
+schema!(
+    /// `Validator::link_url`: an absolute http or https URL with a host and no user name or
+    /// password.
+    ReturnUrl,
+    || string()
+        .format(Some(SchemaFormat::Custom("uri".into())))
+        .max_length(Some(validate::MAX_URL_CHARS))
+        .pattern(Some(format!(
+            r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@{SPACE}{CONTROL}]+([/?#][^{SPACE}{CONTROL}]*)?$"
+        )))
+        .description(Some(format!(
+            "An absolute http or https URL, at most {} characters, no user name or password.",
+            validate::MAX_URL_CHARS
+        )))
+        .examples([json!("https://app.example.com/settings/api")])
         .into()
 );
 
@@ -559,6 +606,10 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         entry::<TokenId>(),
         entry::<EventId>(),
         entry::<GrantId>(),
+        entry::<WebhookId>(),
+        entry::<WebhookDeliveryId>(),
+        entry::<WebhookEventFilter>(),
+        entry::<WebhookDeliveryStatus>(),
         entry::<CredentialId>(),
         entry::<ActorId>(),
         entry::<Name>(),
@@ -579,6 +630,7 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         entry::<CredentialType>(),
         entry::<Metadata>(),
         entry::<Origin>(),
+        entry::<ReturnUrl>(),
         entry::<OriginList>(),
         entry::<IpAddress>(),
         entry::<IpNetwork>(),

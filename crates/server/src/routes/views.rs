@@ -3,7 +3,8 @@
 
 use super::schema::{
     CreditsSchema, EnvironmentName, EventId, GrantId, InstanceRoleName, KeyId, KeyStatusName,
-    KeyTypeName, Metadata, Permission, RateLimitList, RoleName, Timestamp, UserId, WorkspaceId,
+    KeyTypeName, Metadata, Permission, RateLimitList, RoleName, Timestamp, UserId,
+    WebhookDeliveryId, WebhookDeliveryStatus, WebhookEventFilter, WebhookId, WorkspaceId,
 };
 use crate::now;
 use crate::service::keys::IssuedKey;
@@ -12,7 +13,10 @@ use chrono::{DateTime, SecondsFormat};
 use latchkey_core::credits::Credits;
 use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
-use latchkey_store::{ApiKeyRecord, AuditEvent, Grant, Member, Page, Role, User, Workspace};
+use latchkey_store::{
+    ApiKeyRecord, AuditEvent, DeliveryStatus, Grant, Member, Page, Role, User, WebhookDelivery,
+    WebhookEndpoint, Workspace,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -369,4 +373,98 @@ pub struct PageParams {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// A webhook endpoint (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    #[schema(value_type = WebhookId)]
+    pub id: String,
+    #[schema(value_type = WorkspaceId)]
+    pub workspace_id: String,
+    pub url: String,
+    pub description: String,
+    /// Event filters: an event's name, `group.*` or `*`.
+    #[schema(value_type = Vec<WebhookEventFilter>)]
+    pub events: Vec<String>,
+    /// `false` once the receiver answered 410 Gone (or when turned off); nothing is sent then.
+    pub enabled: bool,
+    /// Until when the secret replaced by the last rotation also signs; `null` when none does.
+    #[schema(value_type = Option<Timestamp>)]
+    pub previous_secret_expires_at: Option<String>,
+    #[schema(value_type = Timestamp)]
+    pub created_at: String,
+    #[schema(value_type = Timestamp)]
+    pub updated_at: String,
+}
+
+impl From<&WebhookEndpoint> for WebhookView {
+    fn from(e: &WebhookEndpoint) -> Self {
+        Self {
+            id: e.id.clone(),
+            workspace_id: e.workspace_id.clone(),
+            url: e.url.clone(),
+            description: e.description.clone(),
+            events: e.events.clone(),
+            enabled: e.enabled,
+            previous_secret_expires_at: e.previous_expires_at.filter(|t| *t > now()).map(ts),
+            created_at: ts(e.created_at),
+            updated_at: ts(e.updated_at),
+        }
+    }
+}
+
+/// An endpoint as created or after a rotation: the only response that carries its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    /// The signing secret (Standard Webhooks' `whsec_` form). Shown this once; store it now.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
+    pub secret: String,
+    #[serde(flatten)]
+    pub view: WebhookView,
+}
+
+/// One event sent (or to be sent) to one endpoint, with the outcome of its last attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDeliveryView {
+    #[schema(value_type = WebhookDeliveryId)]
+    pub id: String,
+    /// The `webhook-id` header and the payload's `id`: the same on every attempt.
+    #[schema(value_type = EventId)]
+    pub event_id: String,
+    #[schema(value_type = WebhookEventFilter)]
+    pub event_type: String,
+    /// `pending`, `succeeded` or `failed`.
+    #[schema(value_type = WebhookDeliveryStatus)]
+    pub status: String,
+    pub attempts: i64,
+    /// When the next attempt is due; `null` unless pending.
+    #[schema(value_type = Option<Timestamp>)]
+    pub next_attempt_at: Option<String>,
+    /// The HTTP status of the last answer; `null` when there was none (refused, timed out).
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    /// The body sent.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    #[schema(value_type = Timestamp)]
+    pub created_at: String,
+}
+
+impl From<&WebhookDelivery> for WebhookDeliveryView {
+    fn from(d: &WebhookDelivery) -> Self {
+        let pending = d.status == DeliveryStatus::Pending;
+        Self {
+            id: d.id.clone(),
+            event_id: d.event_id.clone(),
+            event_type: d.event_type.clone(),
+            status: d.status.as_str().to_owned(),
+            attempts: d.attempts,
+            next_attempt_at: pending.then(|| ts(d.next_attempt_at)),
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+            payload: serde_json::from_str(&d.payload).unwrap_or(Value::Null),
+            created_at: ts(d.created_at),
+        }
+    }
 }

@@ -48,3 +48,56 @@ pub async fn list(
     };
     Ok(state.store.list_audit(&filter, page).await?)
 }
+
+/// The people of the caller's workspace (user id → email and name), for a caller who may read
+/// the log: the names beside its ids, and whom a filter by email means.
+pub async fn people(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<std::collections::HashMap<String, (String, String)>, ApiError> {
+    caller.require(AUDIT_READ)?;
+    Ok(super::workspaces::all_members(state, caller.workspace_id())
+        .await?
+        .into_iter()
+        .map(|m| (m.user_id, (m.email, m.name)))
+        .collect())
+}
+
+/// The names of the keys `events` are about or were made with (key id → name), of the caller's
+/// workspace only, in one query.
+pub async fn key_names(
+    state: &AppState,
+    caller: &Caller,
+    events: &[AuditEvent],
+) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    caller.require(AUDIT_READ)?;
+    let mut key_ids: Vec<String> = events
+        .iter()
+        .filter(|e| e.target_type == "key")
+        .map(|e| e.target_id.clone())
+        .chain(events.iter().filter_map(|e| {
+            e.actor
+                .credential_id
+                .clone()
+                .filter(|c| c.starts_with(ids::KEY))
+        }))
+        .collect();
+    key_ids.sort();
+    key_ids.dedup();
+    let ws = caller.workspace_id();
+    Ok(state
+        .store
+        .key_names(ws, &key_ids)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// What an audit page names its objects with: [`people`] and [`key_names`].
+#[derive(Default)]
+pub struct Names {
+    /// user id → (email, name)
+    pub people: std::collections::HashMap<String, (String, String)>,
+    /// key id → name
+    pub keys: std::collections::HashMap<String, String>,
+}

@@ -194,6 +194,28 @@ pub fn new_key_fields(
     }
 }
 
+const OWNER_MUST_BE_MEMBER: &str = "must be an active member of the workspace";
+
+/// May `owner_id` own a key in `workspace_id` that the caller creates? One answer for every
+/// kind of unsuitable owner, so ids cannot be probed across workspaces.
+async fn suitable_owner(
+    state: &AppState,
+    caller: &Caller,
+    workspace_id: &str,
+    owner_id: &str,
+) -> Result<bool, ApiError> {
+    Ok(ids::is_id(ids::USER, owner_id)
+        && state
+            .store
+            .principal(workspace_id, owner_id)
+            .await?
+            .is_some_and(|p| {
+                p.active
+                    && p.role.is_some()
+                    && (p.instance_role().is_none() || caller.is_instance_admin())
+            }))
+}
+
 pub async fn create(
     state: &AppState,
     caller: &Caller,
@@ -213,22 +235,8 @@ pub async fn create(
     // included), so a key for anyone else, or for the caller in another workspace, needs a
     // member there.
     if owner_id != caller.user_id() || workspace_id != caller.workspace_id() {
-        // One answer for every kind of unsuitable owner, so ids cannot be probed across workspaces.
-        let suitable = ids::is_id(ids::USER, &owner_id)
-            && state
-                .store
-                .principal(&workspace_id, &owner_id)
-                .await?
-                .is_some_and(|p| {
-                    p.active
-                        && p.role.is_some()
-                        && (p.instance_role().is_none() || caller.is_instance_admin())
-                });
-        v.check(
-            suitable,
-            "owner_id",
-            "must be an active member of the workspace",
-        );
+        let suitable = suitable_owner(state, caller, &workspace_id, &owner_id).await?;
+        v.check(suitable, "owner_id", OWNER_MUST_BE_MEMBER);
     }
     let ws = state.store.get_workspace(&workspace_id).await?;
     let fields = new_key_fields(
@@ -294,6 +302,18 @@ pub async fn list(
         );
         status
     });
+    let key_type = q.r#type.as_deref().and_then(|t| {
+        let key_type = t.parse::<KeyType>().ok();
+        v.check(key_type.is_some(), "type", "must be secret or publishable");
+        key_type
+    });
+    if let Some(name) = &q.name {
+        v.check(
+            name.chars().count() <= 100,
+            "name",
+            "must be at most 100 characters",
+        );
+    }
     v.finish()?;
     if !may_read_keys(caller) {
         return Err(ApiError::insufficient_permissions());
@@ -322,10 +342,49 @@ pub async fn list(
         owner_id,
         environment,
         status,
+        key_type,
+        name_contains: q.name.clone(),
         instance_role_keys_hidden_from: (!caller.is_instance_admin())
             .then(|| caller.user_id().to_owned()),
     };
     Ok(state.store.list_keys(&filter, page).await?)
+}
+
+/// Who may own keys in the caller's workspace, as (user id, email), for a caller who sees
+/// everyone's keys (`manage_all`): the dashboard's owner column and filter. Anyone else gets
+/// nothing, as they see only their own keys.
+pub async fn owners(state: &AppState, caller: &Caller) -> Result<Vec<(String, String)>, ApiError> {
+    if !caller.allows(KEYS_MANAGE_ALL) {
+        return Ok(vec![]);
+    }
+    let mut out: Vec<(String, String)> =
+        super::workspaces::all_members(state, caller.workspace_id())
+            .await?
+            .into_iter()
+            .map(|m| (m.user_id, m.email))
+            .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}
+
+/// Whose a visible key is, as its page says it: "you", the owner's email for a caller who sees
+/// everyone's keys, or the owner's id when the owner is no member of the workspace any more.
+pub async fn owner_email(
+    state: &AppState,
+    caller: &Caller,
+    key: &ApiKeyRecord,
+) -> Result<String, ApiError> {
+    if key.owner_id == caller.user_id() {
+        return Ok("you".into());
+    }
+    if !caller.allows(KEYS_MANAGE_ALL) {
+        return Ok(key.owner_id.clone());
+    }
+    Ok(state
+        .store
+        .member(&key.workspace_id, &key.owner_id)
+        .await?
+        .map_or_else(|| key.owner_id.clone(), |m| m.email))
 }
 
 pub async fn get(state: &AppState, caller: &Caller, id: &str) -> Result<ApiKeyRecord, ApiError> {
@@ -476,4 +535,249 @@ pub async fn revoke(state: &AppState, caller: &Caller, id: &str) -> Result<(), A
         state.changed(&changes);
     }
     Ok(())
+}
+
+/// The most keys one import call takes.
+pub const MAX_IMPORT: usize = 1000;
+
+/// What an import did, by position in the request: the keys stored (id) and those refused.
+#[derive(Debug, Default)]
+pub struct ImportOutcome {
+    pub imported: Vec<(usize, String)>,
+    pub failed: Vec<(usize, String)>,
+}
+
+/// `POST /v1/keys/import` (SPEC §12.3): keys issued elsewhere, each checked on its own by the
+/// rules of [`create`] (owner, permissions, expiry, metadata), the good ones stored in one
+/// transaction. Needs `latchkey:keys:manage_all`: an import names each key's owner.
+pub async fn import(
+    state: &AppState,
+    caller: &Caller,
+    items: &[Value],
+) -> Result<ImportOutcome, ApiError> {
+    if !caller.allows(KEYS_MANAGE_ALL) {
+        return Err(ApiError::insufficient_permissions());
+    }
+    if items.is_empty() || items.len() > MAX_IMPORT {
+        return Err(ApiError::validation(
+            "keys",
+            format!("must hold 1 to {MAX_IMPORT} keys"),
+        ));
+    }
+    let mut out = ImportOutcome::default();
+    let mut ready: Vec<(usize, NewApiKey)> = Vec::with_capacity(items.len());
+    let mut first_with_hash = std::collections::HashMap::new();
+    let mut context = ImportContext::default();
+    for (index, raw) in items.iter().enumerate() {
+        match imported_key(state, caller, raw, &mut context).await? {
+            Err(message) => out.failed.push((index, message)),
+            Ok(new) => match first_with_hash.get(&new.hash) {
+                Some(first) => out
+                    .failed
+                    .push((index, format!("the same key as item {first}"))),
+                None => {
+                    first_with_hash.insert(new.hash.clone(), index);
+                    ready.push((index, new));
+                }
+            },
+        }
+    }
+    if !ready.is_empty() {
+        let keys: Vec<NewApiKey> = ready.iter().map(|(_, k)| k.clone()).collect();
+        let (stored, changes) = state.store.import_keys(&keys, &caller.actor()).await?;
+        state.changed(&changes);
+        for ((index, k), stored) in ready.into_iter().zip(stored) {
+            if stored {
+                out.imported.push((index, k.id));
+            } else {
+                out.failed
+                    .push((index, "a key with the same secret is stored already".into()));
+            }
+        }
+    }
+    out.failed.sort_unstable_by_key(|(index, _)| *index);
+    Ok(out)
+}
+
+/// What one import call reads once for all its keys: workspaces and owners' suitability.
+#[derive(Default)]
+struct ImportContext {
+    max_ttl: std::collections::HashMap<String, Option<i64>>,
+    owners: std::collections::HashMap<(String, String), bool>,
+}
+
+/// One key of an import as it would be stored, or why it cannot be (in words for the
+/// person running the import). `Err` of the outer result is a failure of the service itself.
+async fn imported_key(
+    state: &AppState,
+    caller: &Caller,
+    raw: &Value,
+    context: &mut ImportContext,
+) -> Result<Result<NewApiKey, String>, ApiError> {
+    use crate::routes::keys::ImportKeyItem;
+    use latchkey_core::imported::{check_plaintext, parse_sha256, Plaintext};
+
+    let item: ImportKeyItem = match serde_json::from_value(raw.clone()) {
+        Ok(item) => item,
+        Err(e) => return Ok(Err(format!("not a key to import: {e}"))),
+    };
+    let Ok(workspace_id) = caller.target_workspace(item.workspace_id.as_deref()) else {
+        return Ok(Err("workspace_id: no such workspace".into()));
+    };
+    // The stored hash and display form, and what a key in our own format says about itself.
+    let (hash, redacted, own) = match (item.key.as_deref(), item.sha256.as_deref()) {
+        (Some(key), None) => match check_plaintext(key) {
+            Err(refusal) => return Ok(Err(format!("key: {refusal}"))),
+            Ok(Plaintext::Native) => {
+                let native = ApiKey::parse(key).expect("checked");
+                let own = (native.key_type(), native.environment());
+                (state.engine.hasher.hash(key), native.redacted(), Some(own))
+            }
+            Ok(Plaintext::Foreign) => (
+                state.engine.hasher.hash_foreign(key),
+                foreign_redacted(key),
+                None,
+            ),
+        },
+        (None, Some(digest)) => match parse_sha256(digest) {
+            Some(d) => (
+                state.engine.hasher.hash_imported(&d),
+                "(imported by SHA-256)".to_owned(),
+                None,
+            ),
+            None => {
+                return Ok(Err(
+                    "sha256: must be 64 hex digits or 32 bytes in base64".into()
+                ))
+            }
+        },
+        _ => return Ok(Err("give either key or sha256".into())),
+    };
+    let key_type = item.r#type.or(own.map(|o| o.0)).unwrap_or(KeyType::Secret);
+    let environment = item
+        .environment
+        .or(own.map(|o| o.1))
+        .unwrap_or(caller.environment());
+    if own.is_some_and(|o| o != (key_type, environment)) {
+        return Ok(Err(
+            "type and environment: the key's own prefix says otherwise".into(),
+        ));
+    }
+    if caller.environment() == Environment::Test && environment == Environment::Live {
+        return Ok(Err(
+            "environment: a test credential imports test keys only".into()
+        ));
+    }
+    let owner = (workspace_id.clone(), item.owner_id.clone());
+    let suitable = match context.owners.get(&owner) {
+        Some(s) => *s,
+        None => {
+            let s = suitable_owner(state, caller, &workspace_id, &item.owner_id).await?;
+            context.owners.insert(owner, s);
+            s
+        }
+    };
+    if !suitable {
+        return Ok(Err(format!("owner_id: {OWNER_MUST_BE_MEMBER}")));
+    }
+    let max_ttl = match context.max_ttl.get(&workspace_id) {
+        Some(t) => *t,
+        None => {
+            let t = state
+                .store
+                .get_workspace(&workspace_id)
+                .await?
+                .max_key_ttl_seconds;
+            context.max_ttl.insert(workspace_id.clone(), t);
+            t
+        }
+    };
+    // The very checks of `create`, on the fields an import carries.
+    let as_created = CreateKeyRequest {
+        name: item.name,
+        r#type: Some(key_type),
+        environment: Some(environment),
+        workspace_id: Some(workspace_id.clone()),
+        owner_id: Some(item.owner_id.clone()),
+        permissions: item.permissions,
+        expires_at: item.expires_at,
+        allowed_origins: None,
+        allowed_ips: None,
+        metadata: item.metadata,
+        ratelimits: None,
+        credits: None,
+    };
+    let mut v = Validator::new();
+    let fields = new_key_fields(
+        &mut v,
+        &caller.issuer(),
+        &item.owner_id,
+        key_type,
+        &as_created,
+        max_ttl,
+    );
+    if let Err(errors) = v.finish() {
+        let words: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        return Ok(Err(words.join("; ")));
+    }
+    Ok(Ok(NewApiKey {
+        id: ids::new_id(ids::KEY),
+        hash: hash.to_hex(),
+        redacted,
+        name: fields.name,
+        key_type,
+        environment,
+        workspace_id,
+        owner_id: item.owner_id,
+        permissions: fields.permissions,
+        allowed_origins: vec![],
+        allowed_ips: fields.allowed_ips,
+        metadata: fields.metadata,
+        ratelimits: vec![],
+        credits: None,
+        expires_at: fields.expires_at,
+        created_by: Some(caller.resolved.key.id.clone()),
+    }))
+}
+
+/// How an imported key is shown: its prefix (up to its last `_` or `-` within the first 12
+/// characters, as in `acme_live_`) and its last four characters, each only while at least 16
+/// characters stay hidden.
+fn foreign_redacted(key: &str) -> String {
+    const HIDDEN: usize = 16;
+    let head = &key[..key.len().min(12)];
+    let prefix = head.rfind(['_', '-']).map_or("", |i| &key[..=i]);
+    let prefix = if key.len() >= prefix.len() + HIDDEN {
+        prefix
+    } else {
+        ""
+    };
+    let tail = if key.len() >= prefix.len() + HIDDEN + 4 {
+        &key[key.len() - 4..]
+    } else {
+        ""
+    };
+    format!("{prefix}…{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::foreign_redacted;
+
+    #[test]
+    fn an_imported_key_shows_its_prefix_and_end_only_while_most_of_it_stays_hidden() {
+        assert_eq!(
+            foreign_redacted("acme_live_4f9a7c1e2b3d4f5a6b7c8d9e"),
+            "acme_live_…8d9e"
+        );
+        assert_eq!(
+            foreign_redacted("acme_live_4f9a7c1e2b3d4f5a"),
+            "acme_live_…"
+        );
+        assert_eq!(foreign_redacted("0123456789abcdef"), "…");
+        assert_eq!(foreign_redacted("0123456789abcdef0123"), "…0123");
+    }
 }

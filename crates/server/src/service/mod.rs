@@ -18,9 +18,12 @@
 
 pub mod audit;
 pub mod keys;
+pub mod leaks;
+pub mod portal;
 pub mod tokens;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 pub mod workspaces;
 
 use crate::error::ApiError;

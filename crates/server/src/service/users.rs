@@ -102,6 +102,44 @@ pub async fn create(
         .await?)
 }
 
+/// A user that single sign-on creates (`[dashboard.oidc] create_users`): an email the provider
+/// has verified, no password, no instance role, in no workspace yet (an admin adds them). There
+/// is no caller: `actor` names the provider, and the audit log records `user.created` like any
+/// other. A `name` that is not a valid name is cut to one (the provider decides names, not the
+/// person signing in, but its limits are not ours).
+pub async fn create_signed_on(
+    state: &AppState,
+    email: &str,
+    name: &str,
+    actor: latchkey_store::Actor,
+) -> Result<User, ApiError> {
+    let mut v = Validator::new();
+    let email = v.email("email", email);
+    let cut = |s: &str| -> String {
+        let kept: String = s.chars().filter(|c| !c.is_control()).take(100).collect();
+        kept.trim().to_owned()
+    };
+    let mut name = cut(name);
+    if name.is_empty() {
+        name = cut(&email);
+    }
+    let name = v.name("name", &name);
+    v.finish()?;
+    Ok(state
+        .store
+        .create_user(
+            &NewUser {
+                id: ids::new_id(ids::USER),
+                email,
+                name,
+                password_hash: None,
+                instance_role: None,
+            },
+            &actor,
+        )
+        .await?)
+}
+
 /// Every user (optionally of one workspace) for an instance admin; the members of the
 /// caller's workspace for a credential with `latchkey:members:manage`.
 pub async fn list(

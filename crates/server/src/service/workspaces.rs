@@ -433,3 +433,25 @@ pub async fn delete_grant(
     state.changed(&changes);
     Ok(())
 }
+
+/// Every member of `workspace_id`, every page of them, for callers that have already decided
+/// the caller may see them (the dashboard's owner column, the audit log's names).
+pub(crate) async fn all_members(
+    state: &AppState,
+    workspace_id: &str,
+) -> Result<Vec<Member>, ApiError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = latchkey_store::PageRequest {
+            cursor: cursor.as_deref(),
+            limit: 500,
+        };
+        let members = state.store.list_members(workspace_id, page).await?;
+        out.extend(members.data);
+        match members.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}

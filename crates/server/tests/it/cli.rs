@@ -545,3 +545,289 @@ async fn a_private_ca_is_trusted_with_cacert_by_the_cli_and_the_remote_verifier(
     .await;
     assert!(!blind.is_following());
 }
+
+/// `latchkey keys import` (SPEC §12.3): a CSV of 2,500 keys issued elsewhere goes in over three
+/// requests; the rows that cannot be imported are named by line, the command says how many
+/// went in and exits non-zero; JSON Lines works the same; every imported key verifies.
+#[tokio::test]
+async fn keys_are_imported_from_csv_and_json_lines() {
+    use serde_json::json;
+    use sha2::{Digest, Sha256};
+    for backend in crate::harness::backends() {
+        let srv = TestServer::start(&backend).await;
+        let admin = Some(srv.admin_key.as_str());
+        let ws = srv.workspace_of(&srv.admin_key).await;
+        let user = srv.user("customer").await;
+        srv.set_member(&ws, &user, "developer").await;
+        let dir = TempDir::new();
+        let suffix = crate::harness::random_suffix();
+        let key = |i: usize| format!("legacy_{suffix}_{i:06}_secret");
+        let mut csv = String::from("name,key,sha256,owner_id,environment,permissions,metadata\n");
+        for i in 0..2_500 {
+            match i {
+                // A duplicate of row 1's key, a bad environment, a missing name, quoted JSON.
+                7 => csv.push_str(&format!("dup,{},,{user},live,,\n", key(0))),
+                8 => csv.push_str(&format!("bad env,{},,{user},prod,,\n", key(i))),
+                9 => csv.push_str(&format!(",{},,{user},live,,\n", key(i))),
+                10 => csv.push_str(&format!(
+                    "with metadata,{},,{user},live,documents:read documents:write,\"{{\"\"plan\"\": \"\"pro\"\"}}\"\n",
+                    key(i)
+                )),
+                i if i % 2 == 1 => {
+                    let digest: String = Sha256::digest(key(i).as_bytes())
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    csv.push_str(&format!("hashed {i},,{digest},{user},live,,\n"));
+                }
+                i => csv.push_str(&format!("plain {i},{},,{user},live,,\n", key(i))),
+            }
+        }
+        let path = dir.0.join("keys.csv");
+        std::fs::write(&path, csv).unwrap();
+        let run = latchkey(
+            &srv,
+            admin,
+            &["keys", "import", path.to_str().unwrap(), "--json"],
+        )
+        .await;
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(summary["imported"], 2_497, "{summary}");
+        let failed = summary["failed"].as_array().unwrap();
+        let lines: Vec<u64> = failed.iter().map(|f| f["line"].as_u64().unwrap()).collect();
+        // Line 1 is the header: row i is on line i + 2.
+        assert_eq!(lines, [9, 10, 11], "{summary}");
+        assert!(
+            failed[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("same key as item")
+                || failed[0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("stored already"),
+            "{summary}"
+        );
+        assert!(
+            failed[1]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("environment"),
+            "{summary}"
+        );
+        assert!(
+            failed[2]["message"].as_str().unwrap().starts_with("name"),
+            "{summary}"
+        );
+        assert!(
+            run.stderr.contains("3 of 2500 keys were not imported"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stdout.contains(&key(8)) && !run.stderr.contains(&key(8)));
+        for i in [0, 1, 10, 2_498, 2_499] {
+            let v = srv.verify(json!({"key": key(i)})).await;
+            assert_eq!(v["valid"], true, "row {i}: {v}");
+            assert_eq!(v["owner_id"], user.as_str());
+        }
+        let v = srv
+            .verify(json!({"key": key(10), "permissions": ["documents:write"]}))
+            .await;
+        assert_eq!(
+            (v["valid"].clone(), v["metadata"].clone()),
+            (json!(true), json!({"plan": "pro"})),
+            "{v}"
+        );
+        assert_eq!(srv.verify(json!({"key": key(8)})).await["valid"], false);
+
+        // JSON Lines, for people: a line that is not JSON is named, the rest goes in.
+        let jsonl = dir.0.join("more.jsonl");
+        let lines = [
+            json!({"key": format!("other_{suffix}_one_secret_key"), "name": "one", "owner_id": user, "environment": "live"}).to_string(),
+            "{not json".to_owned(),
+            String::new(),
+            json!({"key": format!("other_{suffix}_two_secret_key"), "name": "two", "owner_id": user, "environment": "live"}).to_string(),
+        ];
+        std::fs::write(&jsonl, lines.join("\n")).unwrap();
+        let run = latchkey(&srv, admin, &["keys", "import", jsonl.to_str().unwrap()]).await;
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert!(
+            run.stdout.contains("Imported 2 of 3 keys."),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("line 2: not a key to import"),
+            "{}",
+            run.stdout
+        );
+        let v = srv
+            .verify(json!({"key": format!("other_{suffix}_two_secret_key")}))
+            .await;
+        assert_eq!(v["valid"], true, "{v}");
+
+        // An unknown column is refused before anything is sent.
+        let bad = dir.0.join("bad.csv");
+        std::fs::write(
+            &bad,
+            format!("name,secret,owner_id\nx,{},{user}\n", key(99_999)),
+        )
+        .unwrap();
+        let run = latchkey(&srv, admin, &["keys", "import", bad.to_str().unwrap()]).await;
+        assert_ne!(run.code, Some(0));
+        assert!(
+            run.stderr.contains("unknown column \"secret\""),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+/// SPEC §11 from the command line: limits and credits set on create, on update and on a
+/// member, shown in words, and enforced by the server they were sent to.
+#[tokio::test]
+async fn limits_and_credits_from_the_command_line() {
+    let srv = TestServer::start(&Backend::Sqlite).await;
+    let admin = Some(srv.admin_key.as_str());
+    let created = latchkey(
+        &srv,
+        admin,
+        &[
+            "keys",
+            "create",
+            "--name",
+            "metered",
+            "--ratelimit",
+            "burst=2/60",
+            "--ratelimit",
+            "tokens=1000/3600,manual",
+            "--credits",
+            "5",
+            "--refill",
+            "monthly:50:31",
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    let (id, key) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["key"].as_str().unwrap().to_owned(),
+    );
+    let shown = latchkey(&srv, admin, &["keys", "get", &id]).await;
+    assert_eq!(shown.code, Some(0), "{}", shown.stderr);
+    for words in [
+        "burst: 2 per minute",
+        "tokens: 1000 per hour, when a verify request names it",
+        "5 left, refills to 50 on day 31 of each month",
+    ] {
+        assert!(shown.stdout.contains(words), "{words}: {}", shown.stdout);
+    }
+    // The server enforces what the command set: two pass, the third is limited.
+    let codes: Vec<String> = {
+        let mut v = vec![];
+        for _ in 0..3 {
+            v.push(
+                srv.verify(serde_json::json!({"key": key})).await["code"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        v
+    };
+    assert_eq!(codes, ["VALID", "VALID", "RATE_LIMITED"]);
+
+    // Update: new credits, limits replaced; `unlimited` removes the credits.
+    let updated = latchkey(
+        &srv,
+        admin,
+        &[
+            "keys",
+            "update",
+            &id,
+            "--credits",
+            "9",
+            "--ratelimit",
+            "slow=1/86400",
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(updated["credits"]["remaining"], 9);
+    assert_eq!(updated["credits"]["refill"], Value::Null, "{updated}");
+    assert_eq!(updated["ratelimits"][0]["name"], "slow");
+    assert_eq!(updated["ratelimits"].as_array().unwrap().len(), 1);
+    let unlimited = latchkey(
+        &srv,
+        admin,
+        &["keys", "update", &id, "--credits", "unlimited"],
+    )
+    .await;
+    assert_eq!(unlimited.code, Some(0), "{}", unlimited.stderr);
+    let shown = latchkey(&srv, admin, &["keys", "get", &id]).await;
+    assert!(shown.stdout.contains("unlimited"), "{}", shown.stdout);
+
+    // A member's limits and credits, shared by all of their keys.
+    let ws = srv.workspace_of(&srv.admin_key).await;
+    let user = srv.user("metered").await;
+    let set = latchkey(
+        &srv,
+        admin,
+        &[
+            "workspaces",
+            "set-member",
+            &ws,
+            &user,
+            "--role",
+            "developer",
+            "--ratelimit",
+            "member=100/60",
+            "--credits",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(set.code, Some(0), "{}", set.stderr);
+    assert!(
+        set.stdout.contains("member: 100 per minute"),
+        "{}",
+        set.stdout
+    );
+    assert!(
+        set.stdout.contains("1 left, never refills"),
+        "{}",
+        set.stdout
+    );
+    let theirs = srv.key_for(&ws, &user, serde_json::json!({})).await;
+    let theirs = theirs["key"].as_str().unwrap();
+    assert_eq!(
+        srv.verify(serde_json::json!({"key": theirs})).await["code"],
+        "VALID"
+    );
+    assert_eq!(
+        srv.verify(serde_json::json!({"key": theirs})).await["code"],
+        "USAGE_EXCEEDED"
+    );
+    // A role change alone leaves them as they are.
+    let again = latchkey(
+        &srv,
+        admin,
+        &[
+            "workspaces",
+            "set-member",
+            &ws,
+            &user,
+            "--role",
+            "member",
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(again["credits"]["remaining"], 0, "{again}");
+    assert_eq!(again["ratelimits"][0]["name"], "member");
+    srv.stop().await;
+}

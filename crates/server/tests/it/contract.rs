@@ -290,6 +290,23 @@ async fn openapi_declares_the_constraints_of_important_fields() {
         set(&["200", "201", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503"])
     );
     assert_eq!(
+        statuses(&doc, "/v1/portal/sessions", "post"),
+        set(&["201", "400", "401", "403", "404", "413", "415", "422", "429", "503"])
+    );
+    let return_url = field(&doc, "CreatePortalSessionRequest", "return_url");
+    assert_eq!(return_url["maxLength"], 2048);
+    assert!(
+        matches(return_url, "https://app.example.com/settings?tab=api")
+            && matches(return_url, "http://localhost:3000")
+            && !matches(return_url, "javascript:alert(1)")
+            && !matches(return_url, "//evil.example.com/")
+            && !matches(return_url, "https://a@evil.example.com/")
+    );
+    assert!(matches(
+        field(&doc, "CreatePortalSessionRequest", "user_id"),
+        created["owner_id"].as_str().unwrap()
+    ));
+    assert_eq!(
         statuses(&doc, "/oauth/token", "post"),
         set(&["200", "400", "401", "413", "429", "503"])
     );

@@ -134,7 +134,9 @@ async fn pages_are_locked_down() {
             .send()
             .await
             .unwrap();
-        let shown = r.text().await.unwrap();
+        let (location, shown) = followed(&srv, &session, r).await;
+        assert_eq!(location, "/keys");
+        assert!(shown.contains("Key “from the form” created."));
         let at = shown
             .find("id=\"new-key-value\">")
             .expect("the new key is shown once")
@@ -520,6 +522,38 @@ async fn page(srv: &TestServer, session: &str, path: &str) -> (StatusCode, Strin
     (r.status(), r.text().await.unwrap())
 }
 
+/// Follows a form's answer as a browser would: a 303 whose page is drawn with the session and
+/// the one-time flash cookie the redirect set, which that page clears. The location and the page.
+pub(crate) async fn followed(
+    srv: &TestServer,
+    session: &str,
+    r: reqwest::Response,
+) -> (String, String) {
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "a form answers with a redirect"
+    );
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let flash = cookie(&r, "lk_flash").map(|c| c.split(';').next().unwrap().to_owned());
+    let cookies = match &flash {
+        Some(f) => format!("{session}; {f}"),
+        None => session.to_owned(),
+    };
+    let page = client()
+        .get(format!("{}{location}", srv.url))
+        .header(header::COOKIE, cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{location}");
+    if flash.is_some() {
+        let cleared = cookie(&page, "lk_flash").expect("the page clears the flash");
+        assert!(cleared.starts_with("lk_flash=;") && cleared.contains("Max-Age=0"));
+    }
+    (location, page.text().await.unwrap())
+}
+
 async fn post_form(
     srv: &TestServer,
     session: &str,
@@ -577,7 +611,7 @@ async fn limits_and_credits_through_the_forms() {
             ],
         )
         .await;
-        let html = r.text().await.unwrap();
+        let (_, html) = followed(&srv, &session, r).await;
         let marker = "id=\"new-key-value\">";
         let at = html.find(marker).expect("created") + marker.len();
         let key = html[at..].split('<').next().unwrap().to_owned();
@@ -604,7 +638,10 @@ async fn limits_and_credits_through_the_forms() {
             &[("csrf", &csrf), ("name", "plain")],
         )
         .await;
-        assert!(r.text().await.unwrap().contains("id=\"new-key-value\""));
+        assert!(followed(&srv, &session, r)
+            .await
+            .1
+            .contains("id=\"new-key-value\""));
 
         // Another limit, set through the API, which the form leaves alone.
         srv.patch(
@@ -659,9 +696,8 @@ async fn limits_and_credits_through_the_forms() {
             }
         };
         let r = send(form("", "49")).await;
-        assert_eq!(r.status(), 303);
-        let location = r.headers()["location"].to_str().unwrap().to_owned();
-        assert_eq!(location, format!("/keys/{id}?saved=1"));
+        let (location, saved) = followed(&srv, &session, r).await;
+        assert_eq!(location, format!("/keys/{id}"));
         let api = srv
             .get(&format!("/v1/keys/{id}"), &srv.admin_key)
             .await
@@ -675,8 +711,12 @@ async fn limits_and_credits_through_the_forms() {
             api["credits"]["remaining"], 48,
             "the credit spent stays spent"
         );
-        let (_, html) = page(&srv, &session, &location).await;
-        assert!(html.contains("Limits and credits saved."), "a confirmation");
+        assert!(
+            saved.contains("Limits and credits saved."),
+            "a confirmation"
+        );
+        let (_, again) = page(&srv, &session, &location).await;
+        assert!(!again.contains("Limits and credits saved."), "once");
 
         // Changing the credits sets them; an unchanged form changes nothing.
         let r = send(form("", "10")).await;
@@ -698,10 +738,9 @@ async fn limits_and_credits_through_the_forms() {
         ];
         assert_eq!(hidden(&html, "shown_credits"), "10/monthly/50");
         let r = post_form(&srv, &session, &limits, &unchanged).await;
-        assert_eq!(
-            r.headers()["location"].to_str().unwrap(),
-            format!("/keys/{id}?saved=0")
-        );
+        let (location, html) = followed(&srv, &session, r).await;
+        assert_eq!(location, format!("/keys/{id}"));
+        assert!(html.contains("Nothing changed."));
         // Empty credits: unlimited.
         let mut f = unchanged.to_vec();
         f[4] = ("credits", "");
@@ -790,11 +829,9 @@ async fn limits_and_credits_through_the_forms() {
             ],
         )
         .await;
-        assert_eq!(r.status(), 303);
-        assert_eq!(
-            r.headers()["location"].to_str().unwrap(),
-            format!("/members/{casey}?saved=1")
-        );
+        let (location, html) = followed(&srv, &session, r).await;
+        assert_eq!(location, format!("/members/{casey}"));
+        assert!(html.contains("Limits and credits saved."));
         let body = srv
             .get(
                 &format!("/v1/workspaces/{ws}/members?limit=500"),

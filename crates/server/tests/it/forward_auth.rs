@@ -164,6 +164,46 @@ async fn key_with(srv: &TestServer, ws: &str, permissions: &[&str]) -> (String, 
     )
 }
 
+/// A key issued elsewhere and imported (SPEC §12.3) is allowed and denied by forward auth
+/// under every convention exactly as a native key is.
+#[tokio::test]
+async fn an_imported_key_is_allowed_and_denied_like_a_native_one() {
+    each_backend_with(
+        |c| c.routes = Some(routes()),
+        |srv| async move {
+            let ws = srv.workspace("Docs").await;
+            let user = srv.user("reader").await;
+            srv.set_member(&ws, &user, "member").await;
+            let legacy = format!("legacy_{}", crate::harness::random_suffix().repeat(2));
+            let imported = srv
+                .post(
+                    "/v1/keys/import",
+                    &srv.admin_key,
+                    json!({"keys": [{"key": legacy, "name": "legacy", "owner_id": user,
+                        "workspace_id": ws, "environment": "live",
+                        "permissions": ["document:doc_1:read"]}]}),
+                )
+                .await
+                .expect(200);
+            let key_id = imported["imported"][0]["id"].as_str().unwrap();
+            for conv in CONVENTIONS {
+                let r = ask(&srv, conv, "GET", "/documents/doc_1", Some(&legacy)).await;
+                allowed(&r);
+                assert_eq!(r.headers["x-latchkey-key-id"].to_str().unwrap(), key_id);
+                assert_eq!(r.headers["x-latchkey-user-id"].to_str().unwrap(), user);
+                let r = ask(&srv, conv, "GET", "/documents/doc_2", Some(&legacy)).await;
+                denied(
+                    r,
+                    under(conv, 403),
+                    "insufficient_permissions",
+                    "INSUFFICIENT_PERMISSIONS",
+                );
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn each_convention_is_allowed_and_denied_by_the_route_table() {
     each_backend_with(

@@ -406,6 +406,51 @@ async fn every_front_door_makes_the_same_decisions() {
     .await;
 }
 
+/// Keys issued elsewhere and imported (SPEC §12.3), by plaintext and by SHA-256, decide as a
+/// native key would at every door; the stored digest presented as a key is nobody's.
+#[tokio::test]
+async fn imported_keys_pass_every_front_door_like_native_ones() {
+    use sha2::{Digest, Sha256};
+    each_backend(|srv| async move {
+        for door in DOORS {
+            let f = front(door, &srv).await;
+            let (ws, user, _, _, _) = reader(&srv).await;
+            let plain = format!("legacy-{}", crate::harness::random_suffix().repeat(2));
+            let hashed = format!("legacy-{}", crate::harness::random_suffix().repeat(2));
+            let digest: String = Sha256::digest(hashed.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let imported = srv
+                .post(
+                    "/v1/keys/import",
+                    &srv.admin_key,
+                    json!({"keys": [
+                        {"key": plain, "name": "plain", "owner_id": user, "workspace_id": ws, "environment": "live"},
+                        {"sha256": digest, "name": "hashed", "owner_id": user, "workspace_id": ws, "environment": "live"},
+                    ]}),
+                )
+                .await
+                .expect(200);
+            assert_eq!(imported["failed"], json!([]), "{imported}");
+            for (i, key) in [&plain, &hashed].into_iter().enumerate() {
+                let id = imported["imported"][i]["id"].as_str().unwrap();
+                let ok = f.ask(&srv, "GET", "/documents/doc_1", Some(key)).await;
+                assert_eq!(ok.status, 200, "{door:?}: {ok:?}");
+                assert_eq!(ok.principal["key_id"], id, "{door:?}");
+                assert_eq!(ok.principal["user_id"], user.as_str(), "{door:?}");
+                f.ask(&srv, "GET", "/documents/doc_2", Some(key))
+                    .await
+                    .denied(403, "INSUFFICIENT_PERMISSIONS");
+            }
+            f.ask(&srv, "GET", "/documents/doc_1", Some(&digest))
+                .await
+                .denied(401, "NOT_FOUND");
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn every_front_door_charges_the_same_limits_and_credits() {
     each_backend(|srv| async move {

@@ -244,6 +244,7 @@ async fn the_gateway_lets_through_exactly_what_the_route_table_allows_in_both_mo
             identity_and_denials(&srv, &up, &gw, mode, &user, &key, &key_id).await;
             cors(&srv, &up, &gw, mode, &ws, &user).await;
             websocket(&gw, &key, &key_id).await;
+            limits(&srv, &up, &gw, mode, &ws, &user).await;
             revocation(&srv, &gw, mode, &key, &key_id).await;
             gw.logged_no_secret(&[&key]);
             if mode == Mode::Remote {
@@ -616,6 +617,47 @@ async fn read_head(s: &mut tokio::net::TcpStream) -> String {
         head.push(byte[0]);
     }
     String::from_utf8(head).unwrap()
+}
+
+/// SPEC §11.1 at the gateway: a key's limit is charged on every request it lets through, and
+/// the request over the limit is a 429 with `Retry-After` that never reaches the upstream. In
+/// remote mode the server charges it (a metered answer is never served from the verifier's
+/// cache); embedded, the gateway's own engine does.
+async fn limits(
+    srv: &TestServer,
+    up: &Upstream,
+    gw: &GatewayProcess,
+    mode: Mode,
+    ws: &str,
+    user: &str,
+) {
+    let key = srv
+        .key_for(
+            ws,
+            user,
+            json!({"name": "metered", "ratelimits": [{"name": "gw", "limit": 2, "window_seconds": 3600}]}),
+        )
+        .await;
+    let key = key["key"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let ask = || http.get(gw.url("/documents/doc_1")).bearer_auth(key).send();
+    for left in ["1", "0"] {
+        let r = ask().await.unwrap();
+        assert_eq!(r.status(), 200, "{mode:?}");
+        let fields = r.headers()["ratelimit"].to_str().unwrap().to_owned();
+        assert!(fields.contains(&format!("r={left}")), "{mode:?}: {fields}");
+    }
+    let hits = up.hits();
+    let r = ask().await.unwrap();
+    assert_problem(&r, 429);
+    assert!(r.headers().contains_key("retry-after"), "{mode:?}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited", "{mode:?}: {body}");
+    assert_eq!(
+        up.hits(),
+        hits,
+        "{mode:?}: the refused request never reached the upstream"
+    );
 }
 
 async fn revocation(srv: &TestServer, gw: &GatewayProcess, mode: Mode, key: &str, key_id: &str) {

@@ -10,7 +10,9 @@ use latchkey_core::ratelimit::NamedLimit;
 use latchkey_core::roles::InstanceRole;
 use latchkey_core::{Environment, KeyType, Permission, Secret};
 use latchkey_proto::audit::{AuditEvent, AuditFilter};
-use latchkey_proto::keys::{CreateKey, KeyFilter, KeyStatus, RollKey, UpdateKey};
+use latchkey_proto::keys::{
+    CreateKey, ImportKey, ImportKeys, KeyFilter, KeyStatus, RollKey, UpdateKey,
+};
 use latchkey_proto::me::{CredentialType, Me};
 use latchkey_proto::tokens::{CreateToken, Exchange, TokenStatus};
 use latchkey_proto::users::{CreateUser, UpdateUser, UserFilter};
@@ -380,6 +382,40 @@ async fn every_answer_reads_into_its_proto_type_and_writes_back_unchanged() {
         checked(
             "POST /v1/keys/{id}/roll (no body fields)",
             admin.keys().roll(&rolled.key.id, &RollKey::default()),
+        )
+        .await;
+        // Import: every field of SPEC §12.3, by plaintext and by SHA-256.
+        let every_import_field = ImportKey {
+            key: Some(Secret::new(format!("contract_live_{b}_0123456789abcdef"))),
+            sha256: None,
+            name: "imported".into(),
+            owner_id: dev.id.clone(),
+            workspace_id: Some(ws.id.clone()),
+            environment: Some(Environment::Test),
+            key_type: Some(KeyType::Secret),
+            permissions: Some(vec![perm("docs:read")]),
+            expires_at: Some("2099-01-01T00:00:00Z".parse().unwrap()),
+            metadata: Some(json!({"from": "legacy"})),
+        };
+        let by_digest = ImportKey {
+            key: None,
+            sha256: Some(format!("{:0>64}", b.len())),
+            name: "by digest".into(),
+            owner_id: dev.id.clone(),
+            workspace_id: Some(ws.id.clone()),
+            ..Default::default()
+        };
+        let imported = checked(
+            "POST /v1/keys/import",
+            admin.keys().import(&ImportKeys {
+                keys: vec![every_import_field, by_digest],
+            }),
+        )
+        .await;
+        assert_eq!(imported.imported.len(), 2, "{imported:?}");
+        checked(
+            "GET /v1/keys/{id} (imported)",
+            admin.keys().get(&imported.imported[0].id),
         )
         .await;
         admin.keys().revoke(&rolled.key.id).await.unwrap();

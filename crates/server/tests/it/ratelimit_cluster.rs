@@ -8,6 +8,7 @@
 
 use crate::harness::{each_backend_with, eventually, random_suffix, TestServer};
 use latchkey_core::Secret;
+use latchkey_engine::redis_limits::CALL_TIMEOUT;
 use latchkey_server::config::RatelimitStore;
 use latchkey_server::Config;
 use serde_json::json;
@@ -46,11 +47,16 @@ impl Drop for Prefix {
     }
 }
 
-fn with_store(url: String, prefix: String) -> impl Fn(&mut Config) {
+/// `[ratelimit] store` at `url`. `timeout` is `[ratelimit] timeout_ms`: the exactness tests give
+/// Redis seconds, so that a CPU starved by the other tests of the run (two nodes and 200
+/// requests in one process) is not taken for an outage, which would send a node to its own
+/// limits and let the limit pass more than its count, as documented.
+fn with_store(url: String, prefix: String, timeout: Duration) -> impl Fn(&mut Config) {
     move |c: &mut Config| {
         c.ratelimit = Some(RatelimitStore {
             url: Secret::new(url.clone()),
             prefix: prefix.clone(),
+            timeout,
         })
     }
 }
@@ -91,7 +97,7 @@ async fn valid_of(nodes: &[Arc<TestServer>], key: &str, n: usize) -> usize {
 async fn two_nodes_on_one_redis_pass_exactly_the_limit() {
     let prefix = Prefix::new();
     each_backend_with(
-        with_store(shared_redis(), prefix.0.clone()),
+        with_store(shared_redis(), prefix.0.clone(), Duration::from_secs(5)),
         |srv| async move {
             let key = metered_key(&srv, 100).await;
             let other = srv.another_node().await;
@@ -103,6 +109,61 @@ async fn two_nodes_on_one_redis_pass_exactly_the_limit() {
                     node.verify(json!({"key": key})).await["code"],
                     "RATE_LIMITED"
                 );
+            }
+        },
+    )
+    .await;
+}
+
+/// Credits with `[ratelimit] store` set: Redis keeps the limit, the database keeps the balance
+/// (docs/limits.md), and on two nodes both stay exact together. Of 200 concurrent requests
+/// the limit of 100 passes 100, and of those the 50 credits pay for 50: never more, never one
+/// charged for a request the limit refused (credits are charged last).
+#[tokio::test]
+async fn two_nodes_on_one_redis_spend_exactly_the_credits() {
+    let prefix = Prefix::new();
+    each_backend_with(
+        with_store(shared_redis(), prefix.0.clone(), Duration::from_secs(5)),
+        |srv| async move {
+            let ws = srv.workspace_of(&srv.admin_key).await;
+            let created = srv
+                .key_for(
+                    &ws,
+                    &srv.admin_user_id,
+                    json!({"credits": {"remaining": 50},
+                           "ratelimits": [{"name": "shared", "limit": 100, "window_seconds": 3600}]}),
+                )
+                .await;
+            let (key, id) = (
+                created["key"].as_str().unwrap().to_owned(),
+                created["id"].as_str().unwrap().to_owned(),
+            );
+            let other = srv.another_node().await;
+            let nodes = [Arc::new(srv), Arc::new(other)];
+            let tasks: Vec<_> = (0..200)
+                .map(|i| {
+                    let (node, key) = (nodes[i % 2].clone(), key.clone());
+                    tokio::spawn(async move { node.verify(json!({"key": key})).await["code"].clone() })
+                })
+                .collect();
+            let mut codes = std::collections::BTreeMap::<String, usize>::new();
+            for t in tasks {
+                let code = t.await.unwrap().as_str().unwrap_or("(none)").to_owned();
+                *codes.entry(code).or_default() += 1;
+            }
+            let expected: std::collections::BTreeMap<String, usize> = [
+                ("VALID".to_owned(), 50),
+                ("USAGE_EXCEEDED".to_owned(), 50),
+                ("RATE_LIMITED".to_owned(), 100),
+            ]
+            .into();
+            assert_eq!(codes, expected);
+            for node in &nodes {
+                let shown = node
+                    .get(&format!("/v1/keys/{id}"), &node.admin_key)
+                    .await
+                    .expect(200);
+                assert_eq!(shown["credits"]["remaining"], 0, "{shown}");
             }
         },
     )
@@ -208,82 +269,145 @@ async fn metric(srv: &TestServer, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Requests sent without a pause by `workers` tasks to both nodes until stopped: how many
+/// were answered, and every status that was not a success (with how often).
+struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<u16>>>,
+}
+
+impl Load {
+    fn start(nodes: &[Arc<TestServer>; 2], key: &str, workers: usize) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks = (0..workers)
+            .map(|w| {
+                let (node, key) = (nodes[w % 2].clone(), key.to_owned());
+                let (stop, answered) = (stop.clone(), answered.clone());
+                tokio::spawn(async move {
+                    let mut failures = vec![];
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let r = node
+                            .request(reqwest::Method::GET, "/v1/me")
+                            .bearer_auth(&key)
+                            .send()
+                            .await
+                            .unwrap();
+                        if !r.status().is_success() {
+                            failures.push(r.status().as_u16());
+                        }
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    failures
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            answered,
+            tasks,
+        }
+    }
+
+    fn answered(&self) -> usize {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until `n` more requests were answered than now.
+    async fn runs_on(&self, n: usize, what: &str) {
+        let target = self.answered() + n;
+        eventually(what, Duration::from_secs(15), || async {
+            self.answered() >= target
+        })
+        .await;
+    }
+
+    /// Stops the load: every status that was not a success.
+    async fn stop(self) -> Vec<u16> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut failures = vec![];
+        for t in self.tasks {
+            failures.extend(t.await.unwrap());
+        }
+        failures
+    }
+}
+
 #[tokio::test]
 async fn a_redis_killed_mid_run_costs_no_request_and_the_nodes_come_back_to_it() {
-    let mut redis = OwnRedis::start();
-    let url = redis.url();
-    let srv = TestServer::start_with(
-        &crate::harness::backends()[0],
-        with_store(url, "lk:".into()),
-    )
-    .await;
-    let other = srv.another_node().await;
-    let nodes = [Arc::new(srv), Arc::new(other)];
-    let roomy = metered_key(&nodes[0], 1_000_000).await;
-    assert_eq!(
-        metric(&nodes[0], "latchkey_ratelimit_store_up").await,
-        Some(1.0)
-    );
-    let fallbacks = || async {
-        metric(&nodes[0], "latchkey_ratelimit_fallbacks_total")
-            .await
-            .unwrap_or(0.0)
-    };
-    let before = fallbacks().await;
-
-    let answered = |r: reqwest::Response| {
-        assert!(
-            r.status().is_success(),
-            "no request fails for an outage: {}",
-            r.status()
+    for backend in crate::harness::backends() {
+        let mut redis = OwnRedis::start();
+        let srv = TestServer::start_with(
+            &backend,
+            with_store(redis.url(), "lk:".into(), CALL_TIMEOUT),
+        )
+        .await;
+        let other = srv.another_node().await;
+        let nodes = [Arc::new(srv), Arc::new(other)];
+        let roomy = metered_key(&nodes[0], 1_000_000).await;
+        assert_eq!(
+            metric(&nodes[0], "latchkey_ratelimit_store_up").await,
+            Some(1.0)
         );
-    };
-    for node in &nodes {
-        answered(
-            node.request(reqwest::Method::GET, "/v1/me")
+        let fallbacks = || async {
+            metric(&nodes[0], "latchkey_ratelimit_fallbacks_total")
+                .await
+                .unwrap_or(0.0)
+        };
+        let before = fallbacks().await;
+
+        // Four clients keep both nodes busy through the kill and the restart.
+        let load = Load::start(&nodes, &roomy, 4);
+        load.runs_on(40, "the load runs on Redis").await;
+        redis.kill_9();
+        load.runs_on(40, "the load runs on while Redis is gone")
+            .await;
+        // Every request still answers, and at once (each waits at most the store's call
+        // timeout), limited locally.
+        for i in 0..20 {
+            let r = nodes[i % 2]
+                .request(reqwest::Method::GET, "/v1/me")
                 .bearer_auth(&roomy)
                 .send()
                 .await
-                .unwrap(),
-        );
-    }
-    redis.kill_9();
-    // Every request still answers, and at once (each waits at most the store's call timeout).
-    for i in 0..40 {
-        let node = &nodes[i % 2];
-        let r = node
-            .request(reqwest::Method::GET, "/v1/me")
-            .bearer_auth(&roomy)
-            .send()
-            .await
-            .unwrap();
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            assert!(
+                r.headers().contains_key("ratelimit"),
+                "still limited, locally"
+            );
+        }
         assert!(
-            r.headers().contains_key("ratelimit"),
-            "still limited, locally"
+            fallbacks().await >= before + 20.0,
+            "each request while Redis was gone was limited locally, and counted"
         );
-        answered(r);
-    }
-    assert!(
-        fallbacks().await >= before + 40.0,
-        "each of the 40 was limited locally, and counted"
-    );
 
-    // Back: the nodes find it by themselves (one request a second probes it), each on its own
-    // schedule; once both charge Redis, a limit is exact again (while one still limits alone,
-    // a fresh limit of 10 lets more than 10 through).
-    redis.spawn();
-    eventually(
-        "both nodes charge Redis again",
-        Duration::from_secs(15),
-        || {
-            let nodes = nodes.clone();
-            async move {
-                let exact = metered_key(&nodes[0], 10).await;
-                let valid = valid_of(&nodes, &exact, 40).await;
-                assert!(valid >= 10, "never fewer than the limit: {valid}");
-                valid == 10
-            }
-        },
-    )
-    .await;
+        // Back: the nodes find it by themselves (one request a second probes it), each on its
+        // own schedule; once both charge Redis, a limit is exact again (while one still limits
+        // alone, a fresh limit of 10 lets more than 10 through).
+        redis.spawn();
+        eventually(
+            "both nodes charge Redis again",
+            Duration::from_secs(15),
+            || {
+                let nodes = nodes.clone();
+                async move {
+                    let exact = metered_key(&nodes[0], 10).await;
+                    let valid = valid_of(&nodes, &exact, 40).await;
+                    assert!(valid >= 10, "never fewer than the limit: {valid}");
+                    valid == 10
+                }
+            },
+        )
+        .await;
+        load.runs_on(40, "the load runs on Redis again").await;
+        let served = load.answered();
+        let failures = load.stop().await;
+        assert_eq!(
+            failures,
+            Vec::<u16>::new(),
+            "not one of {served} requests failed"
+        );
+    }
 }

@@ -5,7 +5,9 @@
 //! the arithmetic over time is tested on a test clock in `latchkey_core::ratelimit` and
 //! `latchkey_engine::limits`.
 
-use crate::harness::{each_backend, Resp, TestServer};
+use crate::harness::{
+    backends, each_backend, Backend, PgDatabase, Resp, ServerProcess, TempDir, TestServer,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -174,7 +176,7 @@ async fn forward_auth_hands_the_fields_on_with_the_identity() {
 }
 
 #[tokio::test]
-async fn a_members_limit_is_shared_by_all_of_their_keys() {
+async fn a_members_limit_is_shared_by_all_of_their_keys_and_tokens() {
     each_backend(|srv| async move {
         let ws = srv.workspace_of(&srv.admin_key).await;
         let (user, first) = srv.member_with_key(&ws, "developer").await;
@@ -182,8 +184,16 @@ async fn a_members_limit_is_shared_by_all_of_their_keys() {
             .as_str()
             .unwrap()
             .to_owned();
+        // An access token of theirs, exchanged before the limit exists.
+        let token = srv
+            .post("/v1/auth/token", &second, json!({}))
+            .await
+            .expect(200)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let path = format!("/v1/workspaces/{ws}/members/{user}");
-        let limits = json!([{"name": "member", "limit": 3, "window_seconds": 3600}]);
+        let limits = json!([{"name": "member", "limit": 4, "window_seconds": 3600}]);
         let m = srv
             .put(
                 &path,
@@ -198,14 +208,14 @@ async fn a_members_limit_is_shared_by_all_of_their_keys() {
             .await
             .expect(200);
 
-        for (key, left) in [(&first, 2), (&second, 1), (&first, 0)] {
+        for (key, left) in [(&first, 3), (&second, 2), (&token, 1), (&first, 0)] {
             let r = srv.call(Method::GET, "/v1/me", Some(key), None).await;
             assert_eq!(r.status, 200, "{r:?}");
             assert_eq!(remaining(&r, "member"), left);
         }
-        srv.get("/v1/me", &second)
-            .await
-            .problem(429, "rate_limited");
+        for spent in [&second, &token] {
+            srv.get("/v1/me", spent).await.problem(429, "rate_limited");
+        }
         let v = srv.verify(json!({"key": first})).await;
         assert_eq!(v["code"], "RATE_LIMITED");
 
@@ -219,7 +229,7 @@ async fn a_members_limit_is_shared_by_all_of_their_keys() {
             .expect(200);
         let detail = &audit["data"][0]["detail"]["ratelimits"];
         assert_eq!(detail["from"], json!([]));
-        assert_eq!(detail["to"][0]["limit"], 3);
+        assert_eq!(detail["to"][0]["limit"], 4);
 
         // Lifted, the member's keys pass again at once.
         srv.put(
@@ -488,4 +498,105 @@ async fn the_fields_are_structured_field_lists_to_an_independent_parser() {
         assert_eq!(parsed[1][1][1]["r"], 9998);
     })
     .await;
+}
+
+/// SPEC §11.3: `latchkey_*` metrics per outcome, limits and credits included, on the verify
+/// API and on the API's own authentication alike. The metrics recorder is a process's, so
+/// this test runs the real binary in a process of its own: in this one, every other test of
+/// the run moves the same counters at the same time.
+#[tokio::test]
+async fn refusals_by_limits_and_credits_are_counted_per_outcome() {
+    for backend in backends() {
+        let dir = TempDir::new();
+        let pg = match &backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(admin) => Some(PgDatabase::create(admin).await),
+        };
+        let srv = ServerProcess::spawn(&dir.0, pg.as_ref().map(|p| p.url.as_str()), &[]);
+        srv.wait_ready().await;
+        let admin = srv.admin_key();
+        let http = reqwest::Client::new();
+        let send = |method: Method, path: &str, key: &str, body: Option<Value>| {
+            let rb = http
+                .request(method, format!("{}{path}", srv.url))
+                .bearer_auth(key);
+            let rb = match body {
+                Some(b) => rb.json(&b),
+                None => rb,
+            };
+            async move {
+                let r = rb.send().await.unwrap();
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let create = |extra: Value| {
+            let mut body = json!({"name": "metered"});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let sent = send(Method::POST, "/v1/keys", &admin, Some(body));
+            async move {
+                let (status, body) = sent.await;
+                assert_eq!(status, 201, "{body}");
+                body["key"].as_str().unwrap().to_owned()
+            }
+        };
+        let limited =
+            create(json!({"ratelimits": [{"name": "one", "limit": 1, "window_seconds": 3600}]}))
+                .await;
+        let prepaid = create(json!({"credits": {"remaining": 1}})).await;
+        let verify = |key: &str| {
+            let sent = send(
+                Method::POST,
+                "/v1/verify",
+                &admin,
+                Some(json!({"key": key})),
+            );
+            async move { sent.await.1["code"].as_str().unwrap().to_owned() }
+        };
+        let me = |key: &str| {
+            let sent = send(Method::GET, "/v1/me", key, None);
+            async move {
+                let (status, body) = sent.await;
+                (status, body["code"].as_str().unwrap_or("").to_owned())
+            }
+        };
+        let metrics = || {
+            let sent = http.get(format!("{}/metrics", srv.url)).send();
+            async move { sent.await.unwrap().text().await.unwrap() }
+        };
+        let series = [
+            ("RATE_LIMITED", "verify"),
+            ("RATE_LIMITED", "auth"),
+            ("USAGE_EXCEEDED", "verify"),
+            ("USAGE_EXCEEDED", "auth"),
+        ];
+        let counts = |text: String| {
+            series.map(|(code, source)| {
+                let name =
+                    format!("latchkey_verifications_total{{code=\"{code}\",source=\"{source}\"}} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name.as_str()))
+                    .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+            })
+        };
+        let before = counts(metrics().await);
+
+        assert_eq!(verify(&limited).await, "VALID");
+        assert_eq!(verify(&limited).await, "RATE_LIMITED");
+        assert_eq!(me(&limited).await, (429, "rate_limited".to_owned()));
+        assert_eq!(me(&limited).await, (429, "rate_limited".to_owned()));
+        assert_eq!(me(&prepaid).await.0, 200);
+        assert_eq!(me(&prepaid).await, (429, "usage_exceeded".to_owned()));
+        for _ in 0..3 {
+            assert_eq!(verify(&prepaid).await, "USAGE_EXCEEDED");
+        }
+
+        let after = counts(metrics().await);
+        let moved: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+        assert_eq!(moved, [1.0, 2.0, 3.0, 1.0], "{}", backend.name());
+        drop(srv);
+        drop(pg);
+    }
 }

@@ -4,5 +4,9 @@
 //! contracts the engine and the server rely on directly.
 
 mod changes;
+mod credits;
 mod db;
+mod portal;
+mod usage;
+mod webhooks;
 mod writes;
