@@ -101,10 +101,65 @@ pub enum AttemptOutcome {
     },
 }
 
-const ENDPOINT_COLUMNS: &str = "id, workspace_id, url, description, events, secret, \
-     previous_secret, previous_expires_at, enabled, created_at, updated_at";
-const DELIVERY_COLUMNS: &str = "id, event_id, endpoint_id, event_type, payload, attempts, \
-     next_attempt_at, status, last_status_code, last_error, created_at";
+/// A table read here: its columns and how one of its rows becomes a value, so that reading one
+/// by id and paging through them are written once for endpoints and deliveries.
+struct Table<T> {
+    name: &'static str,
+    columns: &'static str,
+    row: fn(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
+    id: fn(&T) -> &str,
+}
+
+const ENDPOINTS: Table<WebhookEndpoint> = Table {
+    name: "webhook_endpoints",
+    columns: "id, workspace_id, url, description, events, secret, previous_secret, \
+              previous_expires_at, enabled, created_at, updated_at",
+    row: endpoint_row,
+    id: |e| &e.id,
+};
+
+const DELIVERIES: Table<WebhookDelivery> = Table {
+    name: "webhook_deliveries",
+    columns: "id, event_id, endpoint_id, event_type, payload, attempts, next_attempt_at, \
+              status, last_status_code, last_error, created_at",
+    row: delivery_row,
+    id: |d| &d.id,
+};
+
+impl<T> Table<T> {
+    /// The row with this id, or [`StoreError::NotFound`].
+    async fn one<'c, E>(&self, conn: E, id: &str) -> Result<T>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        let sql = format!("SELECT {} FROM {} WHERE id = $1", self.columns, self.name);
+        let r = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok((self.row)(&r)?)
+    }
+
+    /// The rows whose `column` is `value`, newest first, a page at a time.
+    async fn page(
+        &self,
+        pool: &sqlx::AnyPool,
+        column: &str,
+        value: &str,
+        page: PageRequest<'_>,
+    ) -> Result<Page<T>> {
+        let mut q =
+            crate::query::ListQuery::new(&format!("SELECT {} FROM {}", self.columns, self.name));
+        q.and(&format!("{column} = ?"), [value.into()]);
+        let (sql, args) = q.page("id", page.cursor, page.limit);
+        let rows = sqlx::query_with(&sql, args).fetch_all(pool).await?;
+        let list = rows.iter().map(self.row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(list, page.limit, |t| {
+            (self.id)(t).to_owned()
+        }))
+    }
+}
 
 fn endpoint_row(r: &sqlx::any::AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
     Ok(WebhookEndpoint {
@@ -231,13 +286,7 @@ impl SqlStore {
     }
 
     pub async fn get_webhook(&self, id: &str) -> Result<WebhookEndpoint> {
-        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
-        let r = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        Ok(endpoint_row(&r)?)
+        ENDPOINTS.one(&self.read, id).await
     }
 
     /// A workspace's endpoints, newest first.
@@ -246,17 +295,9 @@ impl SqlStore {
         workspace_id: &str,
         page: PageRequest<'_>,
     ) -> Result<Page<WebhookEndpoint>> {
-        let mut q = crate::query::ListQuery::new(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints"
-        ));
-        q.and("workspace_id = ?", [workspace_id.into()]);
-        let (sql, args) = q.page("id", page.cursor, page.limit);
-        let rows = sqlx::query_with(&sql, args).fetch_all(&self.read).await?;
-        let list = rows
-            .iter()
-            .map(endpoint_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(list, page.limit, |e| e.id.clone()))
+        ENDPOINTS
+            .page(&self.read, "workspace_id", workspace_id, page)
+            .await
     }
 
     pub async fn update_webhook(
@@ -372,27 +413,13 @@ impl SqlStore {
         endpoint_id: &str,
         page: PageRequest<'_>,
     ) -> Result<Page<WebhookDelivery>> {
-        let mut q = crate::query::ListQuery::new(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries"
-        ));
-        q.and("endpoint_id = ?", [endpoint_id.into()]);
-        let (sql, args) = q.page("id", page.cursor, page.limit);
-        let rows = sqlx::query_with(&sql, args).fetch_all(&self.read).await?;
-        let list = rows
-            .iter()
-            .map(delivery_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(list, page.limit, |d| d.id.clone()))
+        DELIVERIES
+            .page(&self.read, "endpoint_id", endpoint_id, page)
+            .await
     }
 
     pub async fn get_webhook_delivery(&self, id: &str) -> Result<WebhookDelivery> {
-        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1");
-        let r = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        Ok(delivery_row(&r)?)
+        DELIVERIES.one(&self.read, id).await
     }
 
     /// Queues a delivery again, due now, with the same event id and body.
@@ -429,7 +456,8 @@ impl SqlStore {
              SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints w \
              ON w.id = d.endpoint_id WHERE d.status = 'pending' AND d.next_attempt_at <= $2 \
              AND w.enabled = 1 ORDER BY d.next_attempt_at LIMIT $3{lock}) \
-             AND status = 'pending' AND next_attempt_at <= $2 RETURNING {DELIVERY_COLUMNS}"
+             AND status = 'pending' AND next_attempt_at <= $2 RETURNING {}",
+            DELIVERIES.columns
         );
         let rows = sqlx::query(&sql)
             .bind(at + lease)
@@ -507,13 +535,7 @@ impl SqlStore {
 }
 
 async fn fetch_endpoint(conn: &mut AnyConnection, id: &str) -> Result<WebhookEndpoint> {
-    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
-    let r = sqlx::query(&sql)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    Ok(endpoint_row(&r)?)
+    ENDPOINTS.one(&mut *conn, id).await
 }
 
 impl SqlStore {
