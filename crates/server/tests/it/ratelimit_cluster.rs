@@ -411,3 +411,96 @@ async fn a_redis_killed_mid_run_costs_no_request_and_the_nodes_come_back_to_it()
         );
     }
 }
+
+/// Calls of each command `redis` has served (`INFO commandstats`), the INFO itself left out.
+fn commands_served(redis: &OwnRedis) -> std::collections::BTreeMap<String, u64> {
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .filter(|(name, _)| name != "info")
+        .collect()
+}
+
+/// SPEC §11.1 "Cluster": one round trip per verification for all its limits. A key with a
+/// limit of its own, owned by a member with one, verified 30 times on the verify API and 30
+/// times as the API's own credential: Redis serves exactly one script call for each (its two
+/// limits charged inside it), and nothing else; a key without limits costs no call. Counted on a Redis of the test's own,
+/// which nothing else talks to.
+#[tokio::test]
+async fn all_of_a_verifications_limits_are_one_redis_call() {
+    for backend in crate::harness::backends() {
+        let redis = OwnRedis::start();
+        let srv = TestServer::start_with(
+            &backend,
+            with_store(redis.url(), "lk:".into(), Duration::from_secs(5)),
+        )
+        .await;
+        let ws = srv.workspace_of(&srv.admin_key).await;
+        let (user, _) = srv.member_with_key(&ws, "developer").await;
+        srv.put(
+            &format!("/v1/workspaces/{ws}/members/{user}"),
+            &srv.admin_key,
+            json!({"role": "developer",
+                   "ratelimits": [{"name": "member", "limit": 1000, "window_seconds": 3600}]}),
+        )
+        .await
+        .expect(200);
+        let limited = srv
+            .key_for(
+                &ws,
+                &user,
+                json!({"ratelimits": [{"name": "key", "limit": 1000, "window_seconds": 3600}]}),
+            )
+            .await["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let unlimited = srv.key_for(&ws, &srv.admin_user_id, json!({})).await["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The first charge may load the script (NOSCRIPT, then SCRIPT LOAD): not counted.
+        let first = srv.verify(json!({"key": limited})).await;
+        assert_eq!(first["code"], "VALID");
+        assert_eq!(first["ratelimits"].as_array().unwrap().len(), 2, "{first}");
+        let before = commands_served(&redis);
+
+        for _ in 0..30 {
+            assert_eq!(srv.verify(json!({"key": limited})).await["code"], "VALID");
+            srv.get("/v1/me", &limited).await.expect(200);
+            assert_eq!(srv.verify(json!({"key": unlimited})).await["code"], "VALID");
+        }
+
+        let after = commands_served(&redis);
+        let moved: std::collections::BTreeMap<&str, u64> = after
+            .iter()
+            .map(|(name, calls)| {
+                (
+                    name.as_str(),
+                    calls - before.get(name).copied().unwrap_or(0),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        // INFO counts the commands the script runs inside Redis too: its TIME, and a GET and
+        // a SET per limit. What came over the wire is the EVALSHA alone.
+        assert_eq!(
+            moved,
+            [("evalsha", 60), ("time", 60), ("get", 120), ("set", 120)].into(),
+            "one call per verification with limits, none without ({})",
+            backend.name()
+        );
+        srv.stop().await;
+    }
+}
