@@ -294,12 +294,7 @@ impl Engine {
                 let mut tick = tokio::time::interval(Duration::from_secs(600));
                 loop {
                     tick.tick().await;
-                    let now = now();
-                    let cutoffs = [
-                        (Granularity::Minute, now - keep.minutes.as_secs() as i64),
-                        (Granularity::Hour, now - keep.hours.as_secs() as i64),
-                        (Granularity::Day, now - keep.days.as_secs() as i64),
-                    ];
+                    let cutoffs = keep.cutoffs(engine.clock.unix());
                     if let Err(e) = engine.store.prune_usage(&cutoffs).await {
                         tracing::warn!(error = %e, "pruning old usage failed; will retry");
                     }
@@ -349,6 +344,19 @@ impl Default for UsageRetention {
             hours: Duration::from_secs(90 * 86_400),
             days: Duration::from_secs(5 * 365 * 86_400),
         }
+    }
+}
+
+impl UsageRetention {
+    /// For each granularity, the start of the oldest bucket kept at unix second `now`: older
+    /// buckets are pruned.
+    pub fn cutoffs(&self, now: i64) -> [(Granularity, i64); 3] {
+        let before = |keep: Duration| now.saturating_sub(keep.as_secs() as i64);
+        [
+            (Granularity::Minute, before(self.minutes)),
+            (Granularity::Hour, before(self.hours)),
+            (Granularity::Day, before(self.days)),
+        ]
     }
 }
 
@@ -411,5 +419,28 @@ impl Counters {
         // A refusal, or a source that is not on every request's path.
         metrics::counter!("latchkey_verifications_total", "code" => code, "source" => source)
             .increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_kept_for_each_granularitys_retention_back_from_now() {
+        let keep = UsageRetention {
+            minutes: Duration::from_secs(3_600),
+            hours: Duration::from_secs(86_400),
+            days: Duration::from_secs(30 * 86_400),
+        };
+        let now = 1_800_000_000;
+        assert_eq!(
+            keep.cutoffs(now),
+            [
+                (Granularity::Minute, now - 3_600),
+                (Granularity::Hour, now - 86_400),
+                (Granularity::Day, now - 30 * 86_400),
+            ]
+        );
     }
 }
