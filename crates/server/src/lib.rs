@@ -18,6 +18,7 @@ pub mod service;
 pub mod state;
 pub mod throttle;
 pub mod webhooks;
+pub mod words;
 
 pub use app::App;
 pub use config::Config;

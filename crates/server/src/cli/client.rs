@@ -30,8 +30,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::table::{fields, printable, Table};
-use crate::dashboard::limits;
-use crate::dashboard::pages::LimitRow;
+use crate::words::{refill_words, LimitRow};
 
 // Where the server is and how to authenticate to it; shared by every client command.
 #[derive(Clone, Args)]
@@ -1036,7 +1035,7 @@ fn key_details(k: &Key) -> String {
 }
 
 /// `burst: 100 per minute, every verification; tokens: 1000 per hour, when a verify request
-/// names it`: the dashboard's rows of limits ([`LimitRow`]), on one line.
+/// names it`: the dashboard's words for limits ([`LimitRow`]), on one line.
 fn limits_text(limits: &[NamedLimit]) -> String {
     if limits.is_empty() {
         return "none".into();
@@ -1058,7 +1057,7 @@ fn credits_text(credits: Option<&Credits>) -> String {
         Some(c) => format!(
             "{} left, {}",
             c.remaining,
-            limits::refill_words(c.refill.as_ref(), latchkey_engine::now())
+            refill_words(c.refill.as_ref(), latchkey_engine::now())
         ),
     }
 }

@@ -15,6 +15,7 @@ use crate::routes::workspaces::{PutMemberRequest, PutRoleRequest, UpdateWorkspac
 use crate::service;
 use crate::service::usage::{Point, Span, Window};
 use crate::state::AppState;
+use crate::words::LimitRow;
 use askama::Template;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, request::Parts, StatusCode};
@@ -494,29 +495,6 @@ pub async fn switch_workspace(
 // ---------------------------------------------------------------------------------------------
 // Limits and usage: the parts a key's page and a member's share
 
-/// One rate limit as a table row.
-pub struct LimitRow {
-    pub name: String,
-    pub limit: u32,
-    pub window: String,
-    pub applied: &'static str,
-}
-
-impl From<&NamedLimit> for LimitRow {
-    fn from(l: &NamedLimit) -> Self {
-        Self {
-            name: l.name.clone(),
-            limit: l.limit,
-            window: limits::window_words(l.window_seconds),
-            applied: if l.auto_apply {
-                "every verification"
-            } else {
-                "when a verify request names it"
-            },
-        }
-    }
-}
-
 /// What is set, and the form that changes the one limit a page edits and the credits.
 pub struct LimitsSection {
     pub action: String,
@@ -553,7 +531,7 @@ impl LimitsSection {
             credits_remaining: credits
                 .map_or_else(|| "unlimited".into(), |c| c.remaining.to_string()),
             refill: match credits {
-                Some(c) => limits::refill_words(c.refill.as_ref(), crate::now()),
+                Some(c) => crate::words::refill_words(c.refill.as_ref(), crate::now()),
                 None => String::new(),
             },
             can_manage,
