@@ -270,6 +270,7 @@ struct WebhookPage {
     endpoint: EndpointRow,
     /// The previous secret's last signing moment, while it still signs.
     previous_until: Option<String>,
+    url: String,
     description: String,
     enabled: bool,
     events: Vec<EventChoice>,
@@ -315,14 +316,16 @@ async fn endpoint_view(
         .previous_expires_at
         .filter(|t| e.previous_secret.is_some() && *t > now)
         .map(|t| short_time(&ts(t)));
-    let (description, enabled, chosen, errors) = match typed.edit {
+    let (url, description, enabled, chosen, errors) = match typed.edit {
         Some((f, errors)) => (
+            value(&f, "url").unwrap_or_default(),
             value(&f, "description").unwrap_or_default(),
             value(&f, "enabled").is_some(),
             events_of(&f),
             errors,
         ),
         None => (
+            e.url.clone(),
             e.description.clone(),
             e.enabled,
             e.events.clone(),
@@ -333,6 +336,7 @@ async fn endpoint_view(
         nav: nav(state, user, "webhooks").await,
         endpoint: EndpointRow::of(&e),
         previous_until,
+        url,
         description,
         enabled,
         events: event_choices("edit-ev", &chosen),
@@ -368,7 +372,8 @@ async fn problem(state: &AppState, user: &DashUser, id: &str, e: &ApiError) -> R
     }
 }
 
-/// The settings form: description, events and enabled, as `PATCH /v1/webhooks/{id}`.
+/// The settings form: URL, description, events and enabled, as `PATCH /v1/webhooks/{id}`. The
+/// URL is checked as on creation; the SSRF guard applies when a delivery is sent, as always.
 pub async fn update(
     State(state): State<AppState>,
     user: DashUser,
@@ -378,7 +383,7 @@ pub async fn update(
     let events = events_of(&f);
     let enabled = value(&f, "enabled").is_some();
     let req = UpdateWebhookRequest {
-        url: None,
+        url: Some(value(&f, "url").unwrap_or_default().trim().to_owned()),
         events: Some(events.clone()),
         description: Some(
             value(&f, "description")

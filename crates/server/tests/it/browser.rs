@@ -2726,8 +2726,8 @@ async fn hook_receiver() -> (String, Arc<AtomicUsize>) {
 }
 
 /// SPEC §12.1 in the dashboard: an admin adds an endpoint (its secret shown once), sees a
-/// delivery with its response code, redelivers it, rotates the secret, disables and deletes the
-/// endpoint; a developer is refused; another workspace's endpoint is a 404.
+/// delivery with its response code, redelivers it, rotates the secret, moves and disables and
+/// deletes the endpoint; a developer is refused; another workspace's endpoint is a 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_in_the_dashboard() {
     let srv = TestServer::start_with(&Backend::Sqlite, |c| {
@@ -2914,6 +2914,23 @@ async fn webhooks_scenario(srv: &TestServer, web: &Web<'_>) {
         .click()
         .await
         .unwrap();
+    // A URL that is not http(s) is refused beside the field, as typed, and nothing is saved.
+    web.fill("#edit-url", "ftp://billing.example/hook").await;
+    web.submit("button#edit-webhook-submit", Confirm::No).await;
+    assert!(web.text("#edit-url-error").await.contains("http or https"));
+    assert_eq!(
+        web.must_find("#edit-url")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ftp://billing.example/hook"),
+        "what was typed is kept"
+    );
+    assert_eq!(web.text("#webhook-facts .url").await.trim(), receiver);
+    let moved = format!("{receiver}?v=2");
+    web.fill("#edit-url", &moved).await;
     web.must_find("#edit-enabled").await.click().await.unwrap();
     web.fill("#edit-description", "Billing (paused)").await;
     web.submit("button#edit-webhook-submit", Confirm::No).await;
@@ -2924,11 +2941,13 @@ async fn webhooks_scenario(srv: &TestServer, web: &Web<'_>) {
         web.text("#webhook-facts .description").await.trim(),
         "Billing (paused)"
     );
+    assert_eq!(web.text("#webhook-facts .url").await.trim(), moved);
     let endpoint = srv
         .get(&format!("/v1{hook_path}"), &srv.admin_key)
         .await
         .expect(200);
     assert_eq!(endpoint["enabled"], false, "the API agrees");
+    assert_eq!(endpoint["url"], moved.as_str());
 
     // --- At 390 px both pages fit.
     c.set_window_size(390, 844).await.unwrap();
