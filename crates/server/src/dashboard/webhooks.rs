@@ -105,6 +105,30 @@ fn events_of(f: &Fields) -> Vec<String> {
         .collect()
 }
 
+/// The fields both endpoint forms show (templates/webhook_fields.html): URL, description and
+/// events, as set or as typed when refused, with the refusal's words beside them.
+pub struct EndpointFields {
+    /// Prefixes the inputs' ids: `webhook-url` on the create form, `edit-url` on the edit form.
+    pub id: &'static str,
+    pub url: String,
+    pub description: String,
+    pub events: Vec<EventChoice>,
+    pub errors: FormErrors,
+}
+
+impl EndpointFields {
+    /// What was typed; `ev` prefixes the event checkboxes' ids.
+    fn typed(id: &'static str, ev: &str, f: &Fields, errors: FormErrors) -> Self {
+        Self {
+            id,
+            url: value(f, "url").unwrap_or_default(),
+            description: value(f, "description").unwrap_or_default(),
+            events: event_choices(ev, &events_of(f)),
+            errors,
+        }
+    }
+}
+
 /// The API's refusal on the form's fields, in plain words.
 fn form_errors(e: &ApiError, events: &[String]) -> FormErrors {
     let mut errors = FormErrors::from_api(e, &FIELDS, |_| vec![]);
@@ -145,10 +169,7 @@ impl EndpointRow {
 struct WebhooksPage {
     nav: Nav,
     rows: Vec<EndpointRow>,
-    url: String,
-    description: String,
-    events: Vec<EventChoice>,
-    errors: FormErrors,
+    form: EndpointFields,
 }
 
 async fn list_view(
@@ -174,10 +195,7 @@ async fn list_view(
     let page = WebhooksPage {
         nav: nav(state, user, "webhooks").await,
         rows,
-        url: value(&fields, "url").unwrap_or_default(),
-        description: value(&fields, "description").unwrap_or_default(),
-        events: event_choices("new-ev", &events_of(&fields)),
-        errors,
+        form: EndpointFields::typed("webhook", "new-ev", &fields, errors),
     };
     with_status(render(page), status)
 }
@@ -270,11 +288,8 @@ struct WebhookPage {
     endpoint: EndpointRow,
     /// The previous secret's last signing moment, while it still signs.
     previous_until: Option<String>,
-    url: String,
-    description: String,
+    form: EndpointFields,
     enabled: bool,
-    events: Vec<EventChoice>,
-    errors: FormErrors,
     problems: Vec<String>,
     deliveries: Vec<DeliveryRow>,
 }
@@ -316,31 +331,28 @@ async fn endpoint_view(
         .previous_expires_at
         .filter(|t| e.previous_secret.is_some() && *t > now)
         .map(|t| short_time(&ts(t)));
-    let (url, description, enabled, chosen, errors) = match typed.edit {
+    let (form, enabled) = match typed.edit {
         Some((f, errors)) => (
-            value(&f, "url").unwrap_or_default(),
-            value(&f, "description").unwrap_or_default(),
+            EndpointFields::typed("edit", "edit-ev", &f, errors),
             value(&f, "enabled").is_some(),
-            events_of(&f),
-            errors,
         ),
         None => (
-            e.url.clone(),
-            e.description.clone(),
+            EndpointFields {
+                id: "edit",
+                url: e.url.clone(),
+                description: e.description.clone(),
+                events: event_choices("edit-ev", &e.events),
+                errors: FormErrors::default(),
+            },
             e.enabled,
-            e.events.clone(),
-            FormErrors::default(),
         ),
     };
     let page = WebhookPage {
         nav: nav(state, user, "webhooks").await,
         endpoint: EndpointRow::of(&e),
         previous_until,
-        url,
-        description,
+        form,
         enabled,
-        events: event_choices("edit-ev", &chosen),
-        errors,
         problems: typed.problems,
         deliveries,
     };
