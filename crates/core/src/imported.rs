@@ -95,12 +95,9 @@ impl KeyHasher {
     /// The stored hash a presented key would have, or `None` when it cannot be a stored key at
     /// all (see the module's rules). The one rule for every lookup by a presented key.
     pub fn lookup(&self, presented: &str) -> Option<KeyHash> {
-        match ApiKey::check(presented) {
-            Ok(_) => Some(self.hash(presented)),
-            Err(ParseKeyError::BadChecksum) => None,
-            Err(ParseKeyError::Malformed) => plausible(presented)
-                .is_ok()
-                .then(|| self.hash_foreign(presented)),
+        match check_plaintext(presented).ok()? {
+            Plaintext::Native => Some(self.hash(presented)),
+            Plaintext::Foreign => Some(self.hash_foreign(presented)),
         }
     }
 }
