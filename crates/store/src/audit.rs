@@ -78,8 +78,8 @@ impl<'a> Log<'a> {
             .bind(e.detail.to_string())
             .execute(&mut *conn)
             .await?;
-            crate::webhooks::enqueue(conn, e).await?;
         }
+        crate::webhooks::enqueue(conn, &self.events).await?;
         let at = now();
         for c in &self.changes {
             let (kind, subject) = c.kind_subject();

@@ -568,9 +568,6 @@ impl SqlStore {
         Ok(Some(changes))
     }
 
-    /// Bulk creation for seeding large deployments and benchmarks: the same rows as
-    /// [`create_key`](Self::create_key) in one transaction per call (one prepared statement,
-    /// executed per key), with one audit event for the batch instead of one per key.
     /// Stores imported keys in one transaction, each audited as `key.created` (so webhooks hear
     /// of them too). A key whose hash is stored already (or earlier in `keys`) is skipped, not
     /// an error: the answer says, per key, whether it was stored.
@@ -604,6 +601,9 @@ impl SqlStore {
         Ok((stored, changes))
     }
 
+    /// Bulk creation for seeding large deployments and benchmarks: the same rows as
+    /// [`create_key`](Self::create_key) in one transaction per call (one prepared statement,
+    /// executed per key), with one audit event for the batch instead of one per key.
     pub async fn insert_keys_bulk(&self, keys: &[NewApiKey], actor: &Actor) -> Result<()> {
         let mut tx = self.begin_write().await?;
         for k in keys {

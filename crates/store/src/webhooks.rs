@@ -209,43 +209,53 @@ pub(crate) fn event_payload(e: &crate::AuditEvent, workspace_id: &str) -> String
     .to_string()
 }
 
-/// Queues `e` for every enabled endpoint of its workspace whose filters match, inside the
-/// caller's transaction.
-pub(crate) async fn enqueue(conn: &mut AnyConnection, e: &crate::AuditEvent) -> Result<()> {
-    let Some(ws) = e.workspace_id.as_deref() else {
-        return Ok(());
-    };
-    if !webhooks::is_event(&e.action) {
-        return Ok(());
-    }
-    let rows = sqlx::query(
-        "SELECT id, events FROM webhook_endpoints WHERE workspace_id = $1 AND enabled = 1",
-    )
-    .bind(ws)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut payload = None;
-    for r in rows {
-        let filters: Vec<String> =
-            serde_json::from_str(&r.try_get::<String, _>("events")?).unwrap_or_default();
-        if !webhooks::any_filter_matches(&filters, &e.action) {
+/// Queues each of `events` for every enabled endpoint of its workspace whose filters match,
+/// inside the caller's transaction. A workspace's endpoints are read once per call however many
+/// of its events there are (an import writes up to 1,000).
+pub(crate) async fn enqueue(conn: &mut AnyConnection, events: &[crate::AuditEvent]) -> Result<()> {
+    let mut endpoints = std::collections::HashMap::<&str, Vec<(String, Vec<String>)>>::new();
+    for e in events {
+        let Some(ws) = e.workspace_id.as_deref() else {
+            continue;
+        };
+        if !webhooks::is_event(&e.action) {
             continue;
         }
-        let endpoint_id: String = r.try_get("id")?;
-        let body = payload.get_or_insert_with(|| event_payload(e, ws));
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, event_type, payload, \
-             attempts, next_attempt_at, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, 'pending', $6)",
-        )
-        .bind(ids::new_id(ids::DELIVERY))
-        .bind(&e.id)
-        .bind(&endpoint_id)
-        .bind(&e.action)
-        .bind(body.as_str())
-        .bind(e.at)
-        .execute(&mut *conn)
-        .await?;
+        if !endpoints.contains_key(ws) {
+            let rows = sqlx::query(
+                "SELECT id, events FROM webhook_endpoints WHERE workspace_id = $1 AND enabled = 1",
+            )
+            .bind(ws)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut read = Vec::with_capacity(rows.len());
+            for r in rows {
+                let filters: Vec<String> =
+                    serde_json::from_str(&r.try_get::<String, _>("events")?).unwrap_or_default();
+                read.push((r.try_get("id")?, filters));
+            }
+            endpoints.insert(ws, read);
+        }
+        let mut payload = None;
+        for (endpoint_id, filters) in &endpoints[ws] {
+            if !webhooks::any_filter_matches(filters, &e.action) {
+                continue;
+            }
+            let body = payload.get_or_insert_with(|| event_payload(e, ws));
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, event_type, payload, \
+                 attempts, next_attempt_at, status, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, 'pending', $6)",
+            )
+            .bind(ids::new_id(ids::DELIVERY))
+            .bind(&e.id)
+            .bind(endpoint_id)
+            .bind(&e.action)
+            .bind(body.as_str())
+            .bind(e.at)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok(())
 }
@@ -465,13 +475,21 @@ impl SqlStore {
             .bind(limit)
             .fetch_all(&self.write)
             .await?;
+        // Each endpoint read once, however many of its deliveries fell due together.
+        let mut endpoints = std::collections::HashMap::<String, Option<WebhookEndpoint>>::new();
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let d = delivery_row(r)?;
-            match self.get_webhook(&d.endpoint_id).await {
-                Ok(w) => out.push((d, w)),
-                Err(StoreError::NotFound) => {} // deleted meanwhile: its rows went with it
-                Err(e) => return Err(e),
+            if !endpoints.contains_key(&d.endpoint_id) {
+                let read = match self.get_webhook(&d.endpoint_id).await {
+                    Ok(w) => Some(w),
+                    Err(StoreError::NotFound) => None, // deleted meanwhile: its rows went with it
+                    Err(e) => return Err(e),
+                };
+                endpoints.insert(d.endpoint_id.clone(), read);
+            }
+            if let Some(w) = &endpoints[&d.endpoint_id] {
+                out.push((d, w.clone()));
             }
         }
         Ok(out)
@@ -555,7 +573,7 @@ impl SqlStore {
         .bind(at + max * 86_400)
         .fetch_all(&mut *tx)
         .await?;
-        let mut queued = 0;
+        let mut events = Vec::new();
         for r in rows {
             let expires_at: i64 = r.try_get("expires_at")?;
             let (action, notice, before) = if expires_at <= at {
@@ -601,10 +619,10 @@ impl SqlStore {
                 target_id: key_id,
                 detail,
             };
-            enqueue(&mut tx, &event).await?;
-            queued += 1;
+            events.push(event);
         }
+        enqueue(&mut tx, &events).await?;
         tx.commit().await?;
-        Ok(queued)
+        Ok(events.len())
     }
 }
