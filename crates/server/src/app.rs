@@ -61,14 +61,16 @@ impl App {
             config.routes.clone(),
         )
         .with_source("forward_auth");
-        let sso = match &config.dashboard.oidc {
-            Some(o) => Some(
-                crate::dashboard::oidc::Sso::new(o.clone(), &secret).context("[dashboard.oidc]")?,
-            ),
+        // The OIDC settings (the client secret among them) live in `sso` alone.
+        let mut dashboard = config.dashboard.clone();
+        let sso = match dashboard.oidc.take() {
+            Some(o) => {
+                Some(crate::dashboard::oidc::Sso::new(o, &secret).context("[dashboard.oidc]")?)
+            }
             None => None,
         };
         let state = AppState::new(Shared {
-            dashboard: config.dashboard.clone(),
+            dashboard,
             leaks: config.leaks.clone(),
             sso,
             gate,

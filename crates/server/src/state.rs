@@ -25,7 +25,7 @@ pub struct Shared {
     pub credential_throttle: crate::throttle::CredentialThrottle,
     /// Whose `X-Forwarded-For` names the client.
     pub proxies: crate::client_addr::TrustedProxies,
-    /// `[dashboard]`: sign-in methods and branding, as configured.
+    /// `[dashboard]`: sign-in methods and branding, as configured (its `oidc` is in `sso`).
     pub dashboard: crate::config::DashboardSettings,
     /// Single sign-on, when `[dashboard.oidc]` is configured.
     pub sso: Option<crate::dashboard::oidc::Sso>,

@@ -15,7 +15,7 @@ use latchkey_proto::keys::{ImportKey, ImportKeys};
 use serde::Serialize;
 
 /// What the server takes in one call.
-const MAX_BATCH: usize = 1000;
+use crate::service::keys::MAX_IMPORT;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -27,7 +27,7 @@ pub struct ImportArgs {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Keys per request (1 to 1000)
-    #[arg(long, default_value_t = MAX_BATCH as u16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(long, default_value_t = MAX_IMPORT as u16, value_parser = clap::value_parser!(u16).range(1..=MAX_IMPORT as i64))]
     pub batch_size: u16,
 }
 
