@@ -552,7 +552,6 @@ async fn a_private_ca_is_trusted_with_cacert_by_the_cli_and_the_remote_verifier(
 #[tokio::test]
 async fn keys_are_imported_from_csv_and_json_lines() {
     use serde_json::json;
-    use sha2::{Digest, Sha256};
     for backend in crate::harness::backends() {
         let srv = TestServer::start(&backend).await;
         let admin = Some(srv.admin_key.as_str());
@@ -574,10 +573,7 @@ async fn keys_are_imported_from_csv_and_json_lines() {
                     key(i)
                 )),
                 i if i % 2 == 1 => {
-                    let digest: String = Sha256::digest(key(i).as_bytes())
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
+                    let digest = crate::upstream::sha256_hex(key(i).as_bytes());
                     csv.push_str(&format!("hashed {i},,{digest},{user},live,,\n"));
                 }
                 i => csv.push_str(&format!("plain {i},{},,{user},live,,\n", key(i))),

@@ -1,6 +1,6 @@
 //! SPEC §9: an acknowledged write survives `kill -9`.
 
-use crate::harness::{backends, each_backend, Backend, PgDatabase, ServerProcess, TempDir};
+use crate::harness::{backends, each_backend, PgDatabase, ServerProcess, TempDir};
 use serde_json::json;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -25,10 +25,7 @@ async fn keys_acknowledged_before_kill_9_all_verify_after_restart() {
     let target = crash_writes();
     for backend in backends() {
         let dir = TempDir::new();
-        let pg = match &backend {
-            Backend::Sqlite => None,
-            Backend::Postgres(admin) => Some(PgDatabase::create(admin).await),
-        };
+        let pg = PgDatabase::for_backend(&backend).await;
         let db = pg.as_ref().map(|p| p.url.as_str());
         let mut first = ServerProcess::spawn(&dir.0, db, &[]);
         first.wait_ready().await;

@@ -410,17 +410,13 @@ async fn every_front_door_makes_the_same_decisions() {
 /// native key would at every door; the stored digest presented as a key is nobody's.
 #[tokio::test]
 async fn imported_keys_pass_every_front_door_like_native_ones() {
-    use sha2::{Digest, Sha256};
     each_backend(|srv| async move {
         for door in DOORS {
             let f = front(door, &srv).await;
             let (ws, user, _, _, _) = reader(&srv).await;
             let plain = format!("legacy-{}", crate::harness::random_suffix().repeat(2));
             let hashed = format!("legacy-{}", crate::harness::random_suffix().repeat(2));
-            let digest: String = Sha256::digest(hashed.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let digest = crate::upstream::sha256_hex(hashed.as_bytes());
             let imported = srv
                 .post(
                     "/v1/keys/import",

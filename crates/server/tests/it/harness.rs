@@ -109,6 +109,14 @@ pub struct PgDatabase {
 }
 
 impl PgDatabase {
+    /// A database of its own on PostgreSQL; none on SQLite (its file lives in the data dir).
+    pub async fn for_backend(backend: &Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(admin) => Some(Self::create(admin).await),
+        }
+    }
+
     pub async fn create(admin_url: &str) -> Self {
         use sqlx::Connection;
         let name = format!("latchkey_test_{}", random_suffix());
@@ -234,10 +242,7 @@ impl TestServer {
             random_suffix(),
             random_suffix()
         )));
-        let pg = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres(admin) => Some(PgDatabase::create(admin).await),
-        };
+        let pg = PgDatabase::for_backend(backend).await;
         config.database = Some(
             pg.as_ref()
                 .map_or_else(|| config.database_url(), |p| p.url.clone()),

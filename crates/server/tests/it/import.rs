@@ -3,6 +3,7 @@
 //! `latchkey keys import` does the same from CSV and JSON Lines.
 
 use crate::harness::{each_backend, random_suffix, TestServer};
+use crate::upstream::sha256_hex;
 use base64::Engine;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -10,10 +11,6 @@ use sha2::{Digest, Sha256};
 
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A key in some other service's format, different on every call.
@@ -76,7 +73,7 @@ async fn imported_keys_verify_by_plaintext_hex_and_base64_and_nothing_else() {
             &srv.admin_key,
             json!([
                 {"key": plain, "name": "plain", "owner_id": user, "workspace_id": ws},
-                {"sha256": hex(&sha256(&by_hex)).to_uppercase(), "name": "hex", "owner_id": user,
+                {"sha256": sha256_hex(by_hex.as_bytes()).to_uppercase(), "name": "hex", "owner_id": user,
                  "workspace_id": ws, "environment": "live", "permissions": ["keys:read"],
                  "metadata": {"plan": "pro"}},
                 {"sha256": b64, "name": "b64", "owner_id": user, "workspace_id": ws},
@@ -126,7 +123,7 @@ async fn imported_keys_verify_by_plaintext_hex_and_base64_and_nothing_else() {
         assert!(!listed.to_string().contains(&plain[10..20]), "{listed}");
 
         // The stored form presented as a key is not the key.
-        for digest in [hex(&sha256(&by_hex)), hex(&sha256(&by_hex)).to_uppercase()] {
+        for digest in [sha256_hex(by_hex.as_bytes()), sha256_hex(by_hex.as_bytes()).to_uppercase()] {
             assert_eq!(me(&srv, &digest).await, Err(401));
             assert_eq!(
                 srv.verify(json!({"key": digest})).await["code"],
@@ -207,10 +204,10 @@ async fn what_cannot_be_imported_is_listed_and_the_rest_is_stored() {
             json!([
                 {"key": a, "name": "again", "owner_id": user, "workspace_id": ws},          // 0 stored already
                 {"key": b, "name": "b", "owner_id": user, "workspace_id": ws},              // 1 ok
-                {"sha256": hex(&sha256(&b)), "name": "b again", "owner_id": user, "workspace_id": ws}, // 2 same as 1
+                {"sha256": sha256_hex(b.as_bytes()), "name": "b again", "owner_id": user, "workspace_id": ws}, // 2 same as 1
                 {"key": "short", "name": "short", "owner_id": user, "workspace_id": ws},   // 3
                 {"key": bad_checksum, "name": "typo", "owner_id": user, "workspace_id": ws}, // 4
-                {"key": c, "sha256": hex(&sha256(&c)), "name": "both", "owner_id": user, "workspace_id": ws}, // 5
+                {"key": c, "sha256": sha256_hex(c.as_bytes()), "name": "both", "owner_id": user, "workspace_id": ws}, // 5
                 {"sha256": "not a digest", "name": "x", "owner_id": user, "workspace_id": ws}, // 6
                 {"key": c, "name": "c", "owner_id": user, "workspace_id": other_ws},       // 7 not a member there
                 {"key": c, "name": "", "owner_id": user, "workspace_id": ws},              // 8 no name
@@ -283,7 +280,7 @@ async fn what_cannot_be_imported_is_listed_and_the_rest_is_stored() {
         let (status, body) = import(&srv, &srv.admin_key, json!([])).await;
         assert_eq!(status, 422, "{body}");
         let many: Vec<Value> = (0..1001)
-            .map(|i| json!({"sha256": hex(&sha256(&i.to_string())), "name": "n", "owner_id": user}))
+            .map(|i| json!({"sha256": sha256_hex(i.to_string().as_bytes()), "name": "n", "owner_id": user}))
             .collect();
         let (status, _) = import(&srv, &srv.admin_key, Value::Array(many)).await;
         assert_eq!(status, 422);

@@ -4,6 +4,7 @@
 //! a credential with `latchkey:leaks:report`. Both answer labels only.
 
 use crate::harness::{each_backend_with, random_suffix, Resp, TestServer};
+use crate::upstream::sha256_hex;
 use base64::Engine;
 use latchkey_server::config::{GithubPublicKey, LeakAction, LeakSettings};
 use p256::ecdsa::signature::Signer;
@@ -11,7 +12,6 @@ use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::EncodePublicKey;
 use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 const KID: &str = "bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c";
 
@@ -64,13 +64,6 @@ fn github_body(tokens: &[&str]) -> Vec<u8> {
         })
         .collect();
     serde_json::to_vec(&items).unwrap()
-}
-
-fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A live key of a new member of a new workspace, and its id.
@@ -135,9 +128,9 @@ async fn leak_github_report_revokes_the_key_and_its_tokens_and_labels_each_match
             assert_eq!(
                 labels,
                 json!([
-                    {"token_hash": sha256_hex(&key), "token_type": "latchkey_api_key", "label": "true_positive"},
-                    {"token_hash": sha256_hex(junk), "token_type": "latchkey_api_key", "label": "false_positive"},
-                    {"token_hash": sha256_hex(&typo), "token_type": "latchkey_api_key", "label": "false_positive"},
+                    {"token_hash": sha256_hex(key.as_bytes()), "token_type": "latchkey_api_key", "label": "true_positive"},
+                    {"token_hash": sha256_hex(junk.as_bytes()), "token_type": "latchkey_api_key", "label": "false_positive"},
+                    {"token_hash": sha256_hex(typo.as_bytes()), "token_type": "latchkey_api_key", "label": "false_positive"},
                 ])
             );
             // Revoked at once, through every front door, its token with it.
@@ -306,9 +299,9 @@ async fn leak_api_reports_need_the_permission_and_reveal_only_labels() {
         assert_eq!(
             labels,
             json!([
-                {"token_hash": sha256_hex(&key), "token_type": "secret", "label": "true_positive"},
-                {"token_hash": sha256_hex("hello"), "token_type": "unknown", "label": "false_positive"},
-                {"token_hash": sha256_hex(&typo), "token_type": "secret", "label": "false_positive"},
+                {"token_hash": sha256_hex(key.as_bytes()), "token_type": "secret", "label": "true_positive"},
+                {"token_hash": sha256_hex("hello".as_bytes()), "token_type": "unknown", "label": "false_positive"},
+                {"token_hash": sha256_hex(typo.as_bytes()), "token_type": "secret", "label": "false_positive"},
             ])
         );
         let text = labels.to_string();

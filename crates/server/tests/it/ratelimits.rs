@@ -6,7 +6,7 @@
 //! `latchkey_engine::limits`.
 
 use crate::harness::{
-    backends, each_backend, Backend, PgDatabase, Resp, ServerProcess, TempDir, TestServer,
+    backends, each_backend, PgDatabase, Resp, ServerProcess, TempDir, TestServer,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -508,10 +508,7 @@ async fn the_fields_are_structured_field_lists_to_an_independent_parser() {
 async fn refusals_by_limits_and_credits_are_counted_per_outcome() {
     for backend in backends() {
         let dir = TempDir::new();
-        let pg = match &backend {
-            Backend::Sqlite => None,
-            Backend::Postgres(admin) => Some(PgDatabase::create(admin).await),
-        };
+        let pg = PgDatabase::for_backend(&backend).await;
         let srv = ServerProcess::spawn(&dir.0, pg.as_ref().map(|p| p.url.as_str()), &[]);
         srv.wait_ready().await;
         let admin = srv.admin_key();

@@ -3,8 +3,7 @@
 //! `standardwebhooks` library, retries, 410, rotation and the SSRF guard.
 
 use crate::harness::{
-    backends, each_backend_with, eventually, Backend, PgDatabase, ServerProcess, TempDir,
-    TestServer,
+    backends, each_backend_with, eventually, PgDatabase, ServerProcess, TempDir, TestServer,
 };
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -508,10 +507,7 @@ async fn webhook_events_written_before_kill_9_are_all_delivered_after_restart() 
     const EVENTS: usize = 20;
     for backend in backends() {
         let dir = TempDir::new();
-        let pg = match &backend {
-            Backend::Sqlite => None,
-            Backend::Postgres(admin) => Some(PgDatabase::create(admin).await),
-        };
+        let pg = PgDatabase::for_backend(&backend).await;
         let db = pg.as_ref().map(|p| p.url.as_str());
         // A port nobody listens on yet: the receiver is down.
         let addr = {
@@ -644,7 +640,8 @@ async fn webhook_token_and_member_events_are_delivered_without_the_token() {
         let jwt = issued["access_token"].as_str().unwrap().to_owned();
         let token_id = issued["id"].as_str().unwrap().to_owned();
         srv.delete(&format!("/v1/tokens/{token_id}"), &srv.admin_key)
-            .await;
+            .await
+            .expect(204);
         let ws = srv.workspace_of(&srv.admin_key).await;
         let (user, key) = srv.member_with_key(&ws, "developer").await;
         srv.set_member(&ws, &user, "viewer").await;
@@ -652,7 +649,8 @@ async fn webhook_token_and_member_events_are_delivered_without_the_token() {
             &format!("/v1/workspaces/{ws}/members/{user}"),
             &srv.admin_key,
         )
-        .await;
+        .await
+        .expect(204);
         for event in [
             "token.issued",
             "token.revoked",
