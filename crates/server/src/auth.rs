@@ -89,6 +89,14 @@ impl FromRequestParts<AppState> for LoneCaller {
 }
 
 /// The client address of a request, for every use (see [`crate::client_addr`]).
+/// The request's `User-Agent`, as the audit log keeps it: its first 256 characters.
+pub fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect())
+}
+
 pub fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
     crate::client_addr::client_ip(parts, &state.proxies)
 }
@@ -126,11 +134,7 @@ impl Caller {
         if let Some(p) = &pair {
             state.engine.usage.touch(&p.key, now());
         }
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect());
+        let user_agent = user_agent(&parts.headers);
         Ok(Caller {
             resolved,
             pair,
@@ -266,5 +270,25 @@ impl Grants for Caller {
             Some(p) => mine.intersection(&p.effective().listing()),
             None => mine,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_agent_is_kept_to_256_characters_and_absent_when_unreadable() {
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(user_agent(&h), None);
+        h.insert(header::USER_AGENT, "curl/8.5.0".parse().unwrap());
+        assert_eq!(user_agent(&h).as_deref(), Some("curl/8.5.0"));
+        h.insert(header::USER_AGENT, "a".repeat(300).parse().unwrap());
+        assert_eq!(user_agent(&h), Some("a".repeat(256)));
+        h.insert(
+            header::USER_AGENT,
+            axum::http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        assert_eq!(user_agent(&h), None, "not visible ASCII: not kept");
     }
 }

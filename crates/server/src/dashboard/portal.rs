@@ -9,7 +9,7 @@ use crate::state::AppState;
 use askama::Template;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::http::{request::Parts, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 /// Where a session opened by a portal link goes back to, as its pages show it.
@@ -129,11 +129,7 @@ pub async fn open(
     let Ok(Path(secret)) = secret else {
         return refused(&LinkState::Unknown);
     };
-    let user_agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(256).collect());
+    let user_agent = crate::auth::user_agent(&parts.headers);
     let ip = client_ip(&parts, &state);
     let link = match portal::sign_in(&state, &secret, ip, user_agent).await {
         Ok(LinkState::Usable(link)) => link,

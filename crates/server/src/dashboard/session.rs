@@ -167,10 +167,7 @@ pub async fn session_caller(
         },
         pair: None,
         ip,
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect()),
+        user_agent: crate::auth::user_agent(headers),
     })
 }
 

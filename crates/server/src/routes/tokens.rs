@@ -20,7 +20,7 @@ use crate::service;
 use crate::service::tokens::Issued;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::http::{request::Parts, HeaderMap, StatusCode};
 use latchkey_core::{Environment, KeyType};
 use latchkey_store::{Actor, TokenRecord};
 use serde::{Deserialize, Serialize};
@@ -95,10 +95,7 @@ fn actor_for(r: &Resolved, ip: Option<std::net::IpAddr>, headers: &HeaderMap) ->
         credential_id: Some(r.key.id.clone()),
         credential_name: Some(r.key.name.clone()),
         ip: ip.map(|i| i.to_string()),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect()),
+        user_agent: crate::auth::user_agent(headers),
     }
 }
 

@@ -513,11 +513,7 @@ async fn create_user(
         credential_id: None,
         credential_name: Some(format!("Single sign-on ({})", sso.name())),
         ip: client_ip(parts, state).map(|ip| ip.to_string()),
-        user_agent: parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect()),
+        user_agent: crate::auth::user_agent(&parts.headers),
     };
     match service::users::create_signed_on(state, email, &name, actor).await {
         Ok(u) => Ok(u),
