@@ -113,12 +113,8 @@ pub fn open(cookie_secret: &str, session_id: &str, value: &str) -> Option<Flash>
 }
 
 fn cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.issuer().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    let secure = super::session::served_securely(state);
+    super::session::cookie_line(COOKIE, value, "/", "Lax", max_age, secure)
         .parse()
         .expect("a base64url cookie is a valid header value")
 }

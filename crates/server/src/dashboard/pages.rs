@@ -328,14 +328,8 @@ pub(crate) fn login_form(
         brand: super::brand::Brand::of(&state.dashboard),
     });
     *r.status_mut() = status;
-    let secure = if state.issuer().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{LOGIN_CSRF}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
-    );
+    let secure = super::session::served_securely(state);
+    let cookie = super::session::cookie_line(LOGIN_CSRF, &csrf, "/login", "Strict", 3600, secure);
     r.headers_mut()
         .append(header::SET_COOKIE, cookie.parse().expect("valid cookie"));
     r

@@ -48,14 +48,30 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+/// Whether the dashboard is served over HTTPS: then every cookie it sets is `Secure`.
+pub fn served_securely(state: &AppState) -> bool {
+    state.issuer().starts_with("https://")
+}
+
+/// A `Set-Cookie` line of the dashboard's: always HttpOnly, `Secure` when `secure`. The one
+/// place its cookies' attributes are written (session, flash, sign-in CSRF, SSO attempt).
+pub fn cookie_line(
+    name: &str,
+    value: &str,
+    path: &str,
+    same_site: &str,
+    max_age: i64,
+    secure: bool,
+) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
+    )
+}
+
 /// `Set-Cookie` for the session: HttpOnly, SameSite=Lax, Secure when served over HTTPS.
 pub fn session_cookie(state: &AppState, value: &str, max_age: i64) -> String {
-    let secure = if state.issuer().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    cookie_line(COOKIE, value, "/", "Lax", max_age, served_securely(state))
 }
 
 /// The signed-in user of a dashboard page.

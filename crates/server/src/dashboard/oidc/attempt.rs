@@ -95,8 +95,7 @@ impl Sealer {
 /// `Set-Cookie` for an attempt (`value` empty and `max_age` 0 to clear it): HttpOnly, Lax (the
 /// provider's redirect back is a top-level GET, which Lax lets through), only under `/auth/oidc`.
 pub fn cookie(value: &str, max_age: i64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; Path={PATH}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    crate::dashboard::session::cookie_line(COOKIE, value, PATH, "Lax", max_age, secure)
 }
 
 #[cfg(test)]

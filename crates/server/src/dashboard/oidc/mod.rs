@@ -162,14 +162,10 @@ impl Refusal {
     }
 }
 
-fn secure(state: &AppState) -> bool {
-    state.issuer().starts_with("https://")
-}
-
 fn clear_attempt(state: &AppState, r: &mut Response) {
     r.headers_mut().append(
         header::SET_COOKIE,
-        attempt::cookie("", 0, secure(state))
+        attempt::cookie("", 0, crate::dashboard::session::served_securely(state))
             .parse()
             .expect("valid cookie"),
     );
@@ -222,9 +218,13 @@ pub async fn start(State(state): State<AppState>) -> Response {
     let mut r = Redirect::to(url.as_str()).into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
-        attempt::cookie(&sealed, attempt::ATTEMPT_SECONDS, secure(&state))
-            .parse()
-            .expect("valid cookie"),
+        attempt::cookie(
+            &sealed,
+            attempt::ATTEMPT_SECONDS,
+            crate::dashboard::session::served_securely(&state),
+        )
+        .parse()
+        .expect("valid cookie"),
     );
     r
 }
