@@ -319,7 +319,9 @@ pub mod responses {
                 .build(),
         );
         r = match status {
-            401 if description == "Invalid or missing API key" => r.header(
+            // The refused credential (the one 401 a credential's holder can meet), as the
+            // server words it: its answer carries the challenge.
+            401 if description == latchkey_proto::denial::INVALID_CREDENTIALS => r.header(
                 "WWW-Authenticate",
                 header(r#"`Bearer realm="latchkey"`, with `error="invalid_token"` when a credential was sent"#),
             ),
@@ -330,7 +332,7 @@ pub mod responses {
     }
 
     macro_rules! problem_responses {
-        ($($(#[$doc:meta])* $ty:ident: $(($status:literal, $description:literal)),+;)+) => {$(
+        ($($(#[$doc:meta])* $ty:ident: $(($status:literal, $description:expr)),+;)+) => {$(
             $(#[$doc])*
             pub struct $ty;
             impl IntoResponses for $ty {
@@ -348,7 +350,7 @@ pub mod responses {
         /// enough (403), or not checkable because the database is out of reach (503).
         Authenticated:
             (400, "Malformed request: credentials in the URL, control characters, a malformed query or body, or two different credentials"),
-            (401, "Invalid or missing API key"),
+            (401, latchkey_proto::denial::INVALID_CREDENTIALS),
             (403, "Valid credential lacking the permission, environment, origin or IP"),
             (429, "Too many refused credentials from this client address; see `Retry-After`"),
             (503, "The database is unreachable: nothing was checked or changed; retry");
