@@ -597,12 +597,7 @@ async fn refused(
     typed: Typed,
     status: StatusCode,
 ) -> Response {
-    let r = key_view(state, user, id, typed).await;
-    if r.status().is_success() {
-        with_status(r, status)
-    } else {
-        r
-    }
+    with_status(key_view(state, user, id, typed).await, status)
 }
 
 /// The edit form: `PATCH /v1/keys/{id}` with what changed.

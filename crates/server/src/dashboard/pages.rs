@@ -102,8 +102,13 @@ pub(super) fn render(t: impl Template) -> Response {
     }
 }
 
+/// The page `r` answered with `status` (a refused form's 422, a 404 page). A response that is
+/// not a drawn page (the 404 for what the caller may not see, a page that failed to render)
+/// keeps its own status.
 pub(super) fn with_status(mut r: Response, status: StatusCode) -> Response {
-    *r.status_mut() = status;
+    if r.status().is_success() {
+        *r.status_mut() = status;
+    }
     r
 }
 
@@ -693,11 +698,7 @@ async fn after_members(state: &AppState, user: &DashUser, r: Result<String, ApiE
         Err(e) => {
             // The page again, saying what went wrong, with the API's status (409 for the last
             // admin, 422 for a bad role): what happened is visible to the browser and to tests.
-            let mut r = members_view(state, user, messages(&e)).await;
-            if r.status().is_success() {
-                *r.status_mut() = e.status();
-            }
-            r
+            with_status(members_view(state, user, messages(&e)).await, e.status())
         }
     }
 }
@@ -890,11 +891,10 @@ async fn member_refused(
     typed: LimitFields,
     e: ApiError,
 ) -> Response {
-    let mut r = member_view(state, user, user_id, Some(typed), messages(&e)).await;
-    if r.status().is_success() {
-        *r.status_mut() = e.status();
-    }
-    r
+    with_status(
+        member_view(state, user, user_id, Some(typed), messages(&e)).await,
+        e.status(),
+    )
 }
 
 /// The member's limit named [`MEMBER_LIMIT`] and their credits:

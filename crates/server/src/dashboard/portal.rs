@@ -10,7 +10,7 @@ use askama::Template;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{request::Parts, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 /// Where a session opened by a portal link goes back to, as its pages show it.
 pub struct BackLink {
@@ -47,19 +47,12 @@ struct LinkPage<'a> {
 
 fn page(status: StatusCode, heading: &str, message: String, return_url: Option<&str>) -> Response {
     let back = return_url.and_then(back_link);
-    match (LinkPage {
+    let page = LinkPage {
         heading,
         message,
         back,
-    })
-    .render()
-    {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "rendering the portal link page failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response()
-        }
-    }
+    };
+    super::pages::with_status(super::pages::render(page), status)
 }
 
 /// "example.com", or words for a provider whose link named no return URL.
