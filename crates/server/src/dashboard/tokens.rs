@@ -53,6 +53,11 @@ struct TokensPage {
     typed_name: String,
 }
 
+/// A key as the picker and the "From key" column name it: "name (sk_test_…abcd)".
+fn key_label(k: &latchkey_store::ApiKeyRecord) -> String {
+    format!("{} ({})", k.name, k.redacted)
+}
+
 fn lifetime_words(days: i64) -> String {
     match days {
         1 => "1 day".into(),
@@ -115,7 +120,7 @@ async fn view(
             })
             .map(|k| SourceKey {
                 id: k.id.clone(),
-                label: format!("{} ({})", k.name, k.redacted),
+                label: key_label(k),
             })
             .collect();
         (heading, group)
@@ -127,10 +132,10 @@ async fn view(
         .map(|mut t| {
             t.created_at = short_time(&t.created_at);
             t.expires_at = short_time(&t.expires_at);
-            let from_key = mine.iter().find(|k| k.id == t.key_id).map_or_else(
-                || t.key_id.clone(),
-                |k| format!("{} ({})", k.name, k.redacted),
-            );
+            let from_key = mine
+                .iter()
+                .find(|k| k.id == t.key_id)
+                .map_or_else(|| t.key_id.clone(), key_label);
             TokenRow { token: t, from_key }
         })
         .collect();
